@@ -1,0 +1,1 @@
+"""decompnet_tf.models."""

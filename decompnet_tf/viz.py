@@ -1,0 +1,80 @@
+"""Drawing helpers shared by the dataset preview and the qualitative sheets (numpy + OpenCV).
+
+All functions take and return uint8 RGB arrays [H, W, 3]; boxes are (ymin, xmin, ymax, xmax)
+normalised, as everywhere in the project.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# One colour per class id (RGB): digit 3 orange, 6 blue, 9 magenta.
+CLASS_COLORS = ((255, 140, 0), (30, 144, 255), (220, 20, 220))
+TRUE_COLOR = (0, 200, 0)  # Ground-truth boxes on qualitative sheets (paper Fig. 3: green).
+PRED_COLOR = (230, 0, 0)  # Predicted boxes (paper Fig. 3: red).
+
+
+def to_rgb(image: np.ndarray, scale: int = 1) -> np.ndarray:
+    """[H, W] or [H, W, 1] uint8 (or float in [0, 1]) -> uint8 [H*scale, W*scale, 3]."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+    if image.ndim == 3:
+        image = image[..., 0]
+    if scale != 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    return np.repeat(image[..., None], 3, axis=-1)
+
+
+def overlay_masks(rgb: np.ndarray, masks: np.ndarray, labels, alpha: float = 0.45):
+    """Tints each binary mask [n, h, w] (resized to the canvas) in its class colour."""
+    out = rgb.astype(np.float32)
+    h, w = rgb.shape[:2]
+    for mask, label in zip(masks, labels):
+        m = cv2.resize(np.asarray(mask, np.uint8).reshape(mask.shape[:2]), (w, h),
+                       interpolation=cv2.INTER_NEAREST).astype(bool)
+        out[m] = (1 - alpha) * out[m] + alpha * np.array(CLASS_COLORS[int(label) % 3])
+    return out.astype(np.uint8)
+
+
+def draw_boxes(rgb: np.ndarray, boxes, color=None, labels=None, names=None, thickness=1):
+    """Draws normalised boxes; colour by class unless `color` is given; optional class names."""
+    out = np.ascontiguousarray(rgb.copy())
+    h, w = out.shape[:2]
+    for i, box in enumerate(np.asarray(boxes).reshape(-1, 4)):
+        ymin, xmin, ymax, xmax = box
+        c = color or CLASS_COLORS[int(labels[i]) % 3]
+        p0 = (int(round(xmin * w)), int(round(ymin * h)))
+        p1 = (int(round(xmax * w)) - 1, int(round(ymax * h)) - 1)
+        cv2.rectangle(out, p0, p1, c, thickness)
+        if names is not None and labels is not None:
+            cv2.putText(out, names[int(labels[i])], (p0[0] + 1, p0[1] + 10),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.35, c, 1, cv2.LINE_AA)
+    return out
+
+
+def grid(tiles: list[np.ndarray], cols: int, pad: int = 2, fill: int = 255) -> np.ndarray:
+    """Arranges equally sized RGB tiles in rows of `cols`, separated by `pad` pixels."""
+    if not tiles:
+        raise ValueError("grid() needs at least one tile")
+    th, tw = tiles[0].shape[:2]
+    rows = -(-len(tiles) // cols)
+    out = np.full((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), fill, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        y, x = pad + r * (th + pad), pad + c * (tw + pad)
+        out[y : y + th, x : x + tw] = tile
+    return out
+
+
+def example_tile(image, masks, boxes, labels, names, scale: int = 3) -> np.ndarray:
+    """One dataset example: the image with class-tinted masks, class-coloured boxes and names."""
+    rgb = overlay_masks(to_rgb(image, scale), masks, labels)
+    return draw_boxes(rgb, boxes, labels=labels, names=names)
+
+
+def save_png(path: str, rgb: np.ndarray) -> None:
+    """Writes an RGB uint8 array to PNG (OpenCV wants BGR)."""
+    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}; does its folder exist?")
