@@ -1,0 +1,1 @@
+"""Pure TensorFlow helper ops (box conversions and IoU)."""

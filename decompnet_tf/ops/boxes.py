@@ -1,0 +1,99 @@
+"""Bounding-box helpers: format conversion and IoU.
+
+Two box formats are used in this project, both with coordinates normalised to [0, 1] by the
+image height (y) and width (x):
+
+* ``xywh``: ``(x_center, y_center, width, height)``. This is what the box-regression head
+  predicts (paper section 2.3: "best = (x, y, w, h) where x and y are center coordinates of the
+  box, and w and h are width and height ... each scaled from 0 to 1").
+* ``yxyx``: ``(ymin, xmin, ymax, xmax)``. This is the TFDS / ``tf.image`` convention used for the
+  ground-truth boxes of the dataset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def xywh_to_yxyx(boxes: tf.Tensor) -> tf.Tensor:
+    """Converts centre/size boxes to corner boxes.
+
+    Args:
+        boxes: float ``[..., 4]``, ``(x_center, y_center, w, h)`` normalised to [0, 1].
+
+    Returns:
+        float ``[..., 4]``, ``(ymin, xmin, ymax, xmax)`` normalised, same dtype as ``boxes``.
+    """
+    boxes = tf.convert_to_tensor(boxes)
+    xc, yc, w, h = tf.unstack(boxes, num=4, axis=-1)
+    return tf.stack([yc - 0.5 * h, xc - 0.5 * w, yc + 0.5 * h, xc + 0.5 * w], axis=-1)
+
+
+def yxyx_to_xywh(boxes: tf.Tensor) -> tf.Tensor:
+    """Converts corner boxes to centre/size boxes (inverse of :func:`xywh_to_yxyx`).
+
+    Args:
+        boxes: float ``[..., 4]``, ``(ymin, xmin, ymax, xmax)`` normalised to [0, 1].
+
+    Returns:
+        float ``[..., 4]``, ``(x_center, y_center, w, h)`` normalised, same dtype as ``boxes``.
+    """
+    boxes = tf.convert_to_tensor(boxes)
+    ymin, xmin, ymax, xmax = tf.unstack(boxes, num=4, axis=-1)
+    return tf.stack([0.5 * (xmin + xmax), 0.5 * (ymin + ymax), xmax - xmin, ymax - ymin], axis=-1)
+
+
+def box_iou_yxyx(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """Pairwise intersection-over-union of two sets of corner boxes.
+
+    Degenerate boxes (``ymax < ymin`` or ``xmax < xmin``) have zero area; a pair whose union is
+    zero gets IoU 0.
+
+    Args:
+        a: float ``[N, 4]``, ``(ymin, xmin, ymax, xmax)``.
+        b: float ``[M, 4]``, ``(ymin, xmin, ymax, xmax)``, same dtype as ``a``.
+
+    Returns:
+        float ``[N, M]``, ``iou[i, j] = IoU(a[i], b[j])``.
+    """
+    a = tf.convert_to_tensor(a)
+    b = tf.convert_to_tensor(b, dtype=a.dtype)
+    a_ymin, a_xmin, a_ymax, a_xmax = tf.unstack(a[:, None, :], num=4, axis=-1)  # [N, 1] each
+    b_ymin, b_xmin, b_ymax, b_xmax = tf.unstack(b[None, :, :], num=4, axis=-1)  # [1, M] each
+    inter_h = tf.nn.relu(tf.minimum(a_ymax, b_ymax) - tf.maximum(a_ymin, b_ymin))
+    inter_w = tf.nn.relu(tf.minimum(a_xmax, b_xmax) - tf.maximum(a_xmin, b_xmin))
+    inter = inter_h * inter_w  # [N, M]
+    area_a = tf.nn.relu(a_ymax - a_ymin) * tf.nn.relu(a_xmax - a_xmin)  # [N, 1]
+    area_b = tf.nn.relu(b_ymax - b_ymin) * tf.nn.relu(b_xmax - b_xmin)  # [1, M]
+    return tf.math.divide_no_nan(inter, area_a + area_b - inter)
+
+
+def box_iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """NumPy twin of :func:`box_iou_yxyx` (for host-side evaluation code).
+
+    Args:
+        a: ``[N, 4]`` array, ``(ymin, xmin, ymax, xmax)``.
+        b: ``[M, 4]`` array, ``(ymin, xmin, ymax, xmax)``.
+
+    Returns:
+        float64 ``[N, M]``, ``iou[i, j] = IoU(a[i], b[j])``; 0 where the union is empty.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    inter_h = np.clip(
+        np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]),
+        0.0,
+        None,
+    )
+    inter_w = np.clip(
+        np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]),
+        0.0,
+        None,
+    )
+    inter = inter_h * inter_w
+    area_a = np.clip(a[:, 2] - a[:, 0], 0.0, None) * np.clip(a[:, 3] - a[:, 1], 0.0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0.0, None) * np.clip(b[:, 3] - b[:, 1], 0.0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    safe = np.where(union > 0.0, union, 1.0)
+    return np.where(union > 0.0, inter / safe, 0.0)

@@ -1,0 +1,38 @@
+"""Tests for decompnet_tf.ops.boxes (format conversion and IoU)."""
+
+import numpy as np
+import tensorflow as tf
+
+from decompnet_tf.ops.boxes import box_iou_np, box_iou_yxyx, xywh_to_yxyx, yxyx_to_xywh
+
+
+def test_xywh_to_yxyx_hand_case():
+    # centre (x=0.5, y=0.5), w=0.2, h=0.4 -> y in [0.3, 0.7], x in [0.4, 0.6]
+    out = xywh_to_yxyx(tf.constant([[0.5, 0.5, 0.2, 0.4]]))
+    np.testing.assert_allclose(out.numpy(), [[0.3, 0.4, 0.7, 0.6]], atol=1e-6)
+    back = yxyx_to_xywh(tf.constant([[0.3, 0.4, 0.7, 0.6]]))
+    np.testing.assert_allclose(back.numpy(), [[0.5, 0.5, 0.2, 0.4]], atol=1e-6)
+
+
+def test_round_trip_batched():
+    rng = np.random.default_rng(0)
+    xywh = rng.uniform(0.1, 0.9, size=(2, 3, 4)).astype(np.float32)
+    out = yxyx_to_xywh(xywh_to_yxyx(tf.constant(xywh)))
+    assert out.shape == (2, 3, 4)
+    np.testing.assert_allclose(out.numpy(), xywh, atol=1e-6)
+
+
+def test_iou_hand_cases():
+    a = np.array([[0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 5.0, 6.0]], np.float32)  # 2nd: zero area
+    b = np.array([[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 2.0, 2.0], [4.0, 4.0, 5.0, 5.0]], np.float32)
+    # a0 vs b0: intersection 1x1 = 1, union 4 + 4 - 1 = 7; a0 vs b1 identical; a0 vs b2 disjoint.
+    # a1 has zero area: IoU 0 everywhere (union with b2 is 1, intersection 0).
+    expected = np.array([[1.0 / 7.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(box_iou_yxyx(a, b).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(box_iou_np(a, b), expected, atol=1e-12)
+
+
+def test_iou_empty_union_is_zero():
+    z = np.zeros((1, 4), np.float32)
+    assert box_iou_np(z, z)[0, 0] == 0.0
+    assert box_iou_yxyx(z, z).numpy()[0, 0] == 0.0

@@ -1,0 +1,133 @@
+"""Tests for decompnet_tf.losses on small hand-computed cases."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from decompnet_tf.losses import (
+    box_loss,
+    category_loss,
+    detection_score,
+    instance_losses,
+    segmentation_score,
+    weighted_sq_distance,
+    weighted_total,
+)
+
+
+def test_weighted_sq_distance_hand_case():
+    x = tf.constant([[1.0, 0.0], [0.0, 0.0]])
+    y = tf.constant([[1.0, 1.0], [0.0, 0.0]])
+    # p = 0.5: only pixel (0,1) differs, weight 1 + 0.5 = 1.5, error^2 = 1 -> 1.5 / 4.
+    assert weighted_sq_distance(x, y, 0.5).numpy() == pytest.approx(0.375)
+    # Background-only error gets weight p: x = 1 at a y = 0 pixel of a 1x1 map -> 0.5.
+    assert weighted_sq_distance(tf.ones([1, 1]) * 0.0 + 1.0, tf.zeros([1, 1]), 0.5).numpy() == (
+        pytest.approx(0.5)
+    )
+    assert weighted_sq_distance(tf.zeros([3, 2, 2]), tf.zeros([3, 2, 2]), 0.5).shape == (3,)
+
+
+def test_category_loss_counts_overlap_twice():
+    m1 = np.array([[1.0, 1.0], [0.0, 0.0]])
+    m2 = np.array([[0.0, 1.0], [0.0, 0.0]])
+    target = np.zeros((1, 2, 2, 2), np.float32)  # [B, h, w, C]
+    target[0, :, :, 0] = m1 + m2  # overlap pixel (0, 1) has value 2
+    pred = np.zeros_like(target)
+    pred[0, :, :, 0] = [[1.0, 1.0], [0.0, 0.0]]  # predicts the union with value 1
+    # Channel 0: pixel (0,1): weight 2 + 0.5 = 2.5, error (1 - 2)^2 = 1 -> 2.5 / 4 pixels.
+    # Channel 1: all zero -> 0. Mean over B*C = 2 maps.
+    out = category_loss(tf.constant(pred), tf.constant(target), 0.5)
+    assert set(out) == {"category"}
+    assert out["category"].numpy() == pytest.approx(2.5 / 4 / 2)
+
+
+def _instance_case():
+    # B = 2, T = 3, N = 2, h = 1, w = 2; image 1 has no objects (padded all-zero masks).
+    gt = np.zeros((2, 2, 1, 2), np.float32)
+    gt[0, 0] = [[1.0, 0.0]]
+    gt[0, 1] = [[0.0, 1.0]]
+    pred = np.zeros((2, 3, 1, 2), np.float32)
+    pred[0, 0] = [[0.0, 1.0]]  # matched to gt 1 exactly
+    pred[0, 1] = [[0.5, 0.0]]  # stop map
+    pred[0, 2] = [[1.0, 0.5]]  # matched to gt 0
+    assignment = np.array([[1, -1, 0], [-1, -1, -1]], np.int32)
+    return pred, gt, assignment
+
+
+def test_instance_losses_hand_case():
+    pred, gt, assignment = _instance_case()
+    out = instance_losses(tf.constant(pred), tf.constant(gt), tf.constant(assignment), 0.5)
+    # Image 0, p = 0.5 (weight 0.5 on zero pixels), 2 pixels per map:
+    #   t0: 0; t1 vs zeros: 0.5 * 0.5^2 / 2 = 0.0625; t2 vs [1, 0]: 0.5 * 0.5^2 / 2 = 0.0625
+    #   sum: pred sum [1.5, 1.5] vs gt sum [1, 1]: weight 1.5, error 0.25 on both pixels
+    #   -> 1.5 * 0.25 * 2 / 2 = 0.375.
+    # Image 1: everything zero -> 0. Mean over the batch of 2.
+    assert out["instance_matched"].numpy() == pytest.approx(0.125 / 2)
+    assert out["instance_sum"].numpy() == pytest.approx(0.375 / 2)
+
+
+def test_instance_matched_gradients_reach_only_matched_maps():
+    gt = tf.constant([[[[1.0, 0.0]], [[0.0, 1.0]]]])  # [1, 2, 1, 2]
+    pred = tf.constant([[[[0.5, 1.0]], [[0.0, 0.0]], [[1.0, 0.5]]]])  # [1, 3, 1, 2]
+    assignment = tf.constant([[1, -1, -1]])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([pred, gt])
+        loss = instance_losses(pred, gt, assignment, 0.5)["instance_matched"]
+    g = tape.gradient(loss, pred).numpy()
+    # d/dx (y+p) (x-y)^2 / P = 2 (y+p) (x-y) / P with P = 2:
+    # t0 vs [0, 1]: pixel 0: 2 * 0.5 * 0.5 / 2 = 0.25, pixel 1: 0.
+    np.testing.assert_allclose(g[0, 0], [[0.25, 0.0]], atol=1e-7)
+    np.testing.assert_array_equal(g[0, 1], [[0.0, 0.0]])  # zero map matched to zero target
+    # t2 is a stop map with non-zero values: pushed towards 0 (2 * 0.5 * x / 2).
+    np.testing.assert_allclose(g[0, 2], [[0.5, 0.25]], atol=1e-7)
+    assert tape.gradient(loss, gt) is None
+
+
+def test_box_loss_hand_case_and_ignores_stop_predictions():
+    # gt 0: (ymin, xmin, ymax, xmax) = (0.2, 0.1, 0.6, 0.5) -> (x, y, w, h) = (0.3, 0.4, 0.4, 0.4)
+    # gt 1: (0, 0, 1, 1) -> (0.5, 0.5, 1, 1)
+    gt_boxes = tf.constant([[[0.2, 0.1, 0.6, 0.5], [0.0, 0.0, 1.0, 1.0]]])
+    pred = tf.constant([[[0.8, 0.4, 0.4, 2.4], [100.0, np.nan, -5.0, 7.0], [0.5, 0.5, 1.0, 1.0]]])
+    assignment = tf.constant([[0, -1, 1]])
+    with tf.GradientTape() as tape:
+        tape.watch(pred)
+        out = box_loss(pred, gt_boxes, assignment)
+    # t0: diffs (0.5, 0, 0, 2.0) -> 0.5 * 0.25 + 0 + 0 + (2.0 - 0.5) = 1.625; t2: 0.
+    # Mean over the 2 matched objects; t1 (stop, with a NaN) is ignored.
+    assert out["box"].numpy() == pytest.approx(1.625 / 2)
+    g = tape.gradient(out["box"], pred).numpy()
+    np.testing.assert_array_equal(g[0, 1], [0.0, 0.0, 0.0, 0.0])
+    none = box_loss(pred, gt_boxes, tf.constant([[-1, -1, -1]]))
+    assert none["box"].numpy() == 0.0
+
+
+def test_detection_score_hand_case():
+    maps = np.zeros((2, 4, 4), np.float32)
+    maps[0, :2, :2] = [[1.0, 0.5], [0.0, 1.0]]
+    maps[0, 3, 3] = 9.0  # outside the box
+    # Box covering the top-left 2x2 pixels (pixel centres 0.125 and 0.375 are inside).
+    boxes = np.array([[0.0, 0.0, 0.5, 0.5], [0.2, 0.2, 0.2, 0.2]], np.float32)
+    out = detection_score(tf.constant(maps), tf.constant(boxes)).numpy()
+    # (1 + 0.5 + 0 + 1) / 4 pixels; the second box has zero area -> 0.
+    np.testing.assert_allclose(out, [0.625, 0.0])
+
+
+def test_segmentation_score_hand_case():
+    maps = tf.constant([[[0.9, 0.05], [0.5, 0.0]], [[0.1, 0.05], [0.0, 0.0]]])
+    out = segmentation_score(maps, 0.1).numpy()
+    # Image 0: pixels above 0.1 are 0.9 and 0.5 -> 0.7. Image 1: none strictly above -> 0.
+    np.testing.assert_allclose(out, [0.7, 0.0], atol=1e-7)
+
+
+def test_weighted_total_hand_case():
+    terms = {
+        "category": tf.constant(1.0),
+        "instance_matched": tf.constant(2.0),
+        "instance_sum": tf.constant(3.0),
+        "box": tf.constant(4.0),
+    }
+    # 1 + 0.5 * 2 + 0.25 * 3 + 2 * 4 = 10.75
+    assert weighted_total(terms, lam=0.5, gamma=0.25, eta=2.0).numpy() == pytest.approx(10.75)
+    assert weighted_total({"category": tf.constant(1.5)}, 0.3, 0.3, 1.0).numpy() == 1.5
+    with pytest.raises(ValueError):
+        weighted_total({"catgory": tf.constant(1.0)}, 1.0, 1.0, 1.0)
