@@ -1,16 +1,102 @@
-"""train.py: not implemented yet (see the project's open issues).
+"""Trains decompNet (Park & Berg 2016) on decomp_mnist, stage by stage (Appendix B).
 
-This placeholder only parses flags and says so; it never pretends to work.
+    python train.py --flagfile=configs/mnist_quick.flags
+    python train.py --flagfile=configs/mnist.flags --model_dir=runs/paper
+
+Rerunning the same command resumes from the last checkpoint in --model_dir (finished stages are
+skipped, the running stage restarts its interrupted epoch from the last saved weights and
+optimizer state). TensorBoard: `tensorboard --logdir=<model_dir>/logs`.
 """
 
-import sys
+from __future__ import annotations
 
-from absl import app
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+# Data.
+flags.DEFINE_string("dataset", "decomp_mnist/small", "TFDS dataset/config to train on.")
+flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
+flags.DEFINE_integer("batch_size", 32, "Global batch size.")
+flags.DEFINE_integer("train_examples", 0, "Use only the first N training images (0: all).")
+flags.DEFINE_integer("max_per_class", 10, "Objects per category kept in the targets.")
+# Model (section 2, Appendix B).
+flags.DEFINE_list("image_size", ["100", "100"], "Input height,width.")
+flags.DEFINE_integer("num_classes", 3, "Categories (decomp_mnist: 3, for the digits 3, 6, 9).")
+flags.DEFINE_integer("steps", 11, "Recurrent steps T per category (max objects + the stop map).")
+flags.DEFINE_boolean("full_resolution", False, "Maps at full input size ('decomp full').")
+flags.DEFINE_boolean("category_skips", False, "Encoder-decoder skips in CategoryNet.")
+flags.DEFINE_integer("instance_units", 2048, "Units of each fully connected recurrent layer.")
+flags.DEFINE_integer("instance_filters", 32, "Filters of the InstanceCell's deconvolutions.")
+flags.DEFINE_boolean("instance_skips", False, "Encoder-decoder skips inside the InstanceCell.")
+flags.DEFINE_boolean("instance_decoder_norm", False,
+                     "Batch norm in the InstanceCell's decoder (Appendix B; off: see the cell).")
+flags.DEFINE_integer("box_hidden", 4096, "Hidden units of the box regressor (section 2.3).")
+flags.DEFINE_float("box_dropout", 0.5, "Dropout rate of the box regressor.")
+flags.DEFINE_float("segmentation_delta", 0.1, "delta of the segmentation score, eq. 6.")
+# Loss.
+flags.DEFINE_float("category_p", 0.1, "p of D_p (eq. 2) in the category loss.")
+flags.DEFINE_float("instance_p", 0.1, "p of D_p in the instance loss and the matching cost.")
+flags.DEFINE_float("lam", 1.0, "lambda: weight of the matched-instance term after warm-up.")
+flags.DEFINE_float("gamma", 1.0, "gamma: weight of the summed-map (stop) term after warm-up.")
+flags.DEFINE_float("warmup_weight", 0.3, "lambda = gamma during a stage's first epoch.")
+flags.DEFINE_float("eta", 1.0, "eta: weight of the box-regression term.")
+# Schedule.
+flags.DEFINE_string("model_dir", "runs/default", "Checkpoints, config.json, logs, model.")
+flags.DEFINE_list("stages", ["1", "2"], "Stages to run in order: 1 category, 2 instance, 3 all.")
+flags.DEFINE_list("epochs", ["1", "1"], "Epochs per stage.")
+flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "Optimizer (SGD with momentum default).")
+flags.DEFINE_list("learning_rates", ["0.01", "0.01"], "Learning rate per stage.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("lr_decay", 1.0, "Learning-rate factor applied after every epoch.")
+flags.DEFINE_float("clipnorm", 10.0, "Gradient norm clipping (0: off).")
+flags.DEFINE_integer("checkpoint_steps", 0, "Also checkpoint every N steps (0: per epoch).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy.")
+flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_integer("verbose", 1, "Keras verbosity: 1 progress bar, 2 one line per epoch.")
+
+
+def config_from_flags():
+    """Turns the flags into the frozen Config, once."""
+    from decompnet_tf.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
+
+    ints = lambda xs: tuple(int(x) for x in xs)  # noqa: E731
+    return Config(
+        model=ModelConfig(
+            num_classes=FLAGS.num_classes, steps=FLAGS.steps,
+            image_size=ints(FLAGS.image_size), full_resolution=FLAGS.full_resolution,
+            category_skips=FLAGS.category_skips, instance_units=FLAGS.instance_units,
+            instance_filters=FLAGS.instance_filters, instance_skips=FLAGS.instance_skips,
+            instance_decoder_norm=FLAGS.instance_decoder_norm,
+            box_hidden=FLAGS.box_hidden, box_dropout=FLAGS.box_dropout,
+            segmentation_delta=FLAGS.segmentation_delta),
+        loss=LossConfig(category_p=FLAGS.category_p, instance_p=FLAGS.instance_p,
+                        lam=FLAGS.lam, gamma=FLAGS.gamma, warmup_weight=FLAGS.warmup_weight,
+                        eta=FLAGS.eta),
+        data=DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+                        batch_size=FLAGS.batch_size, max_per_class=FLAGS.max_per_class,
+                        train_examples=FLAGS.train_examples, seed=FLAGS.seed),
+        train=TrainConfig(
+            model_dir=FLAGS.model_dir, stages=ints(FLAGS.stages), epochs=ints(FLAGS.epochs),
+            optimizer=FLAGS.optimizer,
+            learning_rates=tuple(float(x) for x in FLAGS.learning_rates),
+            momentum=FLAGS.momentum, lr_decay=FLAGS.lr_decay, clipnorm=FLAGS.clipnorm,
+            checkpoint_steps=FLAGS.checkpoint_steps, strategy=FLAGS.strategy, tpu=FLAGS.tpu,
+            seed=FLAGS.seed, verbose=FLAGS.verbose),
+    )
 
 
 def main(argv):
-    del argv
-    sys.exit("train.py is not implemented yet: see the open issues of decompnet-tf.")
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from decompnet_tf.engine.loop import run_training
+
+    try:
+        run_training(config_from_flags())
+    except (ValueError, FileNotFoundError) as e:
+        raise app.UsageError(str(e)) from None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,138 @@
+"""The training loop: stages in order, each resumable from its checkpoints.
+
+model_dir/
+  config.json               the frozen Config of the run (evaluate.py / export.py rebuild from it)
+  stage{N}/backup/          the latest checkpoint of stage N (weights, optimizer, epoch)
+  stage{N}/final.weights.h5 the network after stage N; a rerun skips finished stages
+  logs/stage{N}/            TensorBoard scalars (every loss term) and images of the maps
+  model.keras               the trained DecompNet after the last stage
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+
+import keras
+
+from decompnet_tf.config import Config
+from decompnet_tf.data.decomp_mnist import make_dataset, num_examples
+from decompnet_tf.engine.callbacks import EpochDecay, LossWeightSchedule, MapImages
+from decompnet_tf.engine.distribute import get_strategy
+from decompnet_tf.engine.trainer import DecompTrainer
+from decompnet_tf.models.decompnet import DecompNet
+
+CONFIG_FILE = "config.json"
+
+
+def build_net(config: Config) -> DecompNet:
+    """A built DecompNet with the run's model settings."""
+    net = DecompNet(**dataclasses.asdict(config.model))
+    net.build()
+    return net
+
+
+def final_weights(model_dir: str, stage: int) -> str:
+    return os.path.join(model_dir, f"stage{stage}", "final.weights.h5")
+
+
+def load_trained(model_dir: str) -> tuple[DecompNet, Config]:
+    """The DecompNet of a training run (its config.json and its last finished stage)."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{model_dir} holds no trained model ({CONFIG_FILE} missing); pass the --model_dir "
+            "of a train.py run")
+    with open(path) as f:
+        config = Config.from_json(f.read())
+    done = [s for s in config.train.stages if os.path.isfile(final_weights(model_dir, s))]
+    if not done:
+        raise FileNotFoundError(f"{model_dir}: no stage finished yet (no stage*/final.weights.h5)")
+    net = build_net(config)
+    net.load_weights(final_weights(model_dir, done[-1]))
+    return net, config
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that also saves at every epoch end when saving every N steps."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            self._save_model()
+
+
+def _write_config(config: Config) -> None:
+    model_dir = config.train.model_dir
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if os.path.isfile(path):
+        with open(path) as f:
+            old = Config.from_json(f.read())
+        if old.model != config.model or old.train.stages != config.train.stages:
+            raise ValueError(
+                f"{model_dir} holds a run with other model settings or stages:\n  was "
+                f"{old.model}, stages {old.train.stages}\n  now {config.model}, stages "
+                f"{config.train.stages}\nUse a new --model_dir, or the flags of that run.")
+    with open(path, "w") as f:
+        f.write(config.to_json())
+
+
+def _optimizer(config: Config, lr: float) -> keras.optimizers.Optimizer:
+    t = config.train
+    if t.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=t.momentum, clipnorm=t.clipnorm or None)
+    if t.optimizer == "adam":
+        return keras.optimizers.Adam(lr, clipnorm=t.clipnorm or None)
+    raise ValueError(f"unknown optimizer {t.optimizer!r}; choose sgd or adam")
+
+
+def run_training(config: Config, log: Callable[[str], None] = print,
+                 validation_steps: int = 10) -> DecompNet:
+    """Runs the configured stages; reruns with the same config resume where they stopped."""
+    t = config.train
+    if len(t.epochs) != len(t.stages) or len(t.learning_rates) != len(t.stages):
+        raise ValueError(f"need one epochs and one learning_rates value per stage: stages "
+                         f"{t.stages}, epochs {t.epochs}, learning_rates {t.learning_rates}")
+    _write_config(config)
+    keras.utils.set_random_seed(t.seed)
+    strategy = get_strategy(t.strategy, t.tpu)
+    with strategy.scope():
+        net = build_net(config)
+    c, map_size = config.model.num_classes, net.map_size
+    train_ds = make_dataset(config.data, "train", c, map_size, training=True, repeat=True)
+    val_ds = make_dataset(config.data, "test", c, map_size, training=False).take(
+        validation_steps)
+    steps = max(1, num_examples(config.data, "train") // config.data.batch_size)
+    preview = next(iter(val_ds))[0][:4].numpy()
+    for i, stage in enumerate(t.stages):
+        stage_dir = os.path.join(t.model_dir, f"stage{stage}")
+        if os.path.isfile(final_weights(t.model_dir, stage)):
+            net.load_weights(final_weights(t.model_dir, stage))
+            log(f"stage {stage}: finished earlier, weights loaded from {stage_dir}")
+            continue
+        log(f"stage {stage}: {t.epochs[i]} epoch(s) of {steps} steps, batch "
+            f"{config.data.batch_size}, {t.optimizer} lr {t.learning_rates[i]}")
+        with strategy.scope():
+            trainer = DecompTrainer(net, stage, config.loss)
+            trainer.compile(optimizer=_optimizer(config, t.learning_rates[i]))
+        callbacks = [
+            Backup(os.path.join(stage_dir, "backup"), save_freq=t.checkpoint_steps or "epoch",
+                   delete_checkpoint=False),
+            LossWeightSchedule(config.loss.warmup_weight, config.loss.lam, config.loss.gamma),
+            EpochDecay(t.learning_rates[i], t.lr_decay),
+            keras.callbacks.TensorBoard(os.path.join(t.model_dir, "logs", f"stage{stage}"),
+                                        update_freq=50),
+            MapImages(os.path.join(t.model_dir, "logs", f"stage{stage}", "maps"), preview, stage),
+        ]
+        trainer.fit(train_ds, epochs=t.epochs[i], steps_per_epoch=steps,
+                    validation_data=val_ds, callbacks=callbacks, verbose=t.verbose)
+        net.save_weights(final_weights(t.model_dir, stage))
+        with open(os.path.join(stage_dir, "history.json"), "w") as f:
+            json.dump({k: [float(v) for v in vs] for k, vs in trainer.history.history.items()},
+                      f, indent=1)
+    net.save(os.path.join(t.model_dir, "model.keras"))
+    log(f"trained model: {os.path.join(t.model_dir, 'model.keras')}")
+    return net

@@ -1,0 +1,88 @@
+"""CategoryNet: the category decomposition network (paper section 2.1, Appendix B).
+
+All-convolutional, strided convolutions instead of pooling, deconvolutions back to half or full
+input resolution, and a final 1x1 layer with one output channel per category:
+
+    conv(1,32,5,2)-conv(32,32,5,2)-conv(32,64,3,2)-conv(64,64,3,1)-conv(64,64,3,2)-conv(64,64,3,1)
+    -deconv(64,64,3,2) x3 [-deconv(64,64,3,2) for full resolution] -deconv(64,C,1,1)
+
+Batch norm and ReLU follow every layer but the last, whose response maps are linear (they
+regress the sum of the category's instance masks, which exceeds 1 where objects overlap).
+After each upsampling the map is cropped to the size of the encoder map at that resolution, so
+any input size works (100x100 reaches 7x7 at the bottleneck; KITTI-like 384x1248 reaches 24x78)
+and the output is exactly ceil(H/2) x ceil(W/2) ("decomp") or H x W ("decomp full").
+
+`skips=True` (not in the paper; measured in issue 5) concatenates the encoder map of the same
+resolution to each upsampled map, U-Net style, which sharpens the response maps.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from decompnet_tf.models.layers import ConvBlock, crop_like
+
+# (filters, kernel, stride) of the encoder, Appendix B.
+ENCODER = ((32, 5, 2), (32, 5, 2), (64, 3, 2), (64, 3, 1), (64, 3, 2), (64, 3, 1))
+
+
+@keras.saving.register_keras_serializable(package="decompnet_tf")
+class CategoryNet(keras.Model):
+    """Image -> one response map per category.
+
+    Call: images float32 [batch, H, W, 1] in [0, 1] -> {"category_maps": [batch, h, w, C]} with
+    (h, w) = (ceil(H/2), ceil(W/2)) when full_resolution is False, else (H, W).
+    """
+
+    def __init__(self, num_classes: int = 3, full_resolution: bool = False,
+                 skips: bool = False, decoder_filters: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.full_resolution = full_resolution
+        self.skips = skips
+        self.decoder_filters = decoder_filters
+
+    def build(self, input_shape):
+        self.encoder = [ConvBlock(f, k, s, name=f"conv{i + 1}")
+                        for i, (f, k, s) in enumerate(ENCODER)]
+        ups = 4 if self.full_resolution else 3
+        self.decoder = [ConvBlock(self.decoder_filters, 3, 2, transpose=True, name=f"deconv{i + 1}")
+                        for i in range(ups)]
+        self.head = layers.Conv2DTranspose(self.num_classes, 1, 1, name="head")
+        # Build eagerly (Keras 3 subclassed models need shapes before loading weights).
+        shape = tuple(input_shape)
+        feature_shapes = [shape]
+        for block in self.encoder:
+            block.build(shape)
+            shape = block.compute_output_shape(shape)
+            if block.strides == 2:
+                feature_shapes.append(shape)
+            feature_shapes[-1] = shape
+        for i, block in enumerate(self.decoder):
+            block.build(shape)
+            ref = feature_shapes[-2 - i]
+            extra = ref[-1] if self.skips else 0
+            shape = ref[:-1] + (self.decoder_filters + extra,)
+        self.head.build(shape)
+        super().build(input_shape)
+
+    def call(self, images, training=None):
+        x, features = images, [images]  # features[k]: the last map at stride 2**k.
+        for block in self.encoder:
+            x = block(x, training=training)
+            if block.strides == 2:
+                features.append(x)
+            features[-1] = x
+        # Upsample from stride 16 to stride 2 (or 1), cropping to the encoder map each time.
+        for i, block in enumerate(self.decoder):
+            reference = features[-2 - i]
+            x = crop_like(block(x, training=training), reference)
+            if self.skips:
+                x = ops.concatenate([x, reference], axis=-1)
+        return {"category_maps": self.head(x)}
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "full_resolution": self.full_resolution, "skips": self.skips,
+                "decoder_filters": self.decoder_filters}

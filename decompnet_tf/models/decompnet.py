@@ -1,0 +1,121 @@
+"""DecompNet: CategoryNet -> InstanceCell x T per category -> BoxRegressor (Figure 1).
+
+The one place where the three networks are composed. Categories are folded into the batch, so
+one InstanceCell (shared across categories, section 5) decomposes every category map.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from decompnet_tf.losses import detection_score, segmentation_score
+from decompnet_tf.models.box_regressor import BoxRegressor
+from decompnet_tf.models.category_net import CategoryNet
+from decompnet_tf.models.instance_cell import InstanceCell
+from decompnet_tf.ops.boxes import xywh_to_yxyx
+
+
+@keras.saving.register_keras_serializable(package="decompnet_tf")
+class DecompNet(keras.Model):
+    """images [batch, H, W, 1] float32 in [0, 1] -> dict of named outputs:
+
+    - "category_maps": [batch, h, w, C] response maps (h, w = H/2, W/2 or H, W);
+    - "instance_maps": [batch, C, T, h, w] the T instance maps per category, in emission order;
+    - "boxes": [batch, C, T, 4] (ymin, xmin, ymax, xmax) normalised, from the regressor's
+      (x, y, w, h), which "boxes_xywh" [batch, C, T, 4] holds as regressed (section 2.3);
+    - "detection_scores": [batch, C, T] eq. 5; "segmentation_scores": [batch, C, T] eq. 6;
+    - "peaks": [batch, C, T] the maximum of each instance map (the default stop signal).
+    """
+
+    def __init__(self, num_classes: int = 3, steps: int = 11, image_size=(100, 100),
+                 full_resolution: bool = False, category_skips: bool = False,
+                 instance_units: int = 2048, instance_filters: int = 32,
+                 instance_skips: bool = False, instance_decoder_norm: bool = False,
+                 box_hidden: int = 4096, box_dropout: float = 0.5,
+                 segmentation_delta: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.steps = steps
+        self.image_size = tuple(image_size)
+        self.full_resolution = full_resolution
+        self.category_skips = category_skips
+        self.instance_units = instance_units
+        self.instance_filters = instance_filters
+        self.instance_skips = instance_skips
+        self.instance_decoder_norm = instance_decoder_norm
+        self.box_hidden = box_hidden
+        self.box_dropout = box_dropout
+        self.segmentation_delta = segmentation_delta
+
+    @property
+    def map_size(self) -> tuple[int, int]:
+        """(h, w) of the response and instance maps."""
+        h, w = self.image_size
+        return (h, w) if self.full_resolution else (-(-h // 2), -(-w // 2))
+
+    def build(self, input_shape=None):
+        h, w = self.map_size
+        self.category_net = CategoryNet(self.num_classes, self.full_resolution,
+                                        self.category_skips, name="category_net")
+        self.cell = InstanceCell(self.instance_units, self.instance_filters,
+                                 self.instance_skips, decoder_norm=self.instance_decoder_norm,
+                                 name="instance_cell")
+        self.box_regressor = BoxRegressor(self.box_hidden, self.box_dropout,
+                                          name="box_regressor")
+        self.category_net.build((None, *self.image_size, 1))
+        self.cell.build((None, h, w, 1))
+        self.box_regressor.build((None, h, w, 1))
+        super().build((None, *self.image_size, 1))
+
+    def check_images(self, images):
+        """Raises a clear ValueError for images that do not fit the model (static shapes)."""
+        shape = tuple(images.shape)
+        if len(shape) != 4 or shape[-1] != 1 or tuple(shape[1:3]) != self.image_size:
+            raise ValueError(
+                f"DecompNet expects images of shape [batch, {self.image_size[0]}, "
+                f"{self.image_size[1]}, 1] (grayscale, float in [0, 1]); got {list(shape)}. "
+                "Resize or convert the images (decompnet_tf.data prepares decomp_mnist)."
+            )
+        if shape[0] == 0:
+            raise ValueError("DecompNet got an empty batch (batch size 0)")
+
+    def call(self, images, training=None):
+        self.check_images(images)
+        category_maps = self.category_net(images, training=training)["category_maps"]
+        return {"category_maps": category_maps, **self.decompose(category_maps, training)}
+
+    def decompose(self, category_maps, training=None):
+        """Category maps [batch, h, w, C] -> the instance outputs of `call` (all but
+        "category_maps"). Unrolls the T recurrent steps explicitly."""
+        h, w = self.map_size
+        c, t = self.num_classes, self.steps
+        # [B, h, w, C] -> [B*C, h, w, 1]: categories folded into the batch.
+        x = ops.reshape(ops.transpose(category_maps, (0, 3, 1, 2)), (-1, h, w, 1))
+        states = self.cell.get_initial_state(ops.shape(x)[0])
+        maps = []
+        for _ in range(t):
+            out, states = self.cell(x, states, training=training)
+            maps.append(out)
+        maps = ops.stack(maps, axis=1)  # [B*C, T, h, w, 1]
+        xywh = self.box_regressor(ops.reshape(maps, (-1, h, w, 1)), training=training)
+        xywh = ops.reshape(xywh, (-1, c, t, 4))
+        boxes = xywh_to_yxyx(xywh)
+        maps = ops.reshape(maps, (-1, c, t, h, w))
+        return {
+            "instance_maps": maps,
+            "boxes": boxes,
+            "boxes_xywh": xywh,
+            "detection_scores": detection_score(maps, boxes),
+            "segmentation_scores": segmentation_score(maps, self.segmentation_delta),
+            "peaks": ops.max(maps, axis=(-2, -1)),
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "steps": self.steps,
+                "image_size": list(self.image_size), "full_resolution": self.full_resolution,
+                "category_skips": self.category_skips, "instance_units": self.instance_units,
+                "instance_filters": self.instance_filters,
+                "instance_skips": self.instance_skips,
+                "instance_decoder_norm": self.instance_decoder_norm, "box_hidden": self.box_hidden,
+                "box_dropout": self.box_dropout, "segmentation_delta": self.segmentation_delta}

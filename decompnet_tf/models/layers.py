@@ -1,0 +1,63 @@
+"""Small building blocks shared by the networks: conv/deconv + batch norm + ReLU, and cropping.
+
+Appendix B writes a layer as conv(in, out, filter, stride) / deconv(in, out, filter, stride);
+`ConvBlock` is one of those followed by batch normalisation and ReLU ("Batch normalization and
+rectifier linear unit were used after every layers").
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="decompnet_tf")
+class ConvBlock(layers.Layer):
+    """conv or deconv -> batch norm -> ReLU, 'same' padding (norm=False: conv + bias -> ReLU).
+
+    Input [batch, H, W, C_in] -> output [batch, ceil(H / s), ceil(W / s), filters] for a conv
+    with stride s, [batch, H * s, W * s, filters] for a deconv.
+    """
+
+    def __init__(self, filters: int, kernel_size: int, strides: int = 1,
+                 transpose: bool = False, norm: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.transpose = transpose
+        self.norm = norm
+
+    def build(self, input_shape):
+        conv_cls = layers.Conv2DTranspose if self.transpose else layers.Conv2D
+        # No bias under batch norm: its beta plays that role.
+        self.conv = conv_cls(self.filters, self.kernel_size, strides=self.strides,
+                             padding="same", use_bias=not self.norm, name="conv")
+        self.conv.build(input_shape)
+        self.bn = layers.BatchNormalization(name="bn") if self.norm else None
+        if self.bn is not None:
+            self.bn.build(self.conv.compute_output_shape(input_shape))
+        super().build(input_shape)
+
+    def call(self, x, training=None):
+        x = self.conv(x)
+        return ops.relu(self.bn(x, training=training) if self.bn is not None else x)
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "transpose": self.transpose, "norm": self.norm}
+
+
+def crop_like(x, reference):
+    """Crops x [B, H', W', C] to the spatial size of reference [B, H, W, *] (H <= H', W <= W').
+
+    Stride-2 convolutions with 'same' padding round sizes up (100 -> 50 -> 25 -> 13 -> 7), so a
+    stride-2 deconvolution of a 7x7 map gives 14x14 where the encoder had 13x13: the extra
+    bottom row and right column are the padding's and are dropped.
+    """
+    shape = ops.shape(reference)
+    return x[:, : shape[1], : shape[2], :]

@@ -1,0 +1,77 @@
+"""From DecompNet outputs to detections: the stop rule and the OD API's output format.
+
+No NMS and no proposals (the paper's point): per category, the instance maps are read in
+emission order and the first map whose peak activation falls below `stop_threshold` ends that
+category (the paper's "stop sign", Fig. 3). Every map before it is one detection.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def count_instances(peaks: tf.Tensor, stop_threshold: float) -> tf.Tensor:
+    """Instances emitted per category: the steps before the first peak below the threshold.
+
+    Args:
+      peaks: float [batch, C, T] maximum of each instance map.
+    Returns:
+      int32 [batch, C].
+    """
+    alive = tf.math.cumprod(tf.cast(peaks >= stop_threshold, tf.int32), axis=-1)
+    return tf.reduce_sum(alive, axis=-1)
+
+
+def detections(outputs: dict, stop_threshold: float = 0.5, max_detections: int | None = None,
+               image_size: tuple[int, int] | None = None, score: str = "detection_scores"):
+    """Padded detections in the TF Object Detection API's names.
+
+    Args:
+      outputs: DecompNet outputs: "instance_maps" [B, C, T, h, w], "boxes" [B, C, T, 4],
+        "peaks" and `score` [B, C, T].
+      stop_threshold: peak activation below which a category stops.
+      max_detections: N, the padded size (default C * T: nothing is ever cut).
+      image_size: (H, W) to resize the masks to (default: the maps' size).
+      score: which score ranks the detections: "detection_scores" (eq. 5) or
+        "segmentation_scores" (eq. 6).
+
+    Returns:
+      {"detection_boxes": float32 [B, N, 4] (ymin, xmin, ymax, xmax normalised),
+       "detection_classes": int32 [B, N] (0-based class ids), "detection_scores": float32 [B, N]
+       (0 for padding), "detection_masks": float32 [B, N, H, W] instance maps in [0, 1],
+       "num_detections": int32 [B], "detection_steps": int32 [B, N] (emission step)}; real
+      detections come first, ordered by score.
+    """
+    maps, boxes = outputs["instance_maps"], outputs["boxes"]
+    c, t = maps.shape[1], maps.shape[2]
+    n_max = max_detections or c * t
+    counts = count_instances(outputs["peaks"], stop_threshold)  # [B, C]
+    alive = tf.sequence_mask(counts, t)  # [B, C, T]
+    flat_alive = tf.reshape(alive, (-1, c * t))
+    flat_score = tf.reshape(outputs[score], (-1, c * t))
+    # Real detections rank above padding whatever their score (scores lie in [0, 1]).
+    key = tf.where(flat_alive, flat_score + 2.0, tf.zeros_like(flat_score))
+    _, order = tf.math.top_k(key, k=min(n_max, c * t))
+    keep = tf.gather(flat_alive, order, batch_dims=1)
+    num = tf.reduce_sum(tf.cast(keep, tf.int32), axis=-1)
+    keep_f = tf.cast(keep, tf.float32)
+    h, w = maps.shape[-2], maps.shape[-1]
+    flat_maps = tf.gather(tf.reshape(maps, (-1, c * t, h, w)), order, batch_dims=1)
+    if image_size is not None and tuple(image_size) != (h, w):
+        n = flat_maps.shape[1]
+        resized = tf.image.resize(tf.reshape(flat_maps, (-1, h, w, 1)), image_size, "bilinear")
+        flat_maps = tf.reshape(resized, (-1, n, *image_size))
+    out = {
+        "detection_boxes": tf.gather(tf.reshape(boxes, (-1, c * t, 4)), order, batch_dims=1)
+        * keep_f[..., None],
+        "detection_classes": tf.where(keep, order // t, 0),
+        "detection_scores": tf.gather(flat_score, order, batch_dims=1) * keep_f,
+        "detection_masks": tf.clip_by_value(flat_maps, 0.0, 1.0) * keep_f[..., None, None],
+        "num_detections": num,
+        "detection_steps": tf.where(keep, order % t, 0),
+    }
+    if n_max > c * t:  # Pad to the requested size.
+        pad = n_max - c * t
+        out = {k: v if k == "num_detections" else tf.pad(
+            v, [[0, 0], [0, pad]] + [[0, 0]] * (len(v.shape) - 2)) for k, v in out.items()}
+    return out

@@ -1,0 +1,99 @@
+"""Networks of section 2 / Appendix B: shapes, configs, serialisation, bad input."""
+
+import keras
+import numpy as np
+import pytest
+
+from decompnet_tf.models.box_regressor import BoxRegressor
+from decompnet_tf.models.category_net import CategoryNet
+from decompnet_tf.models.decompnet import DecompNet
+from decompnet_tf.models.instance_cell import InstanceCell
+
+TINY = dict(num_classes=3, steps=3, image_size=(32, 32), instance_units=16, instance_filters=8,
+            instance_decoder_norm=True,
+            box_hidden=16, category_skips=True, instance_skips=True)
+
+
+def _images(n, h, w, seed=0):
+    return np.random.default_rng(seed).random((n, h, w, 1), dtype=np.float32)
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("skips", [False, True])
+@pytest.mark.parametrize("hw", [(100, 100), (96, 312), (37, 41)])
+def test_category_net_output_size(full, skips, hw):
+    net = CategoryNet(num_classes=3, full_resolution=full, skips=skips)
+    out = net(_images(1, *hw))["category_maps"]
+    expect = hw if full else (-(-hw[0] // 2), -(-hw[1] // 2))
+    assert tuple(out.shape) == (1, *expect, 3)
+
+
+def test_category_net_paper_layers():
+    net = CategoryNet()
+    net.build((None, 100, 100, 1))
+    convs = [(b.filters, b.kernel_size, b.strides) for b in net.encoder]
+    assert convs == [(32, 5, 2), (32, 5, 2), (64, 3, 2), (64, 3, 1), (64, 3, 2), (64, 3, 1)]
+    assert [(b.filters, b.kernel_size, b.strides) for b in net.decoder] == [(64, 3, 2)] * 3
+    assert net.head.filters == 3 and net.head.kernel_size == (1, 1)
+
+
+def test_instance_cell_in_keras_rnn_and_loop_agree():
+    cell = InstanceCell(units=8, filters=4, skips=True)
+    seq = np.repeat(_images(2, 20, 20)[:, None], 3, axis=1)  # [B, T, h, w, 1]
+    rnn_out = keras.layers.RNN(cell, return_sequences=True)(seq)
+    assert tuple(rnn_out.shape) == (2, 3, 20, 20, 1)
+    states = cell.get_initial_state(2)
+    for t in range(3):
+        out, states = cell(seq[:, t], states)
+        np.testing.assert_allclose(out.numpy(), rnn_out[:, t].numpy(), atol=1e-5)
+    assert cell.state_size == [8, 8]
+
+
+@pytest.mark.parametrize(
+    "layer, kwargs",
+    [(InstanceCell, dict(units=8, filters=4, skips=True, output_activation="linear",
+                         decoder_norm=True)),
+     (BoxRegressor, dict(hidden=7, dropout=0.25)),
+     (CategoryNet, dict(num_classes=2, full_resolution=True, skips=True, decoder_filters=8)),
+     (DecompNet, TINY)],
+)
+def test_get_config_mirrors_constructor(layer, kwargs):
+    config = layer(**kwargs).get_config()
+    for key, value in kwargs.items():
+        assert config[key] == (list(value) if isinstance(value, tuple) else value), key
+    rebuilt = layer.from_config(config)
+    assert rebuilt.get_config() == config
+
+
+def test_decompnet_shapes_both_resolutions():
+    for full, hw in ((False, (16, 16)), (True, (32, 32))):
+        net = DecompNet(**{**TINY, "full_resolution": full})
+        out = net(_images(2, 32, 32))
+        assert tuple(out["category_maps"].shape) == (2, *hw, 3)
+        assert tuple(out["instance_maps"].shape) == (2, 3, 3, *hw)
+        for key in ("detection_scores", "segmentation_scores", "peaks"):
+            assert tuple(out[key].shape) == (2, 3, 3)
+        boxes = out["boxes"].numpy()
+        assert boxes.shape == (2, 3, 3, 4)
+        assert (boxes[..., 2] >= boxes[..., 0]).all() and (boxes[..., 3] >= boxes[..., 1]).all()
+
+
+def test_saved_and_reloaded_model_gives_identical_outputs(tmp_path):
+    net = DecompNet(**TINY)
+    x = _images(2, 32, 32)
+    before = net(x, training=False)
+    path = str(tmp_path / "m.keras")
+    net.save(path)
+    loaded = keras.models.load_model(path)
+    after = loaded(x, training=False)
+    for key in before:
+        np.testing.assert_array_equal(before[key].numpy(), after[key].numpy())
+
+
+@pytest.mark.parametrize("shape, match", [((2, 32, 32, 3), r"got \[2, 32, 32, 3\]"),
+                                          ((2, 30, 32, 1), r"got \[2, 30, 32, 1\]"),
+                                          ((0, 32, 32, 1), "empty batch")])
+def test_bad_images_are_clear_errors(shape, match):
+    net = DecompNet(**TINY)
+    with pytest.raises(ValueError, match=match):
+        net(np.zeros(shape, np.float32))

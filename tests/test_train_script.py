@@ -1,0 +1,84 @@
+"""train.py end to end on decomp_mnist/small: a killed run resumes from its checkpoint."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_FLAGS = ["--dataset=decomp_mnist/small", "--train_examples=320", "--batch_size=16",
+              "--instance_units=16", "--instance_filters=4", "--box_hidden=16", "--steps=3",
+              "--stages=1", "--epochs=3", "--learning_rates=0.01", "--verbose=2"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    import tensorflow_datasets as tfds
+
+    import tfds_builders  # noqa: F401
+
+    path = str(tmp_path_factory.mktemp("tfds"))
+    tfds.builder("decomp_mnist/small", data_dir=path).download_and_prepare()
+    return path
+
+
+def _cmd(data_dir, model_dir, extra=()):
+    return [sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={data_dir}",
+            f"--model_dir={model_dir}", *TINY_FLAGS, *extra]
+
+
+def _iterations(model_dir):
+    with h5py.File(os.path.join(model_dir, "stage1", "backup", "latest.weights.h5")) as f:
+        return int(f["optimizer/vars/0"][()])
+
+
+def test_killed_run_resumes_from_checkpoint(data_dir, tmp_path):
+    model_dir = str(tmp_path / "run")
+    meta = os.path.join(model_dir, "stage1", "backup", "training_metadata.json")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(_cmd(data_dir, model_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.isfile(meta):
+            try:
+                epoch = json.load(open(meta))["epoch"]
+            except ValueError:  # Being written.
+                epoch = 0
+            if epoch >= 1:
+                proc.send_signal(signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be interrupted"
+    assert not os.path.isfile(os.path.join(model_dir, "stage1", "final.weights.h5"))
+    resumed = subprocess.run(_cmd(data_dir, model_dir), capture_output=True, text=True,
+                             env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    log = resumed.stdout + resumed.stderr
+    assert "Epoch 1/3" not in log and "Epoch 2/3" in log and "Epoch 3/3" in log
+    # 320 images / 16 = 20 steps per epoch; the restored optimizer counted the first epoch's.
+    assert _iterations(model_dir) == 60
+    assert os.path.isfile(os.path.join(model_dir, "stage1", "final.weights.h5"))
+    # A finished run is not trained again.
+    again = subprocess.run(_cmd(data_dir, model_dir), capture_output=True, text=True, env=env,
+                           timeout=300)
+    assert "stage 1: finished earlier" in again.stdout + again.stderr
+
+
+def test_changed_model_flags_are_refused(data_dir, tmp_path):
+    model_dir = str(tmp_path / "run")
+    os.makedirs(model_dir)
+    first = subprocess.run(_cmd(data_dir, model_dir, ["--epochs=1"]), capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = subprocess.run(_cmd(data_dir, model_dir, ["--epochs=1", "--instance_units=32"]),
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode != 0
+    assert "holds a run with other model settings" in second.stderr
+    assert "Traceback" not in second.stderr

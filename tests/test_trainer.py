@@ -1,0 +1,92 @@
+"""The custom train_step: an overfit run on tiny images, and the stage freezing."""
+
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from decompnet_tf.config import LossConfig
+from decompnet_tf.data.decomp_mnist import prepare_example
+from decompnet_tf.engine.trainer import DecompTrainer
+from decompnet_tf.models.decompnet import DecompNet
+from decompnet_tf.postprocess import count_instances
+
+TINY = dict(num_classes=2, steps=3, image_size=(24, 24), instance_units=32, instance_filters=8,
+            box_hidden=32, box_dropout=0.0, category_skips=True, instance_skips=True)
+
+
+def tiny_dataset(n=16, seed=0):
+    """n 24x24 images with 0-2 bright 6x6 squares (class 0) and 0-1 ring (class 1)."""
+    rng = np.random.default_rng(seed)
+    examples = []
+    for _ in range(n):
+        image = np.zeros((24, 24, 1), np.uint8)
+        masks, labels, boxes, taken = [], [], [], np.zeros((4, 4), bool)
+        for label, count in ((0, rng.integers(0, 3)), (1, rng.integers(0, 2))):
+            for _ in range(count):
+                free = np.argwhere(~taken)
+                cy, cx = free[rng.integers(len(free))]
+                taken[cy, cx] = True
+                m = np.zeros((24, 24, 1), np.uint8)
+                m[cy * 6:cy * 6 + 6, cx * 6:cx * 6 + 6] = 1
+                if label == 1:
+                    m[cy * 6 + 2:cy * 6 + 4, cx * 6 + 2:cx * 6 + 4] = 0
+                image = np.maximum(image, m * 255)
+                masks.append(m)
+                labels.append(label)
+                boxes.append(np.array([cy, cx, cy + 1, cx + 1], np.float32) / 4)
+        examples.append((image, masks, labels, boxes))
+    prepared = [prepare_example({"image": im, "objects": {
+        "mask": np.array(ms, np.uint8).reshape(-1, 24, 24, 1),
+        "label": np.array(ls, np.int64), "bbox": np.array(bs, np.float32).reshape(-1, 4)}},
+        2, (12, 12), 3) for im, ms, ls, bs in examples]
+    images = np.stack([p[0] for p in prepared])
+    targets = {k: np.stack([p[1][k] for p in prepared]) for k in prepared[0][1]}
+    return images, targets
+
+
+def _fit(net, stage, data, steps, lr):
+    trainer = DecompTrainer(net, stage, LossConfig(category_p=1.0, instance_p=1.0,
+                                                   warmup_weight=1.0))
+    trainer.compile(optimizer=keras.optimizers.Adam(lr))
+    ds = tf.data.Dataset.from_tensors(data).repeat()
+    return trainer.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0).history
+
+
+def test_overfit_tiny_images():
+    keras.utils.set_random_seed(1)
+    images, targets = tiny_dataset()
+    net = DecompNet(**TINY)
+    net.build()
+    trainer = DecompTrainer(net, 2, LossConfig(category_p=1.0, instance_p=1.0))
+    trainer.compile(optimizer="adam")
+    before = trainer.evaluate(images, targets, verbose=0, return_dict=True)["loss"]
+    _fit(net, 1, (images, targets), 150, 3e-3)
+    _fit(net, 2, (images, targets), 250, 2e-3)
+    after = trainer.evaluate(images, targets, verbose=0, return_dict=True)["loss"]
+    assert after < before / 5, (before, after)
+    counts = count_instances(net(images, training=False)["peaks"], 0.5).numpy()
+    exact = (counts == targets["num_objects"]).all(axis=1).mean()
+    assert exact >= 0.6, (counts.tolist(), targets["num_objects"].tolist())
+
+
+def test_stage_two_freezes_category_net_and_stage_one_trains_only_it():
+    images, targets = tiny_dataset(4)
+    net = DecompNet(**TINY)
+    net.build()
+    snapshot = lambda layer: [w.numpy().copy() for w in layer.weights]  # noqa: E731
+    cat, cell = snapshot(net.category_net), snapshot(net.cell)
+    _fit(net, 2, (images, targets), 2, 1e-2)
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(cat, net.category_net.weights))
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(cell, net.cell.weights))
+    cell = snapshot(net.cell)
+    _fit(net, 1, (images, targets), 2, 1e-2)
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(cell, net.cell.weights))
+
+
+def test_unknown_stage():
+    net = DecompNet(**TINY)
+    net.build()
+    with pytest.raises(ValueError, match="stage must be 1, 2 or 3"):
+        DecompTrainer(net, 4, LossConfig())
