@@ -80,7 +80,7 @@ def instance_cost_matrix(
     Args:
         pred: float ``[B, T, h, w]`` instance maps.
         gt: ``[B, N, h, w]`` ground-truth instance masks (padded slots arbitrary).
-        gt_valid: bool ``[B, N]``, True for real objects. Real objects must come first
+        gt_valid: bool or 0/1 int ``[B, N]``, true for real objects. Real objects must come first
             (padding at the end), as produced by padded batching.
         p: scalar weight floor ``p`` of D_p.
 

@@ -49,8 +49,10 @@ def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
     Returns:
       image: float32 [H, W, 1] in [0, 1].
       targets: {"masks": float32 [C, M, h, w], "boxes": float32 [C, M, 4],
-        "valid": bool [C, M] (real objects first), "category_target": float32 [h, w, C] (the SUM
-        of the category's masks, sec. 2.1), "num_objects": int32 [C]}.
+        "valid": int32 [C, M], 1 for real objects (first), 0 for padding (int, not bool: Keras
+        averages a first batch across replicas under tf.distribute, which bool cannot do),
+        "category_target": float32 [h, w, C] (the SUM of the category's masks, sec. 2.1),
+        "num_objects": int32 [C]}.
     """
     image = tf.cast(example["image"], tf.float32) / 255.0
     objects = example["objects"]
@@ -76,7 +78,7 @@ def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
     targets = {
         "masks": masks_c,
         "boxes": tf.ensure_shape(tf.stack(per_box), (num_classes, max_per_class, 4)),
-        "valid": tf.sequence_mask(counts, max_per_class),
+        "valid": tf.sequence_mask(counts, max_per_class, dtype=tf.int32),
         "category_target": tf.transpose(tf.reduce_sum(masks_c, axis=1), (1, 2, 0)),
         "num_objects": counts,
     }

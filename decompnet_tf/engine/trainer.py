@@ -61,6 +61,7 @@ class DecompTrainer(keras.Model):
     def compute_terms(self, images, targets, training):
         """Loss terms {name: scalar} of this stage, plus the network outputs."""
         cfg = self.loss_config
+        self.net.check_images(images)
         cat = self.net.category_net(images, training=training and self.stage != 2)
         cat_maps = cat["category_maps"]
         if self.stage == 1:
