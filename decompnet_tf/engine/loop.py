@@ -10,7 +10,6 @@ model_dir/
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -22,37 +21,8 @@ from decompnet_tf.data.decomp_mnist import make_dataset, num_examples
 from decompnet_tf.engine.callbacks import EpochDecay, LossWeightSchedule, MapImages
 from decompnet_tf.engine.distribute import get_strategy
 from decompnet_tf.engine.trainer import DecompTrainer
+from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights
 from decompnet_tf.models.decompnet import DecompNet
-
-CONFIG_FILE = "config.json"
-
-
-def build_net(config: Config) -> DecompNet:
-    """A built DecompNet with the run's model settings."""
-    net = DecompNet(**dataclasses.asdict(config.model))
-    net.build()
-    return net
-
-
-def final_weights(model_dir: str, stage: int) -> str:
-    return os.path.join(model_dir, f"stage{stage}", "final.weights.h5")
-
-
-def load_trained(model_dir: str) -> tuple[DecompNet, Config]:
-    """The DecompNet of a training run (its config.json and its last finished stage)."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{model_dir} holds no trained model ({CONFIG_FILE} missing); pass the --model_dir "
-            "of a train.py run")
-    with open(path) as f:
-        config = Config.from_json(f.read())
-    done = [s for s in config.train.stages if os.path.isfile(final_weights(model_dir, s))]
-    if not done:
-        raise FileNotFoundError(f"{model_dir}: no stage finished yet (no stage*/final.weights.h5)")
-    net = build_net(config)
-    net.load_weights(final_weights(model_dir, done[-1]))
-    return net, config
 
 
 class Backup(keras.callbacks.BackupAndRestore):

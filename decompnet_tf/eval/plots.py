@@ -1,0 +1,93 @@
+"""Figures of the paper's evaluation: qualitative sheets (Figs. 3 and 6) and precision-recall
+curves (Figs. 4 and 5). Inputs are numpy arrays; outputs are PNG files."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from decompnet_tf import viz
+
+
+def _tile(gray, size):
+    import cv2
+
+    rgb = viz.to_rgb(np.clip(gray, 0.0, 1.0))
+    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_NEAREST)
+
+
+def qualitative_sheet(image: np.ndarray, instance_maps: np.ndarray, boxes: np.ndarray,
+                      counts: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray,
+                      class_names, tile: int = 100, segmentation: bool = False,
+                      mask_threshold: float = 0.1) -> np.ndarray:
+    """One image as in Figure 3 (or Figure 6 with `segmentation=True`).
+
+    One row per category: the input; the sum of the emitted instance maps; then every instance
+    map in emission order, the emitted ones with their predicted box in red and the first
+    non-emitted one (the stop map) without, all with the category's true boxes in green.
+    With `segmentation`, maps are thresholded at `mask_threshold` (the paper's 0.1) and the
+    sum and stop maps are left out, as in Figure 6.
+
+    Args:
+      image: [H, W, 1] in [0, 1]; instance_maps: [C, T, h, w]; boxes: [C, T, 4] (ymin, xmin,
+      ymax, xmax normalised); counts: int [C] maps emitted per category; gt_boxes: [n, 4];
+      gt_labels: int [n]; class_names: C names.
+    Returns: uint8 RGB [C * (tile + pad), ..., 3].
+    """
+    c, t = instance_maps.shape[:2]
+    width = 2 + t
+    rows = []
+    for k in range(c):
+        n = int(counts[k])
+        true = gt_boxes[gt_labels == k]
+        tiles = [viz.draw_boxes(_tile(image[..., 0], tile), true, color=viz.TRUE_COLOR)]
+        maps = instance_maps[k]
+        if segmentation:
+            maps = (maps > mask_threshold).astype(np.float32)
+        else:
+            tiles.append(_tile(np.clip(maps[:n].sum(axis=0), 0, 1), tile))
+        for step in range(min(t, n if segmentation else n + 1)):
+            cell = viz.draw_boxes(_tile(maps[step], tile), true, color=viz.TRUE_COLOR)
+            if step < n:
+                cell = viz.draw_boxes(cell, boxes[k, step], color=viz.PRED_COLOR)
+            tiles.append(cell)
+        label = viz.to_rgb(np.zeros((tile, tile), np.uint8))
+        import cv2
+
+        cv2.putText(label, f"'{class_names[k]}': {n}", (4, tile // 2), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.insert(0, label)
+        tiles += [np.full_like(tiles[0], 255)] * (width + 1 - len(tiles))
+        rows.append(viz.grid(tiles, width + 1, pad=2))
+    return np.concatenate(rows, axis=0)
+
+
+def pr_figure(curves: dict, title: str, path: str, class_names) -> None:
+    """Per-category precision-recall curves, one panel per category (Figures 4 and 5).
+
+    Args:
+      curves: {legend label: {class id: (recall [K], precision [K], ap)}}, several models or
+        several IoU thresholds on the same axes.
+      title: figure title; path: PNG to write; class_names: panel titles.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(class_names), figsize=(4 * len(class_names), 3.8),
+                             squeeze=False)
+    for k, name in enumerate(class_names):
+        ax = axes[0, k]
+        for label, per_class in curves.items():
+            if k not in per_class:
+                continue
+            recall, precision, ap = per_class[k]
+            ax.plot(recall, precision, label=f"{label} (AP {ap:.3f})")
+        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
+               title=f"digit {name}")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,43 @@
+"""DecompNet as a detector: one network evaluation, the stop rule, and the OD API outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from decompnet_tf.models.decompnet import DecompNet
+from decompnet_tf.postprocess import detections
+
+
+class DecompDetector:
+    """Wraps a trained DecompNet for evaluation: `predict(images) -> numpy detection dict`.
+
+    Besides the detections (see `postprocess.detections`) the outputs keep "instance_maps",
+    "boxes", "peaks" and "counts" [B, C] for the qualitative sheets.
+    """
+
+    def __init__(self, net: DecompNet, stop_threshold: float = 0.5):
+        self.net, self.stop_threshold = net, stop_threshold
+        self._fn = tf.function(self._forward, reduce_retracing=True)
+
+    def _forward(self, images):
+        out = self.net(images, training=False)
+        dets = detections(out, self.stop_threshold, image_size=self.net.image_size)
+        n = out["instance_maps"].shape[2]
+        steps = dets["detection_steps"]
+        classes = dets["detection_classes"]
+        seg = tf.gather(tf.reshape(out["segmentation_scores"], (-1, self.net.num_classes * n)),
+                        classes * n + steps, batch_dims=1)
+        seg *= tf.cast(dets["detection_scores"] > 0, seg.dtype)
+        counts = tf.reduce_sum(tf.one_hot(classes, self.net.num_classes, dtype=tf.int32) *
+                               tf.sequence_mask(dets["num_detections"], classes.shape[1],
+                                                dtype=tf.int32)[..., None], axis=1)
+        return {**dets, "segmentation_scores": seg, "instance_maps": out["instance_maps"],
+                "boxes": out["boxes"], "peaks": out["peaks"], "counts": counts}
+
+    def predict(self, images: np.ndarray) -> dict:
+        return {k: v.numpy() for k, v in self._fn(tf.constant(images, tf.float32)).items()}
+
+    def describe(self) -> dict:
+        return {"kind": "decompnet", "stop_threshold": self.stop_threshold,
+                "config": self.net.get_config(), "windows_per_image": 0}
