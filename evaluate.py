@@ -26,6 +26,7 @@ flags.DEFINE_integer("max_images", 0, "Evaluate only the first N images (0: all)
 flags.DEFINE_float("stop_threshold", 0.5, "Peak activation below which a category stops.")
 flags.DEFINE_float("mask_threshold", 0.1, "Instance-map value above which a pixel is in the "
                    "mask (the paper's Figure 6 uses 0.1).")
+flags.DEFINE_integer("window_step", 0, "Baseline only: window stride in px (0: as trained).")
 flags.DEFINE_integer("num_sheets", 4, "Qualitative sheets (Figures 3 and 6) to draw.")
 
 
@@ -53,6 +54,17 @@ def load_detector(model_dir: str, dataset_override, data_dir_override):
     names = builder.info.features["objects"]["label"].names
     check_compatible(config.model, names, builder.info.features["image"].shape[:2],
                      builder.info.full_name)
+    if config.kind == "baseline":
+        from decompnet_tf.engine.baseline import build_classifier, classifier_weights
+        from decompnet_tf.models.baseline import SlidingWindowDetector
+
+        if not os.path.isfile(classifier_weights(model_dir)):
+            raise FileNotFoundError(f"{model_dir}: the baseline classifier is not trained yet")
+        net = build_classifier(config)
+        net.load_weights(classifier_weights(model_dir))
+        b = config.baseline
+        return SlidingWindowDetector(net, config.model.image_size, b.min_size, b.max_size,
+                                     FLAGS.window_step or b.step, b.nms_iou), builder
     net, _ = load_trained(model_dir)
     return DecompDetector(net, FLAGS.stop_threshold), builder
 

@@ -14,6 +14,8 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 
+flags.DEFINE_enum("model", "decompnet", ["decompnet", "baseline"],
+                  "decompnet, or the paper's sliding-window CNN baseline (section 3.1).")
 # Data.
 flags.DEFINE_string("dataset", "decomp_mnist/small", "TFDS dataset/config to train on.")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
@@ -41,6 +43,14 @@ flags.DEFINE_float("lam", 1.0, "lambda: weight of the matched-instance term afte
 flags.DEFINE_float("gamma", 1.0, "gamma: weight of the summed-map (stop) term after warm-up.")
 flags.DEFINE_float("warmup_weight", 0.3, "lambda = gamma during a stage's first epoch.")
 flags.DEFINE_float("eta", 1.0, "eta: weight of the box-regression term.")
+# Baseline (--model=baseline): patch classifier + sliding windows + NMS, section 3.1.
+flags.DEFINE_integer("patch_size", 32, "Baseline: classifier input size in px.")
+flags.DEFINE_integer("positives_per_object", 2, "Baseline: positive patches per object.")
+flags.DEFINE_integer("negatives_per_image", 8, "Baseline: background patches per image.")
+flags.DEFINE_float("window_min_size", 10.0, "Baseline: smallest window side in px.")
+flags.DEFINE_float("window_max_size", 56.0, "Baseline: largest window side in px.")
+flags.DEFINE_integer("window_step", 5, "Baseline: window stride in px (paper: 3 or 5).")
+flags.DEFINE_float("nms_iou", 0.3, "Baseline: NMS IoU threshold (paper: 0.3).")
 # Schedule.
 flags.DEFINE_string("model_dir", "runs/default", "Checkpoints, config.json, logs, model.")
 flags.DEFINE_list("stages", ["1", "2"], "Stages to run in order: 1 category, 2 instance, 3 all.")
@@ -60,10 +70,18 @@ flags.DEFINE_integer("verbose", 1, "Keras verbosity: 1 progress bar, 2 one line 
 
 def config_from_flags():
     """Turns the flags into the frozen Config, once."""
-    from decompnet_tf.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
+    from decompnet_tf.config import (
+        BaselineConfig,
+        Config,
+        DataConfig,
+        LossConfig,
+        ModelConfig,
+        TrainConfig,
+    )
 
     ints = lambda xs: tuple(int(x) for x in xs)  # noqa: E731
     return Config(
+        kind=FLAGS.model,
         model=ModelConfig(
             num_classes=FLAGS.num_classes, steps=FLAGS.steps,
             image_size=ints(FLAGS.image_size), full_resolution=FLAGS.full_resolution,
@@ -85,16 +103,26 @@ def config_from_flags():
             momentum=FLAGS.momentum, lr_decay=FLAGS.lr_decay, clipnorm=FLAGS.clipnorm,
             checkpoint_steps=FLAGS.checkpoint_steps, strategy=FLAGS.strategy, tpu=FLAGS.tpu,
             seed=FLAGS.seed, verbose=FLAGS.verbose),
+        baseline=BaselineConfig(
+            patch_size=FLAGS.patch_size, positives_per_object=FLAGS.positives_per_object,
+            negatives_per_image=FLAGS.negatives_per_image, min_size=FLAGS.window_min_size,
+            max_size=FLAGS.window_max_size, step=FLAGS.window_step, nms_iou=FLAGS.nms_iou),
     )
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from decompnet_tf.engine.loop import run_training
-
+    config = config_from_flags()
     try:
-        run_training(config_from_flags())
+        if config.kind == "baseline":
+            from decompnet_tf.engine.baseline import run_baseline_training
+
+            run_baseline_training(config)
+        else:
+            from decompnet_tf.engine.loop import run_training
+
+            run_training(config)
     except (ValueError, FileNotFoundError) as e:
         raise app.UsageError(str(e)) from None
 

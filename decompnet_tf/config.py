@@ -72,11 +72,30 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class BaselineConfig:
+    """The sliding-window CNN baseline of section 3.1 (see decompnet_tf.models.baseline).
+
+    min_size / max_size: the known range of object sizes in px (the paper's "very strong
+    prior"); decomp_mnist's objects span about 10-56 px. step: window stride (3 or 5 px).
+    """
+
+    patch_size: int = 32
+    positives_per_object: int = 2
+    negatives_per_image: int = 8
+    min_size: float = 10.0
+    max_size: float = 56.0
+    step: int = 5
+    nms_iou: float = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
+    kind: str = "decompnet"
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    baseline: BaselineConfig = dataclasses.field(default_factory=BaselineConfig)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -92,5 +111,7 @@ class Config:
                 raise ValueError(f"unknown {kind.__name__} fields in config: {sorted(unknown)}")
             return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
-        return cls(build(ModelConfig, raw.get("model", {})), build(LossConfig, raw.get("loss", {})),
-                   build(DataConfig, raw.get("data", {})), build(TrainConfig, raw.get("train", {})))
+        return cls(raw.get("kind", "decompnet"), build(ModelConfig, raw.get("model", {})),
+                   build(LossConfig, raw.get("loss", {})), build(DataConfig, raw.get("data", {})),
+                   build(TrainConfig, raw.get("train", {})),
+                   build(BaselineConfig, raw.get("baseline", {})))

@@ -34,14 +34,15 @@ class Backup(keras.callbacks.BackupAndRestore):
             self._save_model()
 
 
-def _write_config(config: Config) -> None:
+def write_config(config: Config) -> None:
     model_dir = config.train.model_dir
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, CONFIG_FILE)
     if os.path.isfile(path):
         with open(path) as f:
             old = Config.from_json(f.read())
-        if old.model != config.model or old.train.stages != config.train.stages:
+        if (old.kind, old.model, old.train.stages) != (config.kind, config.model,
+                                                        config.train.stages):
             raise ValueError(
                 f"{model_dir} holds a run with other model settings or stages:\n  was "
                 f"{old.model}, stages {old.train.stages}\n  now {config.model}, stages "
@@ -66,7 +67,7 @@ def run_training(config: Config, log: Callable[[str], None] = print,
     if len(t.epochs) != len(t.stages) or len(t.learning_rates) != len(t.stages):
         raise ValueError(f"need one epochs and one learning_rates value per stage: stages "
                          f"{t.stages}, epochs {t.epochs}, learning_rates {t.learning_rates}")
-    _write_config(config)
+    write_config(config)
     keras.utils.set_random_seed(t.seed)
     strategy = get_strategy(t.strategy, t.tpu)
     with strategy.scope():
