@@ -33,6 +33,10 @@ flags.DEFINE_integer("instance_filters", 32, "Filters of the InstanceCell's deco
 flags.DEFINE_boolean("instance_skips", False, "Encoder-decoder skips inside the InstanceCell.")
 flags.DEFINE_boolean("instance_decoder_norm", False,
                      "Batch norm in the InstanceCell's decoder (Appendix B; off: see the cell).")
+flags.DEFINE_enum("instance_activation", "sigmoid", ["sigmoid", "linear"],
+                  "Output of the instance maps. sigmoid saturates under the L2 loss and can "
+                  "collapse to all-zero maps; linear does not (maps are clipped to [0, 1] for "
+                  "detection).")
 flags.DEFINE_integer("box_hidden", 4096, "Hidden units of the box regressor (section 2.3).")
 flags.DEFINE_float("box_dropout", 0.5, "Dropout rate of the box regressor.")
 flags.DEFINE_float("segmentation_delta", 0.1, "delta of the segmentation score, eq. 6.")
@@ -88,6 +92,7 @@ def config_from_flags():
             category_skips=FLAGS.category_skips, instance_units=FLAGS.instance_units,
             instance_filters=FLAGS.instance_filters, instance_skips=FLAGS.instance_skips,
             instance_decoder_norm=FLAGS.instance_decoder_norm,
+            instance_activation=FLAGS.instance_activation,
             box_hidden=FLAGS.box_hidden, box_dropout=FLAGS.box_dropout,
             segmentation_delta=FLAGS.segmentation_delta),
         loss=LossConfig(category_p=FLAGS.category_p, instance_p=FLAGS.instance_p,

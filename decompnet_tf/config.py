@@ -22,6 +22,7 @@ class ModelConfig:
     instance_filters: int = 32
     instance_skips: bool = False
     instance_decoder_norm: bool = False
+    instance_activation: str = "sigmoid"
     box_hidden: int = 4096
     box_dropout: float = 0.5
     segmentation_delta: float = 0.1

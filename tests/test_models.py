@@ -10,7 +10,7 @@ from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.models.instance_cell import InstanceCell
 
 TINY = dict(num_classes=3, steps=3, image_size=(32, 32), instance_units=16, instance_filters=8,
-            instance_decoder_norm=True,
+            instance_decoder_norm=True, instance_activation="linear",
             box_hidden=16, category_skips=True, instance_skips=True)
 
 

@@ -32,6 +32,7 @@ class DecompNet(keras.Model):
                  full_resolution: bool = False, category_skips: bool = False,
                  instance_units: int = 2048, instance_filters: int = 32,
                  instance_skips: bool = False, instance_decoder_norm: bool = False,
+                 instance_activation: str = "sigmoid",
                  box_hidden: int = 4096, box_dropout: float = 0.5,
                  segmentation_delta: float = 0.1, **kwargs):
         super().__init__(**kwargs)
@@ -44,6 +45,7 @@ class DecompNet(keras.Model):
         self.instance_filters = instance_filters
         self.instance_skips = instance_skips
         self.instance_decoder_norm = instance_decoder_norm
+        self.instance_activation = instance_activation
         self.box_hidden = box_hidden
         self.box_dropout = box_dropout
         self.segmentation_delta = segmentation_delta
@@ -59,7 +61,8 @@ class DecompNet(keras.Model):
         self.category_net = CategoryNet(self.num_classes, self.full_resolution,
                                         self.category_skips, name="category_net")
         self.cell = InstanceCell(self.instance_units, self.instance_filters,
-                                 self.instance_skips, decoder_norm=self.instance_decoder_norm,
+                                 self.instance_skips, self.instance_activation,
+                                 decoder_norm=self.instance_decoder_norm,
                                  name="instance_cell")
         self.box_regressor = BoxRegressor(self.box_hidden, self.box_dropout,
                                           name="box_regressor")
@@ -117,5 +120,6 @@ class DecompNet(keras.Model):
                 "category_skips": self.category_skips, "instance_units": self.instance_units,
                 "instance_filters": self.instance_filters,
                 "instance_skips": self.instance_skips,
-                "instance_decoder_norm": self.instance_decoder_norm, "box_hidden": self.box_hidden,
+                "instance_decoder_norm": self.instance_decoder_norm,
+                "instance_activation": self.instance_activation, "box_hidden": self.box_hidden,
                 "box_dropout": self.box_dropout, "segmentation_delta": self.segmentation_delta}
