@@ -111,8 +111,13 @@ def evaluate_one(model_dir: str, out_dir: str):
         plots.pr_figure(seg, "Instance segmentation (Fig. 5)",
                         os.path.join(out_dir, "pr_segmentation.png"), names)
     images, batch_gts, out = first
-    if "instance_maps" in out:
-        for i in range(min(FLAGS.num_sheets, len(images))):
+    for i in range(min(FLAGS.num_sheets, len(images))):
+        if "instance_maps" not in out:
+            sheet = plots.boxes_sheet(images[i], out["detection_boxes"][i],
+                                      out["detection_classes"][i], out["detection_scores"][i],
+                                      batch_gts[i]["boxes"], batch_gts[i]["classes"], names)
+            viz.save_png(os.path.join(out_dir, f"sheet_detection_{i}.png"), sheet)
+        else:
             for seg_sheet, name in ((False, "detection"), (True, "segmentation")):
                 sheet = plots.qualitative_sheet(
                     images[i], out["instance_maps"][i], out["boxes"][i], out["counts"][i],

@@ -18,7 +18,9 @@ def count_instances(peaks: tf.Tensor, stop_threshold: float) -> tf.Tensor:
     Returns:
       int32 [batch, C].
     """
-    alive = tf.math.cumprod(tf.cast(peaks >= stop_threshold, tf.int32), axis=-1)
+    # "No step so far was below the threshold", with cumsum (a TFLite builtin; cumprod is not).
+    below = tf.cast(peaks < stop_threshold, tf.int32)
+    alive = tf.cast(tf.equal(tf.cumsum(below, axis=-1), 0), tf.int32)
     return tf.reduce_sum(alive, axis=-1)
 
 
@@ -31,7 +33,8 @@ def detections(outputs: dict, stop_threshold: float = 0.5, max_detections: int |
         "peaks" and `score` [B, C, T].
       stop_threshold: peak activation below which a category stops.
       max_detections: N, the padded size (default C * T: nothing is ever cut).
-      image_size: (H, W) to resize the masks to (default: the maps' size).
+      image_size: (H, W) to resize the masks to (default: the maps' size); ints or a dynamic
+        int32 [2] tensor (the serving signature's input size).
       score: which score ranks the detections: "detection_scores" (eq. 5) or
         "segmentation_scores" (eq. 6).
 
@@ -57,10 +60,11 @@ def detections(outputs: dict, stop_threshold: float = 0.5, max_detections: int |
     keep_f = tf.cast(keep, tf.float32)
     h, w = maps.shape[-2], maps.shape[-1]
     flat_maps = tf.gather(tf.reshape(maps, (-1, c * t, h, w)), order, batch_dims=1)
-    if image_size is not None and tuple(image_size) != (h, w):
+    if image_size is not None and (tf.is_tensor(image_size) or tuple(image_size) != (h, w)):
         n = flat_maps.shape[1]
         resized = tf.image.resize(tf.reshape(flat_maps, (-1, h, w, 1)), image_size, "bilinear")
-        flat_maps = tf.reshape(resized, (-1, n, *image_size))
+        size = tf.shape(resized)[1:3]
+        flat_maps = tf.reshape(resized, tf.concat([[-1, n], size], axis=0))
     out = {
         "detection_boxes": tf.gather(tf.reshape(boxes, (-1, c * t, 4)), order, batch_dims=1)
         * keep_f[..., None],

@@ -61,6 +61,20 @@ def qualitative_sheet(image: np.ndarray, instance_maps: np.ndarray, boxes: np.nd
     return np.concatenate(rows, axis=0)
 
 
+def boxes_sheet(image: np.ndarray, det_boxes: np.ndarray, det_classes: np.ndarray,
+                det_scores: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray,
+                class_names, min_score: float = 0.5, tile: int = 200) -> np.ndarray:
+    """For detectors without instance maps (the baseline): one tile per category with its
+    detections scoring >= min_score in red and its true boxes in green."""
+    tiles = []
+    for k in range(len(class_names)):
+        rgb = viz.draw_boxes(_tile(image[..., 0], tile), gt_boxes[gt_labels == k],
+                             color=viz.TRUE_COLOR)
+        keep = (det_classes == k) & (det_scores >= min_score)
+        tiles.append(viz.draw_boxes(rgb, det_boxes[keep], color=viz.PRED_COLOR))
+    return viz.grid(tiles, len(tiles), pad=2)
+
+
 def pr_figure(curves: dict, title: str, path: str, class_names) -> None:
     """Per-category precision-recall curves, one panel per category (Figures 4 and 5).
 

@@ -1,0 +1,145 @@
+"""The whole detector as a SavedModel (TF Serving's layout) and as TFLite models.
+
+The exported graph holds everything: decoding (serve_encoded), grayscale conversion, resizing,
+the network with its T recurrent steps unrolled, the stop rule, box regression and scores.
+Clients send images and read detections in the TF Object Detection API's names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import tensorflow as tf
+
+from decompnet_tf.models.decompnet import DecompNet
+from decompnet_tf.postprocess import detections
+
+OUTPUT_KEYS = ("detection_boxes", "detection_classes", "detection_scores", "detection_masks",
+               "num_detections")
+
+
+class DetectorModule(tf.Module):
+    """Serving signatures around a trained DecompNet.
+
+    serving_default(images: uint8 [batch, height, width, channels]), channels 1 or 3 (RGB is
+    converted to grayscale), any batch >= 1 and size: images are resized in the graph to the
+    model's input, so boxes are normalised to the original image; masks come back at the
+    original height x width.
+    serve_encoded(encoded_images: string [batch]) PNG or JPEG bytes (sizes may differ within a
+    batch); masks come back at the model's input size.
+    Outputs: detection_boxes float32 [batch, N, 4] (ymin, xmin, ymax, xmax normalised),
+    detection_classes int32 [batch, N] (0-based), detection_scores float32 [batch, N],
+    detection_masks float32 [batch, N, H, W] in [0, 1], num_detections int32 [batch]; N = C * T.
+    """
+
+    def __init__(self, net: DecompNet, stop_threshold: float = 0.5):
+        super().__init__()
+        self.net = net
+        self.stop_threshold = float(stop_threshold)
+
+    def _normalise(self, images):
+        """uint8 [B, H, W, C] -> float32 [B, h, w, 1] at the model's size, with clear errors."""
+        # A loaded signature does not check its input's rank, and the static rank (4, from the
+        # signature) folds rank assertions away: EnsureShape checks the real tensor at run time.
+        images = tf.ensure_shape(images, [None, None, None, None], name="images_rank_4")
+        shape = tf.shape(images)
+        checks = [
+            tf.debugging.assert_positive(
+                shape[0], message="images: the batch is empty (size 0); send at least one image"),
+            tf.debugging.Assert(
+                tf.logical_or(tf.equal(shape[3], 1), tf.equal(shape[3], 3)),
+                ["images: expected 1 (grayscale) or 3 (RGB) channels in [batch, height, width, "
+                 "channels], got channels =", shape[3]]),
+            tf.debugging.assert_positive(
+                shape[1] * shape[2], message="images: height and width must be positive"),
+        ]
+        with tf.control_dependencies(checks):
+            x = tf.cast(images, tf.float32) / 255.0
+        x = tf.cond(tf.equal(shape[3], 3), lambda: tf.image.rgb_to_grayscale(x),
+                    lambda: x[..., :1])
+        x = tf.ensure_shape(x, [None, None, None, 1])
+        return tf.image.resize(x, self.net.image_size, method="bilinear")
+
+    def _detect(self, x, mask_size):
+        out = self.net(x, training=False)
+        dets = detections(out, self.stop_threshold, image_size=mask_size)
+        return {k: dets[k] for k in OUTPUT_KEYS}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8,
+                                                name="images")])
+    def serve(self, images):
+        return self._detect(self._normalise(images), tf.shape(images)[1:3])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="encoded_images")])
+    def serve_encoded(self, encoded_images):
+        def decode(data):
+            image = tf.io.decode_image(data, channels=1, expand_animations=False)
+            image = tf.image.resize(image, self.net.image_size, method="bilinear")
+            return tf.cast(tf.round(image), tf.uint8)
+
+        images = tf.map_fn(decode, encoded_images,
+                           fn_output_signature=tf.TensorSpec([*self.net.image_size, 1], tf.uint8))
+        return self._detect(self._normalise(images), None)
+
+    def tflite_outputs(self, images):
+        """float32 [1, h, w, 1] in [0, 1] at the model's size -> the outputs as a tuple in
+        OUTPUT_KEYS order (masks at h x w): the TFLite model's output order."""
+        dets = self._detect(images, None)
+        return tuple(dets[k] for k in OUTPUT_KEYS)
+
+
+def next_version(export_dir: str) -> int:
+    """1 + the largest integer folder name under export_dir (1 when there is none)."""
+    if not os.path.isdir(export_dir):
+        return 1
+    versions = [int(d) for d in os.listdir(export_dir) if re.fullmatch(r"\d+", d)]
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(module: DetectorModule, export_dir: str, version: int | None = None):
+    """Writes export_dir/<version>/ with serving_default and serve_encoded; returns its path."""
+    version = version or next_version(export_dir)
+    path = os.path.join(export_dir, str(version))
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} exists; TF Serving versions are immutable, pick another "
+                              "--version or leave it out for the next free one")
+    tf.saved_model.save(module, path, signatures={
+        "serving_default": module.serve.get_concrete_function(),
+        "serve_encoded": module.serve_encoded.get_concrete_function()})
+    return path
+
+
+def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> int:
+    """Converts the batch-1 float graph (recurrent steps unrolled) to TFLite; returns bytes.
+
+    Input: float32 [1, h, w, 1] in [0, 1]; outputs in OUTPUT_KEYS order (see `run_tflite`).
+    The variables are frozen into constants first: converting Keras 3 variables through a
+    SavedModel gave NaN batch-norm constants here (TF 2.21). quantize=True applies dynamic-range
+    quantisation (int8 weights, float activations).
+    """
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    h, w = module.net.image_size
+    fn = tf.function(module.tflite_outputs).get_concrete_function(
+        tf.TensorSpec([1, h, w, 1], tf.float32, name="images"))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [convert_variables_to_constants_v2(fn)])
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    data = converter.convert()
+    with open(path, "wb") as f:
+        f.write(data)
+    return len(data)
+
+
+def run_tflite(path: str, image) -> dict:
+    """Runs an exported TFLite model on one float32 [1, h, w, 1] image in [0, 1]."""
+    interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+    interpreter.invoke()
+    return {k: interpreter.get_tensor(d["index"])
+            for k, d in zip(OUTPUT_KEYS, interpreter.get_output_details())}

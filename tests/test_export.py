@@ -1,0 +1,179 @@
+"""export.py: SavedModel signatures and TFLite models reproduce the Keras model; bad input is a
+clear error. The model is small and untrained: parity does not need trained weights, and a stop
+threshold of 0 makes every instance map a detection, so every output is compared."""
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from decompnet_tf.config import Config, ModelConfig, TrainConfig
+from decompnet_tf.export.saved_model import (
+    OUTPUT_KEYS,
+    DetectorModule,
+    export_saved_model,
+    next_version,
+    run_tflite,
+)
+from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights
+from decompnet_tf.postprocess import detections
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ModelConfig(steps=3, instance_units=16, instance_filters=4, box_hidden=16,
+                   instance_activation="linear")
+# Documented tolerances: float paths agree to float32 rounding; the dynamic-range model
+# quantises weights to int8, so its maps may move by a few hundredths.
+FLOAT_ATOL = 1e-4
+QUANT_MASK_MEAN_ATOL = 0.05
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model")
+    config = Config(model=TINY, train=TrainConfig(model_dir=str(path), stages=(1, 2)))
+    net = build_net(config)
+    os.makedirs(os.path.dirname(final_weights(str(path), 2)))
+    net.save_weights(final_weights(str(path), 2))
+    (path / CONFIG_FILE).write_text(config.to_json())
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def exported(model_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("export"))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "export.py"),
+                           f"--model_dir={model_dir}", f"--export_dir={out}",
+                           "--stop_threshold=0.0"], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def _reference(model_dir, images_uint8, mask_size):
+    from decompnet_tf.model_io import load_trained
+
+    net, _ = load_trained(model_dir)
+    x = tf.image.resize(tf.cast(images_uint8, tf.float32) / 255.0, net.image_size)
+    dets = detections(net(x, training=False), 0.0, image_size=mask_size)
+    return {k: dets[k].numpy() for k in OUTPUT_KEYS}
+
+
+def _images(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
+
+
+LOAD_AND_CALL = r"""
+import sys, numpy as np, tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+data = np.load(sys.argv[2])
+out = {}
+for name in ("gray", "odd"):
+    res = model.signatures["serving_default"](images=tf.constant(data[name]))
+    out.update({f"{name}/{k}": v.numpy() for k, v in res.items()})
+enc = [open(p, "rb").read() for p in sys.argv[4:]]
+res = model.signatures["serve_encoded"](encoded_images=tf.constant(enc))
+out.update({f"png/{k}": v.numpy() for k, v in res.items()})
+np.savez(sys.argv[3], **out)
+"""
+
+
+def test_saved_model_in_fresh_process_matches_keras(model_dir, exported, tmp_path):
+    assert os.listdir(exported) and os.path.isdir(os.path.join(exported, "1"))
+    gray = _images((2, 100, 100, 1))
+    odd = _images((1, 60, 80, 1), seed=1)
+    pngs = []
+    for i, im in enumerate(gray):
+        pngs.append(str(tmp_path / f"{i}.png"))
+        cv2.imwrite(pngs[-1], im)
+    np.savez(tmp_path / "in.npz", gray=gray, odd=odd)
+    proc = subprocess.run([sys.executable, "-c", LOAD_AND_CALL, os.path.join(exported, "1"),
+                           str(tmp_path / "in.npz"), str(tmp_path / "out.npz"), *pngs],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = np.load(tmp_path / "out.npz")
+    for name, images, size in (("gray", gray, (100, 100)), ("odd", odd, (60, 80)),
+                               ("png", gray, None)):
+        ref = _reference(model_dir, images, size)
+        for k in OUTPUT_KEYS:
+            np.testing.assert_allclose(got[f"{name}/{k}"], ref[k], atol=FLOAT_ATOL,
+                                       err_msg=f"{name}/{k}")
+    assert got["odd/detection_masks"].shape[-2:] == (60, 80)
+    assert got["png/detection_masks"].shape[-2:] == (50, 50)
+
+
+def test_rgb_is_converted_to_grayscale(model_dir):
+    from decompnet_tf.model_io import load_trained
+
+    net, _ = load_trained(model_dir)
+    module = DetectorModule(net, 0.0)
+    rgb = _images((1, 100, 100, 3), seed=2)
+    got = module.serve(tf.constant(rgb))
+    gray = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(rgb, tf.float32))), tf.uint8)
+    ref = module.serve(gray)
+    np.testing.assert_allclose(got["detection_masks"], ref["detection_masks"], atol=0.02)
+
+
+def test_saved_model_cli_lists_both_signatures(exported):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    proc = subprocess.run([cli, "show", "--dir", os.path.join(exported, "1"), "--all"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = proc.stdout
+    assert "signature_def['serving_default']" in text and "signature_def['serve_encoded']" in text
+    assert "dtype: DT_UINT8" in text and "dtype: DT_STRING" in text
+    for key in OUTPUT_KEYS:
+        assert f"outputs['{key}']" in text
+
+
+def test_tflite_models_match_keras(model_dir, exported):
+    image = _images((1, 100, 100, 1), seed=3)
+    ref = _reference(model_dir, image, None)
+    x = image.astype(np.float32) / 255.0
+    got = run_tflite(os.path.join(exported, "model.tflite"), x)
+    for k in OUTPUT_KEYS:
+        np.testing.assert_allclose(got[k], ref[k], atol=FLOAT_ATOL, err_msg=k)
+    quant = run_tflite(os.path.join(exported, "model_dynamic_range.tflite"), x)
+    assert quant["detection_masks"].shape == ref["detection_masks"].shape
+    assert np.abs(quant["detection_masks"] - ref["detection_masks"]).mean() < (
+        QUANT_MASK_MEAN_ATOL)
+    assert os.path.getsize(os.path.join(exported, "model_dynamic_range.tflite")) < (
+        os.path.getsize(os.path.join(exported, "model.tflite")))
+
+
+def test_versions(model_dir, tmp_path):
+    from decompnet_tf.model_io import load_trained
+
+    net, _ = load_trained(model_dir)
+    module = DetectorModule(net)
+    assert next_version(str(tmp_path)) == 1
+    os.makedirs(tmp_path / "3")
+    assert next_version(str(tmp_path)) == 4
+    with pytest.raises(FileExistsError, match="immutable"):
+        export_saved_model(module, str(tmp_path), 3)
+
+
+@pytest.mark.parametrize("images, match", [
+    (np.zeros((1, 100, 100, 2), np.uint8), "1 \\(grayscale\\) or 3 \\(RGB\\) channels"),
+    (np.zeros((0, 100, 100, 1), np.uint8), "the batch is empty"),
+])
+def test_bad_images_are_invalid_argument_errors(exported, images, match):
+    model = tf.saved_model.load(os.path.join(exported, "1"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=match):
+        model.signatures["serving_default"](images=tf.constant(images))
+
+
+def test_wrong_dtype_rank_and_bytes(exported):
+    model = tf.saved_model.load(os.path.join(exported, "1"))
+    sig = model.signatures["serving_default"]
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError), match="uint8"):
+        sig(images=tf.zeros((1, 100, 100, 1), tf.float32))
+    rank = r"images \[100,100,1\] is not compatible with expected shape \[\?,\?,\?,\?\]"
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError), match=rank):
+        sig(images=tf.zeros((100, 100, 1), tf.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="(?i)image"):
+        model.signatures["serve_encoded"](encoded_images=tf.constant([b"not an image"]))
