@@ -167,6 +167,18 @@ def precision_envelope(precision: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(p[::-1])[::-1]
 
 
+def _envelope_and_recall(precision, recall):
+    """(precision envelope, recall) as float64 [K], or (None, AP) for the empty (0.0) and
+    no-ground-truth (NaN) curves."""
+    p = np.asarray(precision, dtype=np.float64).reshape(-1)
+    r = np.asarray(recall, dtype=np.float64).reshape(-1)
+    if r.size == 0:
+        return None, 0.0
+    if np.isnan(r).any():
+        return None, float("nan")
+    return precision_envelope(p), r
+
+
 def ap_voc(precision: np.ndarray, recall: np.ndarray) -> float:
     """VOC 2010+ all-point average precision: area under the precision envelope.
 
@@ -178,13 +190,9 @@ def ap_voc(precision: np.ndarray, recall: np.ndarray) -> float:
         ``sum_k (r_k - r_{k-1}) * env_k`` with ``r_{-1} = 0``; 0 for an empty curve, NaN if the
         recall is NaN (no ground truth).
     """
-    p = np.asarray(precision, dtype=np.float64).reshape(-1)
-    r = np.asarray(recall, dtype=np.float64).reshape(-1)
-    if r.size == 0:
-        return 0.0
-    if np.isnan(r).any():
-        return float("nan")
-    env = precision_envelope(p)
+    env, r = _envelope_and_recall(precision, recall)
+    if env is None:
+        return r
     steps = np.diff(np.concatenate([[0.0], r]))  # [K], 0 where a false positive kept recall
     return float(np.sum(steps * env))
 
@@ -203,13 +211,9 @@ def ap_101(precision: np.ndarray, recall: np.ndarray) -> float:
     Returns:
         Mean of the 101 samples; 0 for an empty curve, NaN if the recall is NaN.
     """
-    p = np.asarray(precision, dtype=np.float64).reshape(-1)
-    r = np.asarray(recall, dtype=np.float64).reshape(-1)
-    if r.size == 0:
-        return 0.0
-    if np.isnan(r).any():
-        return float("nan")
-    env = precision_envelope(p)
+    env, r = _envelope_and_recall(precision, recall)
+    if env is None:
+        return r
     idx = np.searchsorted(r, coco_recall_thresholds(), side="left")  # [101]
     q = np.where(idx < len(env), env[np.minimum(idx, len(env) - 1)], 0.0)
     return float(np.mean(q))
