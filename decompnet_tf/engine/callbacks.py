@@ -47,7 +47,7 @@ def map_sheet(image, category_maps, instance_maps=None, boxes=None, max_steps=6)
       boxes: [C, T, 4] (ymin, xmin, ymax, xmax).
     Returns: uint8 RGB sheet.
     """
-    size = max(image.shape[0], 100) // image.shape[0] if image.shape[0] < 100 else 1
+    size = max(1, 100 // image.shape[0])  # Small inputs are enlarged to ~100 px tiles.
     tile_hw = (image.shape[0] * size, image.shape[1] * size)
     rows = []
     for c in range(category_maps.shape[-1]):
