@@ -27,6 +27,8 @@ flags.DEFINE_float("stop_threshold", 0.5, "Peak activation below which a categor
 flags.DEFINE_float("mask_threshold", 0.1, "Instance-map value above which a pixel is in the "
                    "mask (the paper's Figure 6 uses 0.1).")
 flags.DEFINE_integer("window_step", 0, "Baseline only: window stride in px (0: as trained).")
+flags.DEFINE_string("tflite", None, "Evaluate this exported .tflite file of --model_dir's "
+                    "model instead of the Keras model (export.py writes it).")
 flags.DEFINE_integer("num_sheets", 4, "Qualitative sheets (Figures 3 and 6) to draw.")
 
 
@@ -65,6 +67,12 @@ def load_detector(model_dir: str, dataset_override, data_dir_override):
         b = config.baseline
         return SlidingWindowDetector(net, config.model.image_size, b.min_size, b.max_size,
                                      FLAGS.window_step or b.step, b.nms_iou), builder
+    if FLAGS.tflite:
+        from decompnet_tf.inference import TFLiteDetector
+
+        if not os.path.isfile(FLAGS.tflite):
+            raise FileNotFoundError(f"--tflite={FLAGS.tflite}: no such file; run export.py")
+        return TFLiteDetector(FLAGS.tflite), builder
     net, _ = load_trained(model_dir)
     return DecompDetector(net, FLAGS.stop_threshold), builder
 

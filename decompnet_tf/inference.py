@@ -41,3 +41,30 @@ class DecompDetector:
     def describe(self) -> dict:
         return {"kind": "decompnet", "stop_threshold": self.stop_threshold,
                 "config": self.net.get_config(), "windows_per_image": 0}
+
+
+class TFLiteDetector:
+    """An exported TFLite model as a detector (one image per invoke), for evaluate.py."""
+
+    def __init__(self, path: str):
+        from decompnet_tf.export.saved_model import OUTPUT_KEYS
+
+        self.path, self.keys = path, OUTPUT_KEYS
+        self.interpreter = tf.lite.Interpreter(model_path=path)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.outputs = self.interpreter.get_output_details()
+
+    def predict(self, images: np.ndarray) -> dict:
+        results = []
+        for image in images:
+            self.interpreter.set_tensor(self.input["index"], image[None].astype(np.float32))
+            self.interpreter.invoke()
+            results.append({k: self.interpreter.get_tensor(d["index"])
+                            for k, d in zip(self.keys, self.outputs)})
+        out = {k: np.concatenate([r[k] for r in results]) for k in self.keys}
+        out["segmentation_scores"] = out["detection_scores"]
+        return out
+
+    def describe(self) -> dict:
+        return {"kind": "tflite", "path": self.path, "windows_per_image": 0}

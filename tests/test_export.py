@@ -132,7 +132,7 @@ def test_saved_model_cli_lists_both_signatures(exported):
 
 def test_tflite_models_match_keras(model_dir, exported):
     image = _images((1, 100, 100, 1), seed=3)
-    ref = _reference(model_dir, image, None)
+    ref = _reference(model_dir, image, (100, 100))
     x = image.astype(np.float32) / 255.0
     got = run_tflite(os.path.join(exported, "model.tflite"), x)
     for k in OUTPUT_KEYS:
@@ -177,3 +177,15 @@ def test_wrong_dtype_rank_and_bytes(exported):
         sig(images=tf.zeros((100, 100, 1), tf.uint8))
     with pytest.raises(tf.errors.InvalidArgumentError, match="(?i)image"):
         model.signatures["serve_encoded"](encoded_images=tf.constant([b"not an image"]))
+
+
+def test_tflite_detector_for_evaluate_batches_images(exported):
+    from decompnet_tf.inference import TFLiteDetector
+
+    path = os.path.join(exported, "model.tflite")
+    images = _images((3, 100, 100, 1), seed=4).astype(np.float32) / 255.0
+    out = TFLiteDetector(path).predict(images)
+    assert out["detection_masks"].shape[0] == 3 and out["detection_masks"].shape[-2:] == (100, 100)
+    for i in range(3):
+        one = run_tflite(path, images[i:i + 1])
+        np.testing.assert_array_equal(out["detection_boxes"][i], one["detection_boxes"][0])

@@ -33,11 +33,13 @@ def test_qualitative_sheet_rows_and_pr_figure(tmp_path):
         np.zeros((20, 20, 1), np.float32), maps, np.tile([0.1, 0.1, 0.5, 0.5], (3, 4, 1)),
         np.array([1, 0, 0]), np.array([[0.1, 0.1, 0.5, 0.5]]), np.array([0]), ["3", "6", "9"],
         tile=32)
-    assert sheet.shape[0] == 3 * (32 + 4) and sheet.shape[2] == 3
+    # Rows: label, input, sum, the emitted map(s), then the stop map: 5 tiles for '3' (one
+    # instance), 4 for the others; every row is padded to the longest.
+    assert sheet.shape == (3 * (32 + 4), 5 * (32 + 2) + 2, 3)
     seg = plots.qualitative_sheet(
         np.zeros((20, 20, 1), np.float32), maps, np.zeros((3, 4, 4)), np.array([1, 0, 0]),
         np.zeros((0, 4)), np.zeros(0, int), ["3", "6", "9"], tile=32, segmentation=True)
-    assert seg.shape == sheet.shape
+    assert seg.shape == (3 * (32 + 4), 3 * (32 + 2) + 2, 3)  # no sum and no stop maps
     path = tmp_path / "pr.png"
     curves = {"m": {k: (np.linspace(0, 1, 5), np.linspace(1, 0.5, 5), 0.7) for k in range(3)}}
     plots.pr_figure(curves, "t", str(path), ["3", "6", "9"])

@@ -34,7 +34,6 @@ def qualitative_sheet(image: np.ndarray, instance_maps: np.ndarray, boxes: np.nd
     Returns: uint8 RGB [C * (tile + pad), ..., 3].
     """
     c, t = instance_maps.shape[:2]
-    width = 2 + t
     rows = []
     for k in range(c):
         n = int(counts[k])
@@ -55,9 +54,11 @@ def qualitative_sheet(image: np.ndarray, instance_maps: np.ndarray, boxes: np.nd
 
         cv2.putText(label, f"'{class_names[k]}': {n}", (4, tile // 2), cv2.FONT_HERSHEY_SIMPLEX,
                     0.45, (255, 255, 255), 1, cv2.LINE_AA)
-        tiles.insert(0, label)
-        tiles += [np.full_like(tiles[0], 255)] * (width + 1 - len(tiles))
-        rows.append(viz.grid(tiles, width + 1, pad=2))
+        rows.append([label, *tiles])
+    # Rows as wide as the longest one (blank tiles fill the others).
+    width = max(len(r) for r in rows)
+    blank = np.full((tile, tile, 3), 255, np.uint8)
+    rows = [viz.grid(r + [blank] * (width - len(r)), width, pad=2) for r in rows]
     return np.concatenate(rows, axis=0)
 
 

@@ -83,9 +83,9 @@ class DetectorModule(tf.Module):
         return self._detect(self._normalise(images), None)
 
     def tflite_outputs(self, images):
-        """float32 [1, h, w, 1] in [0, 1] at the model's size -> the outputs as a tuple in
-        OUTPUT_KEYS order (masks at h x w): the TFLite model's output order."""
-        dets = self._detect(images, None)
+        """float32 [1, H, W, 1] in [0, 1] at the model's input size -> the outputs as a tuple
+        in OUTPUT_KEYS order (masks at H x W): the TFLite model's output order."""
+        dets = self._detect(images, self.net.image_size)
         return tuple(dets[k] for k in OUTPUT_KEYS)
 
 
