@@ -5,6 +5,7 @@
     ds = tfds.load("decomp_mnist/small", split="train")
 """
 
+from tfds_builders.decomp_kitti import DecompKitti
 from tfds_builders.decomp_mnist import DecompMnist
 
-__all__ = ["DecompMnist"]
+__all__ = ["DecompKitti", "DecompMnist"]
