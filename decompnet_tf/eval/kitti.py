@@ -1,0 +1,128 @@
+"""KITTI's official 2D detection protocol for cars (devkit cpp/evaluate_object.cpp), in numpy.
+
+Per difficulty (easy / moderate / hard, `kitti_parsing.DIFFICULTIES`):
+- a ground-truth car counts when it meets the difficulty's limits (box height, occlusion,
+  truncation); a car that does not, and every object of a neighbouring class (Van for Car), is
+  "ignored": a detection matched to it is neither a true nor a false positive;
+- a detection lower than the difficulty's minimum height is ignored likewise;
+- a detection is a true positive when its IoU with a counted car exceeds 0.7 (strictly, as in
+  the devkit); unmatched detections are false positives unless they lie in a DontCare region
+  (intersection over the detection's own area > 0.7);
+- scores are thresholded at the devkit's 41 sampled recall points; precision is replaced by
+  its running maximum from the right, and AP averages it over recall 1/40..1 ("R40", the
+  current devkit) or over 0, 0.1, ..., 1 ("R11", the original one).
+
+Boxes are (ymin, xmin, ymax, xmax), normalised or in pixels alike (IoU and the DontCare ratio
+do not change when the axes are scaled); heights are in original pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfds_builders.decomp_kitti.kitti_parsing import DIFFICULTIES
+
+N_SAMPLE_PTS = 41
+
+
+def _iou(a, b):
+    """a [4], b [n, 4] -> [n] IoU; and intersection over the area of a."""
+    iy = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+    ix = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+    inter = iy * ix
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-12), inter / max(area(a), 1e-12)
+
+
+def _flags(det, gt, level):
+    """ignored_gt: 0 counted, 1 ignored; ignored_det: 0 counted, 1 ignored (too small)."""
+    _, min_h, max_occ, max_trunc = DIFFICULTIES[level]
+    hard = ((gt["heights"] < min_h) | (gt["occluded"] > max_occ) | (gt["truncated"] > max_trunc))
+    ignored_gt = np.where(gt["neighbour"] | hard, 1, 0)
+    ignored_det = np.where(det["heights"] < min_h, 1, 0)
+    return ignored_gt, ignored_det
+
+
+def _statistics(det, gt, level, min_overlap, threshold, compute_fp):
+    """One image at one score threshold: (tp, fp, fn, scores of true positives)."""
+    ignored_gt, ignored_det = _flags(det, gt, level)
+    below = det["scores"] < threshold
+    assigned = np.zeros(len(det["scores"]), bool)
+    tp = fp = fn = 0
+    tp_scores = []
+    for i, box in enumerate(gt["boxes"]):
+        best, best_key, best_ignored = -1, -np.inf, False
+        if len(det["scores"]):
+            ious, _ = _iou(box, det["boxes"])
+        for j in range(len(det["scores"])):
+            if assigned[j] or below[j] or ious[j] <= min_overlap:
+                continue
+            if not compute_fp:  # First pass: the highest-scoring match.
+                if det["scores"][j] > best_key:
+                    best, best_key = j, det["scores"][j]
+            elif ignored_det[j] == 0 and (ious[j] > best_key or best_ignored):
+                best, best_key, best_ignored = j, ious[j], False
+            elif best == -1 and ignored_det[j] == 1:
+                best, best_ignored = j, True
+        if best == -1:
+            fn += int(ignored_gt[i] == 0)
+        elif ignored_gt[i] == 1 or ignored_det[best] == 1:
+            assigned[best] = True  # Neither rewarded nor penalised.
+        else:
+            tp += 1
+            tp_scores.append(det["scores"][best])
+            assigned[best] = True
+    if compute_fp:
+        free = ~assigned & ~below & (ignored_det == 0)
+        for j in np.flatnonzero(free):
+            if len(gt["dontcare"]) and (_iou(det["boxes"][j], gt["dontcare"])[1]
+                                        > min_overlap).any():
+                free[j] = False  # Inside a DontCare region.
+        fp = int(free.sum())
+    return tp, fp, fn, tp_scores
+
+
+def _thresholds(scores, n_gt):
+    """The devkit's getThresholds: scores at (about) 41 evenly spaced recall levels."""
+    scores = np.sort(np.asarray(scores))[::-1]
+    out, current = [], 0.0
+    for i, s in enumerate(scores):
+        left = (i + 1) / n_gt
+        right = (i + 2) / n_gt if i < len(scores) - 1 else left
+        if right - current < current - left and i < len(scores) - 1:
+            continue
+        out.append(s)
+        current += 1.0 / (N_SAMPLE_PTS - 1)
+    return out
+
+
+def kitti_ap(dets: list[dict], gts: list[dict], level: int, min_overlap: float = 0.7) -> dict:
+    """AP of one class at one difficulty (0 easy, 1 moderate, 2 hard).
+
+    dets[i]: {"boxes" [D, 4], "scores" [D], "heights" [D] (px)}.
+    gts[i]: {"boxes" [G, 4], "heights" [G] (px), "occluded" [G], "truncated" [G],
+             "neighbour" bool [G] (True: a neighbouring class such as Van), "dontcare" [K, 4]}.
+    Returns {"ap_r40", "ap_r11", "precision" [41], "recall" [41], "num_gt"}; NaN APs when no
+    ground truth counts at this difficulty.
+    """
+    pairs = list(zip(dets, gts))
+    scores, n_gt = [], 0
+    for det, gt in pairs:
+        ignored_gt, _ = _flags(det, gt, level)
+        n_gt += int((ignored_gt == 0).sum())
+        scores += _statistics(det, gt, level, min_overlap, -np.inf, False)[3]
+    precision = np.zeros(N_SAMPLE_PTS)
+    recall = np.zeros(N_SAMPLE_PTS)
+    if n_gt == 0:
+        return {"ap_r40": float("nan"), "ap_r11": float("nan"), "precision": precision,
+                "recall": recall, "num_gt": 0}
+    for k, threshold in enumerate(_thresholds(scores, n_gt)):
+        tp = fp = fn = 0
+        for det, gt in pairs:
+            a, b, c, _ = _statistics(det, gt, level, min_overlap, threshold, True)
+            tp, fp, fn = tp + a, fp + b, fn + c
+        precision[k] = tp / max(tp + fp, 1)
+        recall[k] = tp / max(tp + fn, 1)
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    return {"ap_r40": float(precision[1:].sum() / 40), "ap_r11": float(precision[::4].sum() / 11),
+            "precision": precision, "recall": recall, "num_gt": n_gt}
