@@ -36,3 +36,13 @@ def test_iou_empty_union_is_zero():
     z = np.zeros((1, 4), np.float32)
     assert box_iou_np(z, z)[0, 0] == 0.0
     assert box_iou_yxyx(z, z).numpy()[0, 0] == 0.0
+
+
+def test_box_ioa_is_intersection_over_the_first_box():
+    from decompnet_tf.ops.np_boxes import box_ioa_np
+
+    a = np.array([[0.0, 0.0, 2.0, 2.0]])  # area 4
+    b = np.array([[1.0, 1.0, 5.0, 5.0], [0.0, 0.0, 0.0, 0.0]])  # overlap area 1; empty box
+    np.testing.assert_allclose(box_ioa_np(a, b), [[0.25, 0.0]])
+    np.testing.assert_allclose(box_ioa_np(b[:1], a), [[1 / 16]])
+    assert box_ioa_np(b[1:], a)[0, 0] == 0.0  # empty first box: 0, not NaN

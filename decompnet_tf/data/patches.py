@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tfds_builders.decomp_mnist.synth import box_iou
+from decompnet_tf.ops.np_boxes import box_iou_np
 
 
 def _crop(image, box, patch_size):
@@ -48,7 +48,7 @@ def sample_patches(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
             s = float(np.clip(side * rng.uniform(0.8, 1.25), min_size, max_size))
             y, x = cy + rng.uniform(-0.25, 0.25) * s, cx + rng.uniform(-0.25, 0.25) * s
             cand = np.array([y - s / 2, x - s / 2, y + s / 2, x + s / 2])
-            if box_iou(cand, box[None])[0] >= 0.5:
+            if box_iou_np(cand, box)[0, 0] >= 0.5:
                 patches.append(_crop(image, cand / scale, patch_size))
                 out_labels.append(int(label))
                 found += 1
@@ -59,7 +59,7 @@ def sample_patches(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
             s = rng.uniform(min_size, max_size)
             y, x = rng.uniform(0, h - s), rng.uniform(0, w - s)
             cand = np.array([y, x, y + s, x + s])
-            if len(px) == 0 or box_iou(cand, px).max() < 0.3:
+            if len(px) == 0 or box_iou_np(cand, px).max() < 0.3:
                 patches.append(_crop(image, cand / scale, patch_size))
                 out_labels.append(num_classes)
                 break

@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from decompnet_tf.ops.np_boxes import box_ioa_np, box_iou_np
 from tfds_builders.decomp_kitti.kitti_parsing import DIFFICULTIES
 
 N_SAMPLE_PTS = 41
 
 
 def _iou(a, b):
-    """a [4], b [n, 4] -> [n] IoU; and intersection over the area of a."""
-    iy = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
-    ix = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
-    inter = iy * ix
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-12), inter / max(area(a), 1e-12)
+    """a [4], b [n, 4] -> ([n] IoU, [n] intersection over the area of a)."""
+    return box_iou_np(a, b)[0], box_ioa_np(a, b)[0]
 
 
 def _flags(det, gt, level):

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from decompnet_tf.ops.np_boxes import box_iou_np
+
 IouFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 # Slack on the IoU threshold. Pixel-integral boxes often have an IoU of exactly 0.5 or 0.75, which
@@ -83,18 +85,7 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of normalised ``(ymin, xmin, ymax, xmax)`` boxes, float64 ``[N, M]``.
-
-    Thin wrapper over :func:`decompnet_tf.ops.boxes.box_iou_np`, imported lazily because that
-    module imports TensorFlow at load time; this module stays importable (and fast to import)
-    without TensorFlow.
-
-    Args:
-        a: float ``[N, 4]``.
-        b: float ``[M, 4]``.
-    """
-    from decompnet_tf.ops.boxes import box_iou_np
-
+    """Pairwise IoU of normalised ``(ymin, xmin, ymax, xmax)`` boxes, float64 ``[N, M]``."""
     return box_iou_np(a, b)
 
 

@@ -12,8 +12,9 @@ image height (y) and width (x):
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
+
+from decompnet_tf.ops.np_boxes import box_iou_np  # noqa: F401  (its NumPy twin)
 
 
 def xywh_to_yxyx(boxes: tf.Tensor) -> tf.Tensor:
@@ -67,33 +68,3 @@ def box_iou_yxyx(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     area_a = tf.nn.relu(a_ymax - a_ymin) * tf.nn.relu(a_xmax - a_xmin)  # [N, 1]
     area_b = tf.nn.relu(b_ymax - b_ymin) * tf.nn.relu(b_xmax - b_xmin)  # [1, M]
     return tf.math.divide_no_nan(inter, area_a + area_b - inter)
-
-
-def box_iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """NumPy twin of :func:`box_iou_yxyx` (for host-side evaluation code).
-
-    Args:
-        a: ``[N, 4]`` array, ``(ymin, xmin, ymax, xmax)``.
-        b: ``[M, 4]`` array, ``(ymin, xmin, ymax, xmax)``.
-
-    Returns:
-        float64 ``[N, M]``, ``iou[i, j] = IoU(a[i], b[j])``; 0 where the union is empty.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    inter_h = np.clip(
-        np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]),
-        0.0,
-        None,
-    )
-    inter_w = np.clip(
-        np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]),
-        0.0,
-        None,
-    )
-    inter = inter_h * inter_w
-    area_a = np.clip(a[:, 2] - a[:, 0], 0.0, None) * np.clip(a[:, 3] - a[:, 1], 0.0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0.0, None) * np.clip(b[:, 3] - b[:, 1], 0.0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    safe = np.where(union > 0.0, union, 1.0)
-    return np.where(union > 0.0, inter / safe, 0.0)
