@@ -37,6 +37,12 @@ flags.DEFINE_enum("instance_activation", "sigmoid", ["sigmoid", "linear"],
                   "Output of the instance maps. sigmoid saturates under the L2 loss and can "
                   "collapse to all-zero maps; linear does not (maps are clipped to [0, 1] for "
                   "detection).")
+flags.DEFINE_enum("instance_recurrence", "rnn", ["rnn", "lstm", "convlstm"],
+                  "Recurrent bottleneck: the paper's fully connected RNN, or section 5's LSTM "
+                  "and convolutional LSTM.")
+flags.DEFINE_boolean("stop_head", False,
+                     "Learned stop signal: a sigmoid on the recurrent state per step, trained "
+                     "with cross-entropy (not in the paper); replaces the peak threshold.")
 flags.DEFINE_integer("box_hidden", 4096, "Hidden units of the box regressor (section 2.3).")
 flags.DEFINE_float("box_dropout", 0.5, "Dropout rate of the box regressor.")
 flags.DEFINE_float("segmentation_delta", 0.1, "delta of the segmentation score, eq. 6.")
@@ -47,6 +53,12 @@ flags.DEFINE_float("lam", 1.0, "lambda: weight of the matched-instance term afte
 flags.DEFINE_float("gamma", 1.0, "gamma: weight of the summed-map (stop) term after warm-up.")
 flags.DEFINE_float("warmup_weight", 0.3, "lambda = gamma during a stage's first epoch.")
 flags.DEFINE_float("eta", 1.0, "eta: weight of the box-regression term.")
+flags.DEFINE_enum("instance_loss", "l2", ["l2", "bce"],
+                  "Matched instance-map loss: eq. 2's weighted L2, or section 5's pixel-wise "
+                  "cross-entropy (needs --instance_activation=sigmoid).")
+flags.DEFINE_boolean("size_weighting", False,
+                     "Weigh each matched instance inversely to its area (section 5).")
+flags.DEFINE_float("stop_weight", 1.0, "Weight of the stop head's cross-entropy.")
 # Baseline (--model=baseline): patch classifier + sliding windows + NMS, section 3.1.
 flags.DEFINE_integer("patch_size", 32, "Baseline: classifier input size in px.")
 flags.DEFINE_integer("positives_per_object", 2, "Baseline: positive patches per object.")
@@ -65,6 +77,9 @@ flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("lr_decay", 1.0, "Learning-rate factor applied after every epoch.")
 flags.DEFINE_float("clipnorm", 10.0, "Gradient norm clipping (0: off).")
 flags.DEFINE_integer("checkpoint_steps", 0, "Also checkpoint every N steps (0: per epoch).")
+flags.DEFINE_string("init_category_from", "",
+                    "Start from the category network of this earlier run's model_dir (then "
+                    "train --stages=2 only): instance-network variants share one stage 1.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy.")
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
@@ -93,11 +108,13 @@ def config_from_flags():
             instance_filters=FLAGS.instance_filters, instance_skips=FLAGS.instance_skips,
             instance_decoder_norm=FLAGS.instance_decoder_norm,
             instance_activation=FLAGS.instance_activation,
+            instance_recurrence=FLAGS.instance_recurrence, stop_head=FLAGS.stop_head,
             box_hidden=FLAGS.box_hidden, box_dropout=FLAGS.box_dropout,
             segmentation_delta=FLAGS.segmentation_delta),
         loss=LossConfig(category_p=FLAGS.category_p, instance_p=FLAGS.instance_p,
                         lam=FLAGS.lam, gamma=FLAGS.gamma, warmup_weight=FLAGS.warmup_weight,
-                        eta=FLAGS.eta),
+                        eta=FLAGS.eta, instance_loss=FLAGS.instance_loss,
+                        size_weighting=FLAGS.size_weighting, stop_weight=FLAGS.stop_weight),
         data=DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
                         batch_size=FLAGS.batch_size, max_per_class=FLAGS.max_per_class,
                         train_examples=FLAGS.train_examples, seed=FLAGS.seed),
@@ -106,7 +123,8 @@ def config_from_flags():
             optimizer=FLAGS.optimizer,
             learning_rates=tuple(float(x) for x in FLAGS.learning_rates),
             momentum=FLAGS.momentum, lr_decay=FLAGS.lr_decay, clipnorm=FLAGS.clipnorm,
-            checkpoint_steps=FLAGS.checkpoint_steps, strategy=FLAGS.strategy, tpu=FLAGS.tpu,
+            checkpoint_steps=FLAGS.checkpoint_steps,
+            init_category_from=FLAGS.init_category_from, strategy=FLAGS.strategy, tpu=FLAGS.tpu,
             seed=FLAGS.seed, verbose=FLAGS.verbose),
         baseline=BaselineConfig(
             patch_size=FLAGS.patch_size, positives_per_object=FLAGS.positives_per_object,

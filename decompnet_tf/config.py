@@ -23,6 +23,8 @@ class ModelConfig:
     instance_skips: bool = False
     instance_decoder_norm: bool = False
     instance_activation: str = "sigmoid"
+    instance_recurrence: str = "rnn"
+    stop_head: bool = False
     box_hidden: int = 4096
     box_dropout: float = 0.5
     segmentation_delta: float = 0.1
@@ -35,6 +37,9 @@ class LossConfig:
     category_p / instance_p: the p of D_p (eq. 2) in the category and instance losses.
     lam, gamma: weights of the matched-instance and summed-map terms; warmup_weight is their
     value during the first epoch of a stage (Appendix B: 0.3, then 1.0). eta: box-term weight.
+    instance_loss: "l2" (eq. 2) or "bce" (section 5's pixel-wise classification loss).
+    size_weighting: weigh matched instances inversely to their area (section 5).
+    stop_weight: weight of the stop head's cross-entropy (used with ModelConfig.stop_head).
     """
 
     category_p: float = 0.1
@@ -43,6 +48,9 @@ class LossConfig:
     gamma: float = 1.0
     warmup_weight: float = 0.3
     eta: float = 1.0
+    instance_loss: str = "l2"
+    size_weighting: bool = False
+    stop_weight: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +63,8 @@ class TrainConfig:
     optimizer: "sgd" (momentum) or "adam"; learning_rates: one per stage.
     lr_decay: multiply the learning rate by this after every epoch (1.0: constant).
     checkpoint_steps: also checkpoint every N steps (0: only at epoch ends).
+    init_category_from: a model_dir whose trained category network (stage 1) this run starts
+      from, so that several instance-network variants share one stage 1 (use stages (2,)).
     """
 
     model_dir: str = "runs/default"
@@ -66,6 +76,7 @@ class TrainConfig:
     lr_decay: float = 1.0
     clipnorm: float = 10.0
     checkpoint_steps: int = 0
+    init_category_from: str = ""
     strategy: str = "default"
     tpu: str = ""
     seed: int = 0
@@ -97,6 +108,12 @@ class Config:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     baseline: BaselineConfig = dataclasses.field(default_factory=BaselineConfig)
+
+    def __post_init__(self):
+        if self.loss.instance_loss == "bce" and self.model.instance_activation != "sigmoid":
+            raise ValueError(
+                "instance_loss='bce' needs probabilities: set instance_activation='sigmoid' "
+                f"(got {self.model.instance_activation!r})")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

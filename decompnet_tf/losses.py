@@ -10,6 +10,12 @@ Term names (the keys of the returned dicts):
 * ``"instance_sum"``      - distance of the sum of instance maps to the sum of all ground-truth
   masks, the "stop condition" term (section 2.2).
 * ``"box"``               - smooth-L1 box regression (section 2.3, eq. 4).
+* ``"stop"``              - binary cross-entropy of the optional stop head ("this step holds a
+  matched object"); not in the paper (issue 5).
+
+Options from the paper's section 5 (future work), off by default: ``loss="bce"`` replaces the
+squared distance of the matched instance maps by a pixel-wise sigmoid cross-entropy with the
+same weights ``y + p``, and ``size_weighting`` weighs each matched object inversely to its area.
 
 Ground-truth tensors (masks, boxes) are wrapped in ``tf.stop_gradient``: gradients flow into
 the predictions only. Half-precision predictions (mixed precision) are upcast to float32 before
@@ -28,7 +34,10 @@ CATEGORY = "category"
 INSTANCE_MATCHED = "instance_matched"
 INSTANCE_SUM = "instance_sum"
 BOX = "box"
-TERM_NAMES = (CATEGORY, INSTANCE_MATCHED, INSTANCE_SUM, BOX)
+STOP = "stop"
+TERM_NAMES = (CATEGORY, INSTANCE_MATCHED, INSTANCE_SUM, BOX, STOP)
+INSTANCE_LOSSES = ("l2", "bce")
+_EPS = 1e-6  # Clips probabilities away from 0 and 1 before a log.
 
 
 def _as_float(x: tf.Tensor) -> tf.Tensor:
@@ -99,6 +108,70 @@ def weighted_sq_distance(x: tf.Tensor, y: tf.Tensor, p: float | tf.Tensor) -> tf
     return tf.reduce_mean(pixel_weight(y, p) * tf.square(x - y), axis=[-2, -1])
 
 
+def weighted_bce(x: tf.Tensor, y: tf.Tensor, p: float | tf.Tensor) -> tf.Tensor:
+    """Pixel-wise cross-entropy with the weights of D_p: ``mean_{h,w} (y + p) bce(x, y)``.
+
+    The paper's section 5 suggests a pixel-wise classification loss instead of L2 regression;
+    the weights ``y + p`` are kept so that the floor ``p`` plays the same role as in eq. 2.
+
+    Args:
+        x: float ``[..., h, w]`` probabilities (sigmoid maps); clipped to [1e-6, 1 - 1e-6].
+        y: ``[..., h, w]`` targets in [0, 1], broadcastable to ``x``.
+        p: scalar weight floor.
+
+    Returns:
+        float ``[...]``: one loss per map.
+    """
+    x = tf.clip_by_value(tf.convert_to_tensor(x), _EPS, 1.0 - _EPS)
+    y = tf.cast(y, x.dtype)
+    bce = -(y * tf.math.log(x) + (1.0 - y) * tf.math.log(1.0 - x))
+    return tf.reduce_mean(pixel_weight(y, p) * bce, axis=[-2, -1])
+
+
+def map_distance(x: tf.Tensor, y: tf.Tensor, p: float | tf.Tensor, loss: str = "l2"):
+    """The matched-map distance: :func:`weighted_sq_distance` ("l2") or :func:`weighted_bce`."""
+    if loss not in INSTANCE_LOSSES:
+        raise ValueError(f"instance loss must be one of {INSTANCE_LOSSES}, got {loss!r}")
+    return weighted_sq_distance(x, y, p) if loss == "l2" else weighted_bce(x, y, p)
+
+
+def size_weights(target: tf.Tensor, assignment: tf.Tensor) -> tf.Tensor:
+    """Per-prediction weights inversely proportional to the matched object's area.
+
+    Section 5 suggests a loss weighted by object size so that small objects count as much as
+    large ones: ``w = clip(mean_area / area, 0.25, 4)``, the mean over the batch's matched
+    objects, so the average weight stays near 1; stop predictions weigh 1.
+
+    Args:
+        target: ``[B, T, h, w]`` matched target masks (zeros for stop predictions).
+        assignment: int ``[B, T]`` (-1 = stop).
+
+    Returns:
+        float ``[B, T]``.
+    """
+    area = tf.reduce_sum(target, axis=[-2, -1])  # [B, T]
+    matched = (assignment >= 0) & (area > 0)
+    mean_area = tf.math.divide_no_nan(tf.reduce_sum(tf.where(matched, area, 0.0)),
+                                      tf.reduce_sum(tf.cast(matched, area.dtype)))
+    w = tf.clip_by_value(tf.math.divide_no_nan(mean_area, area), 0.25, 4.0)
+    return tf.stop_gradient(tf.where(matched, w, tf.ones_like(w)))
+
+
+def stop_loss(objectness: tf.Tensor, assignment: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Cross-entropy of the stop head: step t should say 1 iff it was matched to an object.
+
+    Args:
+        objectness: float ``[B, T]`` probabilities from the stop head.
+        assignment: int ``[B, T]`` from ``decompnet_tf.matching.match`` (-1 = stop map).
+
+    Returns:
+        ``{"stop": scalar}``, the mean over batch and steps.
+    """
+    x = tf.clip_by_value(_as_float(objectness), _EPS, 1.0 - _EPS)
+    y = tf.cast(assignment >= 0, x.dtype)
+    return {STOP: tf.reduce_mean(-(y * tf.math.log(x) + (1.0 - y) * tf.math.log(1.0 - x)))}
+
+
 def category_loss(pred: tf.Tensor, target: tf.Tensor, p: float | tf.Tensor) -> dict[str, tf.Tensor]:
     """Category-decomposition mask loss (paper section 2.1, eq. 2).
 
@@ -144,7 +217,8 @@ def _gather_assigned(values: tf.Tensor, assignment: tf.Tensor) -> tf.Tensor:
 
 
 def instance_losses(
-    pred: tf.Tensor, gt: tf.Tensor, assignment: tf.Tensor, p: float | tf.Tensor
+    pred: tf.Tensor, gt: tf.Tensor, assignment: tf.Tensor, p: float | tf.Tensor,
+    loss: str = "l2", size_weighting: bool = False,
 ) -> dict[str, tf.Tensor]:
     """Instance-decomposition loss terms (paper section 2.2, eq. 3 - reconstructed).
 
@@ -172,6 +246,9 @@ def instance_losses(
         assignment: int32 ``[B, T]``, ``assignment[b, t]`` = index of the gt mask matched to
             prediction ``t``, or -1 when ``t`` is matched to the all-zero stop map.
         p: scalar weight floor ``p`` of D_p.
+        loss: "l2" (D_p, the paper) or "bce" (:func:`weighted_bce`) for the matched term; the
+            summed-map term stays L2 (a sum of maps is no probability).
+        size_weighting: weigh each matched term by :func:`size_weights`.
 
     Returns:
         ``{"instance_matched": mean_b sum_t D_p(pred[b,t], target[b,t]),
@@ -181,7 +258,10 @@ def instance_losses(
     gt = tf.stop_gradient(tf.cast(gt, pred.dtype))
     assignment = tf.cast(assignment, tf.int32)
     target = _gather_assigned(gt, assignment)  # [B, T, h, w]
-    matched = tf.reduce_sum(weighted_sq_distance(pred, target, p), axis=1)  # [B]
+    per_step = map_distance(pred, target, p, loss)  # [B, T]
+    if size_weighting:
+        per_step = per_step * size_weights(target, assignment)
+    matched = tf.reduce_sum(per_step, axis=1)  # [B]
     # Stop-condition term: compare the summed maps (section 2.2).
     summed = weighted_sq_distance(tf.reduce_sum(pred, axis=1), tf.reduce_sum(gt, axis=1), p)  # [B]
     return {INSTANCE_MATCHED: tf.reduce_mean(matched), INSTANCE_SUM: tf.reduce_mean(summed)}
@@ -293,10 +373,12 @@ def weighted_total(
     lam: float | tf.Tensor,
     gamma: float | tf.Tensor,
     eta: float | tf.Tensor,
+    stop_weight: float | tf.Tensor = 1.0,
 ) -> tf.Tensor:
     """Combines the loss terms; the ONLY place where lambda, gamma and eta are applied.
 
-    ``total = category + lam * instance_matched + gamma * instance_sum + eta * box``
+    ``total = category + lam * instance_matched + gamma * instance_sum + eta * box
+    + stop_weight * stop``
 
     Reading of the paper (sections 2.2, 2.3 and Appendix B; eq. 3 was lost in extraction):
     lambda weights the matched-instance distance term ``D_lambda``, gamma the sum
@@ -314,18 +396,20 @@ def weighted_total(
             ``"instance_sum"``, ``"box"``) to a scalar tensor; missing terms count as 0 (e.g.
             the category-only first training stage of Appendix B).
         lam, gamma, eta: scalar weights (Python floats or scalar tensors, e.g. a schedule).
+        stop_weight: weight of the stop head's term (not in the paper).
 
     Returns:
         float scalar tensor (float32 unless the terms are float64).
 
     Raises:
-        ValueError: if ``terms`` has a key that is not one of the four names above (catches
+        ValueError: if ``terms`` has a key that is not one of the five names above (catches
             typos that would otherwise silently drop a term).
     """
     unknown = sorted(set(terms) - set(TERM_NAMES))
     if unknown:
         raise ValueError(f"Unknown loss terms {unknown}; expected a subset of {TERM_NAMES}.")
-    weights = {CATEGORY: 1.0, INSTANCE_MATCHED: lam, INSTANCE_SUM: gamma, BOX: eta}
+    weights = {CATEGORY: 1.0, INSTANCE_MATCHED: lam, INSTANCE_SUM: gamma, BOX: eta,
+               STOP: stop_weight}
     dtype = tf.float32
     if any(tf.convert_to_tensor(v).dtype == tf.float64 for v in terms.values()):
         dtype = tf.float64

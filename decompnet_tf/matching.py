@@ -63,7 +63,8 @@ def _warn_surplus() -> None:
 
 
 def instance_cost_matrix(
-    pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Tensor
+    pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Tensor,
+    loss: str = "l2",
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Pairwise matching costs, using exactly the loss distance D (section 2.1 eq. 2, 2.2).
 
@@ -77,12 +78,17 @@ def instance_cost_matrix(
     loop over pairs). It is evaluated in float64, which keeps the cancellation harmless and is
     immune to TF32 matmul rounding on GPUs; tiny negative round-off is clipped to 0.
 
+    With ``loss="bce"`` the cost is ``losses.weighted_bce``: with ``A = -log x`` and
+    ``B = -log(1 - x)``, ``v * bce = A (v y) + B (v (1 - y))``, again two matmuls, exact for
+    any target in [0, 1]; ``stop_cost = p * mean B``.
+
     Args:
         pred: float ``[B, T, h, w]`` instance maps.
         gt: ``[B, N, h, w]`` ground-truth instance masks (padded slots arbitrary).
         gt_valid: bool or 0/1 int ``[B, N]``, true for real objects. Real objects must come first
             (padding at the end), as produced by padded batching.
         p: scalar weight floor ``p`` of D_p.
+        loss: "l2" or "bce", the loss's matched-map distance (``losses.map_distance``).
 
     Returns:
         ``(cost, stop_cost)``: float64 ``[B, T, N]`` (``INVALID_COST`` in invalid columns) and
@@ -96,14 +102,21 @@ def instance_cost_matrix(
     x = tf.reshape(pred, tf.stack([batch, steps, num_pixels]))  # [B, T, P]
     y = tf.reshape(gt, tf.stack([batch, tf.shape(gt)[1], num_pixels]))  # [B, N, P]
     v = pixel_weight(y, p)  # [B, N, P]
+    denom = tf.cast(num_pixels, tf.float64)
+    valid = tf.cast(gt_valid, tf.bool)[:, None, :]  # [B, 1, N]
+    if loss == "bce":
+        x = tf.clip_by_value(x, 1e-6, 1.0 - 1e-6)  # As losses.weighted_bce.
+        a, b = -tf.math.log(x), -tf.math.log(1.0 - x)
+        cost = (tf.einsum("btp,bnp->btn", a, v * y)
+                + tf.einsum("btp,bnp->btn", b, v * (1.0 - y))) / denom
+        stop_cost = pixel_weight(tf.zeros([], tf.float64), p) * tf.reduce_mean(b, -1)
+        return tf.where(valid, cost, tf.constant(INVALID_COST, tf.float64)), stop_cost
     xx_v = tf.einsum("btp,bnp->btn", tf.square(x), v)
     x_vy = tf.einsum("btp,bnp->btn", x, v * y)
     yy_v = tf.reduce_sum(v * tf.square(y), axis=-1)  # [B, N]
-    denom = tf.cast(num_pixels, tf.float64)
     cost = tf.maximum((xx_v - 2.0 * x_vy + yy_v[:, None, :]) / denom, 0.0)  # [B, T, N]
     # D(x, 0): the weight of an all-zero target is v(0) = p everywhere.
     stop_cost = pixel_weight(tf.zeros([], tf.float64), p) * tf.reduce_mean(tf.square(x), -1)
-    valid = tf.cast(gt_valid, tf.bool)[:, None, :]  # [B, 1, N]
     cost = tf.where(valid, cost, tf.constant(INVALID_COST, tf.float64))
     return cost, stop_cost
 
@@ -159,7 +172,8 @@ def hungarian_assign(cost: np.ndarray, stop_cost: np.ndarray, num_gt: np.ndarray
     return out
 
 
-def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Tensor) -> tf.Tensor:
+def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Tensor,
+          loss: str = "l2") -> tf.Tensor:
     """Hungarian matching of instance maps to ground-truth masks (paper section 2.2, "idx()").
 
     Computes :func:`instance_cost_matrix` under ``tf.stop_gradient`` and calls
@@ -177,13 +191,14 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
         gt: ``[B, N, h, w]`` ground-truth instance masks.
         gt_valid: bool ``[B, N]``, True for real objects, which come first (padding last).
         p: scalar weight floor ``p`` of D_p (use the loss's ``p``).
+        loss: the loss's matched-map distance, "l2" or "bce".
 
     Returns:
         int32 ``[B, T]``: index of the gt object matched to each prediction, -1 = stop map.
     """
     pred = tf.stop_gradient(pred)
     gt = tf.stop_gradient(gt)
-    cost, stop_cost = instance_cost_matrix(pred, gt, gt_valid, p)
+    cost, stop_cost = instance_cost_matrix(pred, gt, gt_valid, p, loss)
     num_gt = tf.reduce_sum(tf.cast(gt_valid, tf.int32), axis=1)  # [B]
     assignment = tf.numpy_function(
         hungarian_assign,

@@ -2,12 +2,19 @@
 
 No NMS and no proposals (the paper's point): per category, the instance maps are read in
 emission order and the first map whose peak activation falls below `stop_threshold` ends that
-category (the paper's "stop sign", Fig. 3). Every map before it is one detection.
+category (the paper's "stop sign", Fig. 3); a model with a stop head stops on its objectness
+instead. Every map before it is one detection.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+
+def stop_signal(outputs: dict) -> tf.Tensor:
+    """[B, C, T] what the stop rule reads: the stop head's "objectness" when the model has one,
+    else the "peaks" (maximum) of the instance maps."""
+    return outputs["objectness"] if "objectness" in outputs else outputs["peaks"]
 
 
 def count_instances(peaks: tf.Tensor, stop_threshold: float) -> tf.Tensor:
@@ -30,8 +37,8 @@ def detections(outputs: dict, stop_threshold: float = 0.5, max_detections: int |
 
     Args:
       outputs: DecompNet outputs: "instance_maps" [B, C, T, h, w], "boxes" [B, C, T, 4],
-        "peaks" and `score` [B, C, T].
-      stop_threshold: peak activation below which a category stops.
+        "peaks" (or "objectness") and `score` [B, C, T].
+      stop_threshold: stop signal (`stop_signal`) below which a category stops.
       max_detections: N, the padded size (default C * T: nothing is ever cut).
       image_size: (H, W) to resize the masks to (default: the maps' size); ints or a dynamic
         int32 [2] tensor (the serving signature's input size).
@@ -48,7 +55,7 @@ def detections(outputs: dict, stop_threshold: float = 0.5, max_detections: int |
     maps, boxes = outputs["instance_maps"], outputs["boxes"]
     c, t = maps.shape[1], maps.shape[2]
     n_max = max_detections or c * t
-    counts = count_instances(outputs["peaks"], stop_threshold)  # [B, C]
+    counts = count_instances(stop_signal(outputs), stop_threshold)  # [B, C]
     alive = tf.sequence_mask(counts, t)  # [B, C, T]
     flat_alive = tf.reshape(alive, (-1, c * t))
     flat_score = tf.reshape(outputs[score], (-1, c * t))

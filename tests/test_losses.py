@@ -5,11 +5,17 @@ import pytest
 import tensorflow as tf
 
 from decompnet_tf.losses import (
+    BOX,
+    INSTANCE_MATCHED,
+    STOP,
     box_loss,
     category_loss,
     detection_score,
     instance_losses,
     segmentation_score,
+    size_weights,
+    stop_loss,
+    weighted_bce,
     weighted_sq_distance,
     weighted_total,
 )
@@ -131,3 +137,51 @@ def test_weighted_total_hand_case():
     assert weighted_total({"category": tf.constant(1.5)}, 0.3, 0.3, 1.0).numpy() == 1.5
     with pytest.raises(ValueError):
         weighted_total({"catgory": tf.constant(1.0)}, 1.0, 1.0, 1.0)
+
+
+def _np_bce(x, y):
+    x = np.clip(x, 1e-6, 1 - 1e-6)
+    return -(y * np.log(x) + (1 - y) * np.log(1 - x))
+
+
+def test_weighted_bce_matches_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 3, 4, 5)).astype(np.float32)
+    y = (rng.uniform(size=(2, 3, 4, 5)) > 0.5).astype(np.float32)
+    ref = ((y + 0.25) * _np_bce(x, y)).mean(axis=(-2, -1))
+    np.testing.assert_allclose(weighted_bce(x, y, 0.25).numpy(), ref, rtol=1e-5)
+    # A perfect prediction costs ~0, the inverted one a lot.
+    assert weighted_bce(y, y, 0.25).numpy().max() < 1e-4
+    assert weighted_bce(1 - y, y, 0.25).numpy().min() > 1.0
+
+
+def test_instance_losses_bce_and_size_weighting():
+    pred = np.full((1, 2, 4, 4), 0.5, np.float32)
+    gt = np.zeros((1, 2, 4, 4), np.float32)
+    gt[0, 0, :1, :1] = 1.0  # area 1
+    gt[0, 1, :3, :3] = 1.0  # area 9
+    assignment = np.array([[1, 0]], np.int32)
+    target = gt[:, ::-1]
+    per_step = ((target + 0.1) * _np_bce(pred, target)).mean(axis=(-2, -1))  # [1, 2]
+    out = instance_losses(pred, gt, assignment, 0.1, loss="bce")
+    assert out[INSTANCE_MATCHED].numpy() == pytest.approx(per_step.sum(), rel=1e-5)
+    # mean area 5: weights 5/9 for the big object, 5/1 -> clipped to 4 for the small one.
+    w = size_weights(tf.constant(target), tf.constant(assignment)).numpy()
+    np.testing.assert_allclose(w, [[5 / 9, 4.0]], rtol=1e-6)
+    weighted = instance_losses(pred, gt, assignment, 0.1, loss="bce", size_weighting=True)
+    assert weighted[INSTANCE_MATCHED].numpy() == pytest.approx((per_step * w).sum(), rel=1e-5)
+    # Stop predictions weigh 1 and do not enter the mean area.
+    w = size_weights(tf.constant(target), tf.constant([[1, -1]], np.int32)).numpy()
+    np.testing.assert_allclose(w, [[1.0, 1.0]])
+    with pytest.raises(ValueError, match="instance loss must be one of"):
+        instance_losses(pred, gt, assignment, 0.1, loss="l1")
+
+
+def test_stop_loss_matches_numpy_and_enters_total_once():
+    obj = np.array([[0.9, 0.2, 0.4]], np.float32)
+    assignment = np.array([[0, -1, 2]], np.int32)
+    ref = _np_bce(obj, np.array([[1.0, 0.0, 1.0]])).mean()
+    terms = stop_loss(obj, assignment)
+    assert terms[STOP].numpy() == pytest.approx(ref, rel=1e-5)
+    total = weighted_total({STOP: terms[STOP], BOX: 1.0}, 1.0, 1.0, 2.0, stop_weight=0.5)
+    assert total.numpy() == pytest.approx(2.0 + 0.5 * ref, rel=1e-5)

@@ -167,3 +167,24 @@ def test_match_gradient_is_none_inside_tf_function():
     cost, stop = instance_cost_matrix(pred_np, gt_np, valid_np, 0.5)
     expected = hungarian_assign(cost.numpy(), stop.numpy(), valid_np.sum(1))
     assert assignment.numpy().tolist() == expected.tolist()
+
+
+def test_bce_cost_matrix_equals_double_loop_and_matching_is_optimal():
+    from decompnet_tf.losses import weighted_bce
+
+    pred, gt, valid = _random_problem(3)
+    gt[0, 1, :2] = 0.5  # Soft targets too: the matmul form is exact for any y in [0, 1].
+    cost, stop = instance_cost_matrix(pred, gt, valid, 0.2, loss="bce")
+    cost, stop = cost.numpy(), stop.numpy()
+    for b in range(2):
+        for t in range(3):
+            ref_stop = weighted_bce(pred[b, t], np.zeros_like(pred[b, t]), 0.2).numpy()
+            assert stop[b, t] == pytest.approx(ref_stop, rel=1e-5)
+            for j in range(int(valid[b].sum())):
+                ref = weighted_bce(pred[b, t], gt[b, j], 0.2).numpy()
+                assert cost[b, t, j] == pytest.approx(ref, rel=1e-5)
+    assignment = match(pred, gt, valid, 0.2, loss="bce").numpy()
+    for b in range(2):
+        n = int(valid[b].sum())
+        got = _assignment_cost(cost[b], stop[b], assignment[b])
+        assert got == pytest.approx(_brute_force(cost[b], stop[b], n), rel=1e-9)

@@ -53,9 +53,11 @@ def test_instance_cell_in_keras_rnn_and_loop_agree():
     "layer, kwargs",
     [(InstanceCell, dict(units=8, filters=4, skips=True, output_activation="linear",
                          decoder_norm=True)),
+     (InstanceCell, dict(units=5, filters=3, recurrence="convlstm")),
      (BoxRegressor, dict(hidden=7, dropout=0.25)),
      (CategoryNet, dict(num_classes=2, full_resolution=True, skips=True, decoder_filters=8)),
-     (DecompNet, TINY)],
+     (DecompNet, TINY),
+     (DecompNet, {**TINY, "stop_head": True, "instance_recurrence": "lstm"})],
 )
 def test_get_config_mirrors_constructor(layer, kwargs):
     config = layer(**kwargs).get_config()
@@ -97,3 +99,57 @@ def test_bad_images_are_clear_errors(shape, match):
     net = DecompNet(**TINY)
     with pytest.raises(ValueError, match=match):
         net(np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("recurrence, state", [("lstm", [6] * 4), ("convlstm", [3 * 3 * 6] * 4)])
+def test_instance_cell_lstm_variants_state_and_rnn_agreement(recurrence, state):
+    cell = InstanceCell(units=6, filters=4, recurrence=recurrence)
+    seq = np.repeat(_images(2, 20, 20)[:, None], 3, axis=1)
+    rnn_out = keras.layers.RNN(cell, return_sequences=True)(seq)
+    assert cell.state_size == state
+    states = cell.get_initial_state(2)
+    for t in range(3):
+        out, states = cell(seq[:, t], states)
+        np.testing.assert_allclose(out.numpy(), rnn_out[:, t].numpy(), atol=1e-5)
+    # The state carries memory: the same input gives a different map at step 2 than at step 1.
+    first, s1 = cell(seq[:, 0], cell.get_initial_state(2))
+    second, _ = cell(seq[:, 0], s1)
+    assert np.abs(first.numpy() - second.numpy()).max() > 1e-6
+    assert cell.get_config()["recurrence"] == recurrence
+
+
+def test_lstm_update_matches_numpy_reference():
+    from decompnet_tf.models.instance_cell import lstm_update
+
+    rng = np.random.default_rng(0)
+    gates, c = rng.normal(size=(2, 12)).astype("float32"), rng.normal(size=(2, 3)).astype("float32")
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    i, f, g, o = np.split(gates, 4, axis=-1)
+    c_ref = sig(f + 1.0) * c + sig(i) * np.tanh(g)
+    h, c_new = lstm_update(gates, c)
+    np.testing.assert_allclose(c_new.numpy(), c_ref, rtol=1e-5)
+    np.testing.assert_allclose(h.numpy(), sig(o) * np.tanh(c_ref), rtol=1e-5)
+
+
+def test_unknown_recurrence_is_a_clear_error():
+    with pytest.raises(ValueError, match="recurrence must be one of"):
+        InstanceCell(recurrence="gru")
+
+
+def test_stop_head_outputs_objectness_and_scales_scores():
+    net = DecompNet(**{**TINY, "stop_head": True, "instance_recurrence": "lstm"})
+    out = net(_images(2, 32, 32))
+    obj = out["objectness"].numpy()
+    assert obj.shape == (2, 3, 3) and ((obj > 0) & (obj < 1)).all()
+    plain = DecompNet(**TINY)
+    plain.build()
+    # Same maps and boxes without the head: the scores are eq. 5 / 6 times the objectness.
+    from decompnet_tf.losses import detection_score, segmentation_score
+
+    np.testing.assert_allclose(
+        out["detection_scores"].numpy(),
+        detection_score(out["instance_maps"], out["boxes"]).numpy() * obj, rtol=1e-5)
+    np.testing.assert_allclose(
+        out["segmentation_scores"].numpy(),
+        segmentation_score(out["instance_maps"], 0.1).numpy() * obj, rtol=1e-5)
+    assert "objectness" not in plain(_images(1, 32, 32))

@@ -82,3 +82,31 @@ def test_changed_model_flags_are_refused(data_dir, tmp_path):
     assert second.returncode != 0
     assert "holds a run with other model settings" in second.stderr
     assert "Traceback" not in second.stderr
+
+
+def test_init_category_from_shares_stage_one(data_dir, tmp_path):
+    first, second = str(tmp_path / "stage1"), str(tmp_path / "stage2")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(_cmd(data_dir, first, ["--epochs=1", "--train_examples=64"]),
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    variant = ["--train_examples=64", "--stages=2", "--epochs=1", "--learning_rates=0.001",
+               f"--init_category_from={first}", "--stop_head", "--instance_recurrence=lstm"]
+    done = subprocess.run(_cmd(data_dir, second, variant), capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "category network initialised from" in done.stdout + done.stderr
+    # Stage 2 freezes the category network: the variant's equals the source's exactly.
+    from decompnet_tf.model_io import build_net, final_weights, load_trained, read_config
+
+    net, _ = load_trained(second)
+    source = build_net(read_config(first))
+    source.load_weights(final_weights(first, 1))
+    for a, b in zip(net.category_net.get_weights(), source.category_net.get_weights()):
+        assert (a == b).all()
+    assert net.stop_head and net.instance_recurrence == "lstm"
+    # A source with another category network is refused with a clear message.
+    bad = subprocess.run(_cmd(data_dir, str(tmp_path / "bad"), [*variant, "--category_skips"]),
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode != 0 and "its category network differs" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -21,7 +21,7 @@ from decompnet_tf.data.decomp_mnist import make_dataset, num_examples
 from decompnet_tf.engine.callbacks import EpochDecay, LossWeightSchedule, MapImages
 from decompnet_tf.engine.distribute import get_strategy
 from decompnet_tf.engine.trainer import DecompTrainer
-from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights
+from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights, read_config
 from decompnet_tf.models.decompnet import DecompNet
 
 
@@ -60,6 +60,22 @@ def _optimizer(config: Config, lr: float) -> keras.optimizers.Optimizer:
     raise ValueError(f"unknown optimizer {t.optimizer!r}; choose sgd or adam")
 
 
+def init_category(net: DecompNet, source_dir: str, log: Callable[[str], None]) -> None:
+    """Copies the category network of another run (its last finished stage) into `net`."""
+    source = read_config(source_dir)
+    done = [s for s in source.train.stages if os.path.isfile(final_weights(source_dir, s))]
+    if not done:
+        raise FileNotFoundError(f"init_category_from={source_dir}: no finished stage there")
+    other = build_net(source)
+    other.load_weights(final_weights(source_dir, done[-1]))
+    try:
+        net.category_net.set_weights(other.category_net.get_weights())
+    except ValueError as e:
+        raise ValueError(f"init_category_from={source_dir}: its category network differs from "
+                         f"this run's ({e}); use the same category settings") from None
+    log(f"category network initialised from {final_weights(source_dir, done[-1])}")
+
+
 def run_training(config: Config, log: Callable[[str], None] = print,
                  validation_steps: int = 10) -> DecompNet:
     """Runs the configured stages; reruns with the same config resume where they stopped."""
@@ -72,6 +88,8 @@ def run_training(config: Config, log: Callable[[str], None] = print,
     strategy = get_strategy(t.strategy, t.tpu)
     with strategy.scope():
         net = build_net(config)
+        if t.init_category_from:
+            init_category(net, t.init_category_from, log)
     c, map_size = config.model.num_classes, net.map_size
     train_ds = make_dataset(config.data, "train", c, map_size, training=True, repeat=True)
     val_ds = make_dataset(config.data, "test", c, map_size, training=False).take(

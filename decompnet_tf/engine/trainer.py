@@ -15,6 +15,7 @@ from decompnet_tf import losses
 from decompnet_tf.config import LossConfig
 from decompnet_tf.matching import match
 from decompnet_tf.models.decompnet import DecompNet
+from decompnet_tf.postprocess import stop_signal
 
 
 def fold(x):
@@ -28,7 +29,7 @@ class DecompTrainer(keras.Model):
 
     Data: (images [B, H, W, 1], targets) from `decompnet_tf.data.decomp_mnist.make_dataset`.
     Logged metrics: every loss term, "loss" (the weighted total), and for stages >= 2
-    "count_accuracy" (peaks >= 0.5 counted against the truth; a cheap training signal).
+    "count_accuracy" (stop signal >= 0.5 counted against the truth; a cheap training signal).
     """
 
     def __init__(self, net: DecompNet, stage: int, loss_config: LossConfig, **kwargs):
@@ -47,6 +48,7 @@ class DecompTrainer(keras.Model):
         net.box_regressor.trainable = stage in (2, 3)
         names = ["loss", losses.CATEGORY] if stage == 1 else (
             ["loss", losses.INSTANCE_MATCHED, losses.INSTANCE_SUM, losses.BOX, "count_accuracy"]
+            + ([losses.STOP] if net.stop_head else [])
             + ([losses.CATEGORY] if stage == 3 else []))
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True  # Its only weights are the (built) network's and lam/gamma.
@@ -69,10 +71,13 @@ class DecompTrainer(keras.Model):
         out = self.net.decompose(cat_maps, training=training)
         pred = fold(out["instance_maps"])  # [B*C, T, h, w]
         gt, valid = fold(targets["masks"]), fold(targets["valid"])
-        assignment = match(pred, gt, valid, cfg.instance_p)
-        terms = {**losses.instance_losses(pred, gt, assignment, cfg.instance_p),
+        assignment = match(pred, gt, valid, cfg.instance_p, cfg.instance_loss)
+        terms = {**losses.instance_losses(pred, gt, assignment, cfg.instance_p,
+                                          cfg.instance_loss, cfg.size_weighting),
                  **losses.box_loss(fold(out["boxes_xywh"]), fold(targets["boxes"]),
                                    assignment)}
+        if "objectness" in out:
+            terms.update(losses.stop_loss(fold(out["objectness"]), assignment))
         if self.stage == 3:
             terms.update(losses.category_loss(cat_maps, targets["category_target"],
                                               cfg.category_p))
@@ -83,7 +88,7 @@ class DecompTrainer(keras.Model):
         for name, value in terms.items():
             self.trackers[name].update_state(value)
         if "count_accuracy" in self.trackers:
-            emitted = tf.reduce_sum(tf.cast(outputs["peaks"] >= 0.5, tf.int32), axis=-1)
+            emitted = tf.reduce_sum(tf.cast(stop_signal(outputs) >= 0.5, tf.int32), axis=-1)
             correct = tf.cast(tf.equal(emitted, targets["num_objects"]), tf.float32)
             self.trackers["count_accuracy"].update_state(tf.reduce_mean(correct))
         return {name: t.result() for name, t in self.trackers.items()}
@@ -92,7 +97,8 @@ class DecompTrainer(keras.Model):
         images, targets = data
         with tf.GradientTape() as tape:
             terms, outputs = self.compute_terms(images, targets, training=True)
-            total = losses.weighted_total(terms, self.lam, self.gamma, self.loss_config.eta)
+            total = losses.weighted_total(terms, self.lam, self.gamma, self.loss_config.eta,
+                                       self.loss_config.stop_weight)
             # Keras sums gradients across replicas: scale each replica's loss accordingly.
             scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
         variables = self.trainable_variables
@@ -103,6 +109,7 @@ class DecompTrainer(keras.Model):
     def test_step(self, data):
         images, targets = data
         terms, outputs = self.compute_terms(images, targets, training=False)
-        total = losses.weighted_total(terms, self.lam, self.gamma, self.loss_config.eta)
+        total = losses.weighted_total(terms, self.lam, self.gamma, self.loss_config.eta,
+                                       self.loss_config.stop_weight)
         return self._update(terms, total, outputs, targets)
 

@@ -25,15 +25,18 @@ class DecompNet(keras.Model):
     - "boxes": [batch, C, T, 4] (ymin, xmin, ymax, xmax) normalised, from the regressor's
       (x, y, w, h), which "boxes_xywh" [batch, C, T, 4] holds as regressed (section 2.3);
     - "detection_scores": [batch, C, T] eq. 5; "segmentation_scores": [batch, C, T] eq. 6;
-    - "peaks": [batch, C, T] the maximum of each instance map (the default stop signal).
+    - "peaks": [batch, C, T] the maximum of each instance map (the default stop signal);
+    - "objectness": [batch, C, T] only with `stop_head=True`: a sigmoid on each step's top
+      recurrent state, trained to say "this step holds an object" (not in the paper; issue 5).
+      It replaces the peaks as the stop signal and multiplies the eq. 5 and 6 scores.
     """
 
     def __init__(self, num_classes: int = 3, steps: int = 11, image_size=(100, 100),
                  full_resolution: bool = False, category_skips: bool = False,
                  instance_units: int = 2048, instance_filters: int = 32,
                  instance_skips: bool = False, instance_decoder_norm: bool = False,
-                 instance_activation: str = "sigmoid",
-                 box_hidden: int = 4096, box_dropout: float = 0.5,
+                 instance_activation: str = "sigmoid", instance_recurrence: str = "rnn",
+                 stop_head: bool = False, box_hidden: int = 4096, box_dropout: float = 0.5,
                  segmentation_delta: float = 0.1, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
@@ -46,6 +49,8 @@ class DecompNet(keras.Model):
         self.instance_skips = instance_skips
         self.instance_decoder_norm = instance_decoder_norm
         self.instance_activation = instance_activation
+        self.instance_recurrence = instance_recurrence
+        self.stop_head = stop_head
         self.box_hidden = box_hidden
         self.box_dropout = box_dropout
         self.segmentation_delta = segmentation_delta
@@ -63,12 +68,15 @@ class DecompNet(keras.Model):
         self.cell = InstanceCell(self.instance_units, self.instance_filters,
                                  self.instance_skips, self.instance_activation,
                                  decoder_norm=self.instance_decoder_norm,
-                                 name="instance_cell")
+                                 recurrence=self.instance_recurrence, name="instance_cell")
         self.box_regressor = BoxRegressor(self.box_hidden, self.box_dropout,
                                           name="box_regressor")
         self.category_net.build((None, *self.image_size, 1))
         self.cell.build((None, h, w, 1))
         self.box_regressor.build((None, h, w, 1))
+        if self.stop_head:
+            self.objectness = keras.layers.Dense(1, activation="sigmoid", name="stop_head")
+            self.objectness.build((None, self.cell.state_size[-1]))  # h2's size
         super().build((None, *self.image_size, 1))
 
     def check_images(self, images):
@@ -96,16 +104,18 @@ class DecompNet(keras.Model):
         # [B, h, w, C] -> [B*C, h, w, 1]: categories folded into the batch.
         x = ops.reshape(ops.transpose(category_maps, (0, 3, 1, 2)), (-1, h, w, 1))
         states = self.cell.get_initial_state(ops.shape(x)[0])
-        maps = []
+        maps, objectness = [], []
         for _ in range(t):
             out, states = self.cell(x, states, training=training)
             maps.append(out)
+            if self.stop_head:
+                objectness.append(self.objectness(self.cell.top_state(states)))
         maps = ops.stack(maps, axis=1)  # [B*C, T, h, w, 1]
         xywh = self.box_regressor(ops.reshape(maps, (-1, h, w, 1)), training=training)
         xywh = ops.reshape(xywh, (-1, c, t, 4))
         boxes = xywh_to_yxyx(xywh)
         maps = ops.reshape(maps, (-1, c, t, h, w))
-        return {
+        out = {
             "instance_maps": maps,
             "boxes": boxes,
             "boxes_xywh": xywh,
@@ -113,6 +123,11 @@ class DecompNet(keras.Model):
             "segmentation_scores": segmentation_score(maps, self.segmentation_delta),
             "peaks": ops.max(maps, axis=(-2, -1)),
         }
+        if self.stop_head:
+            out["objectness"] = ops.reshape(ops.concatenate(objectness, axis=-1), (-1, c, t))
+            for key in ("detection_scores", "segmentation_scores"):
+                out[key] = out[key] * out["objectness"]
+        return out
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "steps": self.steps,
@@ -121,5 +136,7 @@ class DecompNet(keras.Model):
                 "instance_filters": self.instance_filters,
                 "instance_skips": self.instance_skips,
                 "instance_decoder_norm": self.instance_decoder_norm,
-                "instance_activation": self.instance_activation, "box_hidden": self.box_hidden,
+                "instance_activation": self.instance_activation,
+                "instance_recurrence": self.instance_recurrence, "stop_head": self.stop_head,
+                "box_hidden": self.box_hidden,
                 "box_dropout": self.box_dropout, "segmentation_delta": self.segmentation_delta}
