@@ -1,16 +1,21 @@
-"""Evaluates trained models on decomp_mnist the way the paper does (section 3.1, Figs. 3-6).
+"""Evaluates trained models on decomp_mnist the way the paper does (section 3.1, Figs. 3-6),
+and on decomp_kitti with KITTI's official protocol for cars.
 
     python evaluate.py --model_dir=runs/mnist_quick
     python evaluate.py --compare=runs/mnist_quick,runs/baseline --output_dir=runs/compare
+    python evaluate.py --model_dir=runs/kitti          # the val split (3,769 images)
 
 Writes to --output_dir (default <model_dir>/eval_<split>): metrics.json (per-category AP50 with
 its PR curve, recall at precision 0.84, COCO AP from pycocotools, segmentation AP at mask IoU
-0.5-0.9, counting accuracy, speed), the COCO json files, PR plots and qualitative sheets.
+0.5-0.9, counting accuracy, speed), the COCO json files, PR plots and qualitative sheets. For
+decomp_kitti: metrics.json with AP (R40 and R11) for easy / moderate / hard at IoU 0.7, and
+pr_kitti.png with one PR curve per difficulty.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from absl import app, flags
 
@@ -33,8 +38,12 @@ flags.DEFINE_integer("num_sheets", 4, "Qualitative sheets (Figures 3 and 6) to d
 
 
 def check_compatible(model, names, image_size, dataset):
-    """A clear error when the model's classes or input size do not fit the dataset."""
-    if model.num_classes != len(names) or tuple(model.image_size) != tuple(image_size):
+    """A clear error when the model's classes or input size do not fit the dataset (KITTI
+    images are resized to the model's size, so only the classes must fit there)."""
+    from decompnet_tf.data.decomp_kitti import is_kitti
+
+    size_ok = is_kitti(dataset) or tuple(model.image_size) == tuple(image_size)
+    if model.num_classes != len(names) or not size_ok:
         raise ValueError(
             f"the model ({model.num_classes} classes, input {tuple(model.image_size)}) does not "
             f"match the dataset {dataset} ({len(names)} classes {names}, images "
@@ -75,6 +84,13 @@ def load_detector(model_dir: str, dataset_override, data_dir_override):
         return TFLiteDetector(FLAGS.tflite), builder
     net, _ = load_trained(model_dir)
     return DecompDetector(net, FLAGS.stop_threshold), builder
+
+
+def _is_kitti_run(model_dir: str) -> bool:
+    from decompnet_tf.data.decomp_kitti import is_kitti
+    from decompnet_tf.model_io import read_config
+
+    return is_kitti(FLAGS.dataset or read_config(model_dir).data.dataset)
 
 
 def evaluate_one(model_dir: str, out_dir: str):
@@ -135,6 +151,70 @@ def evaluate_one(model_dir: str, out_dir: str):
     return m, names
 
 
+def evaluate_kitti(model_dir: str, out_dir: str):
+    """KITTI's official protocol for cars (decompnet_tf.eval.kitti) on the val split."""
+    import json
+
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+    from tqdm import tqdm
+
+    from decompnet_tf.data.decomp_mnist import dataset_split
+    from decompnet_tf.eval import kitti, plots
+
+    detector, builder = load_detector(model_dir, FLAGS.dataset, FLAGS.data_dir)
+    size = tuple(detector.net.image_size)
+    canvas = builder.info.features["image"].shape[:2]
+    ignore_names = builder.info.features["ignore"]["type"].names
+    split = dataset_split(builder.name, FLAGS.split)
+    ds = builder.as_dataset(split=split)
+    if FLAGS.max_images:
+        ds = ds.take(FLAGS.max_images)
+    ds = ds.map(lambda ex: {**ex, "model_image": tf.image.resize(
+        tf.cast(ex["image"], tf.float32), size, "area") / 255.0}).batch(FLAGS.batch_size)
+    total = builder.info.splits[split].num_examples
+    dets, gts, seconds, n = [], [], 0.0, 0
+    for batch in tqdm(tfds.as_numpy(ds), desc="evaluating on KITTI", unit="batch",
+                      total=-(-min(total, FLAGS.max_images or total) // FLAGS.batch_size)):
+        start = time.perf_counter()
+        out = detector.predict(batch["model_image"])
+        seconds += time.perf_counter() - start
+        for b in range(len(batch["model_image"])):
+            example = {"objects": {k: v[b] for k, v in batch["objects"].items()},
+                       "ignore": {k: v[b] for k, v in batch["ignore"].items()}}
+            k = int(out["num_detections"][b])
+            dets.append(kitti.detections_for_class(
+                out["detection_boxes"][b, :k], out["detection_scores"][b, :k],
+                out["detection_classes"][b, :k], canvas, batch["original_size"][b]))
+            gts.append(kitti.groundtruth_from_example(_unpad(example), ignore_names))
+        n += len(batch["model_image"])
+    results = kitti.evaluate_kitti(dets, gts)
+    os.makedirs(out_dir, exist_ok=True)
+    m = {"kitti_car_iou_0.7": {name: {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                                      for k, v in r.items()} for name, r in results.items()},
+         "speed": {"ms_per_image": 1000 * seconds / max(n, 1), "images": n},
+         "model": {**detector.describe(), "model_dir": model_dir, "split": split}}
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(m, f, indent=1, default=float)
+    curves = {"decompNet": {i: (r["recall"], r["precision"], r["ap_r40"])
+                            for i, r in enumerate(results.values())}}
+    plots.pr_figure(curves, "KITTI cars, IoU 0.7 (AP R40)", os.path.join(out_dir, "pr_kitti.png"),
+                    [name.capitalize() for name in results])
+    for name, r in results.items():
+        print(f"{name:<9} AP R40 {r['ap_r40']:.4f}  R11 {r['ap_r11']:.4f}  ({r['num_gt']} cars)")
+    return m
+
+
+def _unpad(example):
+    """Batched TFDS sequences are padded: keep the real objects (non-empty boxes) only."""
+    objs, ign = example["objects"], example["ignore"]
+    real = (objs["bbox"][:, 2] > objs["bbox"][:, 0])
+    keep = (ign["bbox"][:, 2] > ign["bbox"][:, 0])
+    return {"objects": {k: v[real] for k, v in objs.items()},
+            "ignore": {k: v[keep] for k, v in ign.items()}}
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -149,6 +229,10 @@ def main(argv):
         out = (os.path.join(FLAGS.output_dir, name) if FLAGS.output_dir and len(dirs) > 1
                else FLAGS.output_dir or os.path.join(d, f"eval_{FLAGS.split}"))
         try:
+            if _is_kitti_run(d):
+                evaluate_kitti(d, out)
+                print(f"{name}: results in {out}")
+                continue
             results[name], names = evaluate_one(d, out)
         except (FileNotFoundError, ValueError) as e:
             raise app.UsageError(str(e)) from None
@@ -160,6 +244,8 @@ def main(argv):
                       for k, r in m["detection"]["iou_0.5"].items()} for n, m in results.items()}
         plots.pr_figure(curves, "Detection, IoU 0.5 (Fig. 4)",
                         os.path.join(out, "pr_detection.png"), names)
+    if not results:
+        return
     print(runner.table_header(names))
     for n, m in results.items():
         print(runner.summary_row(n, m, names))

@@ -27,7 +27,17 @@ flags.DEFINE_list("image_size", ["100", "100"], "Input height,width.")
 flags.DEFINE_integer("num_classes", 3, "Categories (decomp_mnist: 3, for the digits 3, 6, 9).")
 flags.DEFINE_integer("steps", 11, "Recurrent steps T per category (max objects + the stop map).")
 flags.DEFINE_boolean("full_resolution", False, "Maps at full input size ('decomp full').")
-flags.DEFINE_boolean("category_skips", False, "Encoder-decoder skips in CategoryNet.")
+flags.DEFINE_enum("backbone", "mnist", ["mnist", "vgg16"],
+                  "Category network: the paper's MNIST network (grayscale) or Appendix A's VGG16 "
+                  "with deconvolutions (RGB; decomp_kitti).")
+flags.DEFINE_string("backbone_weights", "imagenet",
+                    "vgg16 only: 'imagenet' (from the Keras cache, never downloaded; random "
+                    "with a warning when absent), a path to the no-top .h5 file, or 'none'.")
+flags.DEFINE_integer("instance_pool", 1,
+                     "Average-pool the category maps by this factor before the instance "
+                     "network (KITTI: 4 keeps its recurrent and box layers small).")
+flags.DEFINE_boolean("category_skips", False, "Encoder-decoder skips in CategoryNet (or the "
+                     "FCN skips from VGG16's pooling layers with --backbone=vgg16).")
 flags.DEFINE_integer("instance_units", 2048, "Units of each fully connected recurrent layer.")
 flags.DEFINE_integer("instance_filters", 32, "Filters of the InstanceCell's deconvolutions.")
 flags.DEFINE_boolean("instance_skips", False, "Encoder-decoder skips inside the InstanceCell.")
@@ -110,7 +120,9 @@ def config_from_flags():
             instance_activation=FLAGS.instance_activation,
             instance_recurrence=FLAGS.instance_recurrence, stop_head=FLAGS.stop_head,
             box_hidden=FLAGS.box_hidden, box_dropout=FLAGS.box_dropout,
-            segmentation_delta=FLAGS.segmentation_delta),
+            segmentation_delta=FLAGS.segmentation_delta, backbone=FLAGS.backbone,
+            backbone_weights=FLAGS.backbone_weights if FLAGS.backbone == "vgg16" else "",
+            instance_pool=FLAGS.instance_pool),
         loss=LossConfig(category_p=FLAGS.category_p, instance_p=FLAGS.instance_p,
                         lam=FLAGS.lam, gamma=FLAGS.gamma, warmup_weight=FLAGS.warmup_weight,
                         eta=FLAGS.eta, instance_loss=FLAGS.instance_loss,

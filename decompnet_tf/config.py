@@ -28,6 +28,9 @@ class ModelConfig:
     box_hidden: int = 4096
     box_dropout: float = 0.5
     segmentation_delta: float = 0.1
+    backbone: str = "mnist"
+    backbone_weights: str = ""
+    instance_pool: int = 1
 
 
 @dataclasses.dataclass(frozen=True)

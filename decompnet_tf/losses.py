@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
-from decompnet_tf.ops.boxes import yxyx_to_xywh
+from decompnet_tf.ops.boxes import box_mask, yxyx_to_xywh
 
 CATEGORY = "category"
 INSTANCE_MATCHED = "instance_matched"
@@ -335,14 +335,7 @@ def detection_score(maps: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
     """
     maps = _as_float(maps)
     boxes = tf.cast(boxes, maps.dtype)
-    h = tf.shape(maps)[-2]
-    w = tf.shape(maps)[-1]
-    rows = (tf.cast(tf.range(h), maps.dtype) + 0.5) / tf.cast(h, maps.dtype)  # [h]
-    cols = (tf.cast(tf.range(w), maps.dtype) + 0.5) / tf.cast(w, maps.dtype)  # [w]
-    ymin, xmin, ymax, xmax = (boxes[..., i : i + 1] for i in range(4))  # [..., 1] each
-    in_y = tf.cast((rows >= ymin) & (rows <= ymax), maps.dtype)  # [..., h]
-    in_x = tf.cast((cols >= xmin) & (cols <= xmax), maps.dtype)  # [..., w]
-    mask = in_y[..., :, None] * in_x[..., None, :]  # [..., h, w] binary M(b)
+    mask = box_mask(boxes, tf.shape(maps)[-2], tf.shape(maps)[-1])  # [..., h, w] M(b)
     inside = tf.reduce_sum(maps * mask, axis=[-2, -1])  # g^T M(b)
     area = tf.reduce_sum(mask, axis=[-2, -1])  # A(b) in pixels
     return tf.math.divide_no_nan(inside, area)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 
 from decompnet_tf.config import Config
 from decompnet_tf.models.decompnet import DecompNet
+from decompnet_tf.models.vgg_category_net import BackboneWeightsWarning
 
 CONFIG_FILE = "config.json"
 
@@ -49,6 +51,9 @@ def load_trained(model_dir: str) -> tuple[DecompNet, Config]:
         raise ValueError(
             f"{model_dir}: only stage {max(done)} (the category network) is trained; detection "
             "needs stage 2 (the instance network)")
-    net = build_net(config)
+    with warnings.catch_warnings():
+        # The trained weights replace the backbone's initial ones: no warning about those.
+        warnings.simplefilter("ignore", BackboneWeightsWarning)
+        net = build_net(config)
     net.load_weights(final_weights(model_dir, done[-1]))
     return net, config

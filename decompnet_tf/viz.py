@@ -16,15 +16,16 @@ PRED_COLOR = (230, 0, 0)  # Predicted boxes (paper Fig. 3: red).
 
 
 def to_rgb(image: np.ndarray, scale: int = 1) -> np.ndarray:
-    """[H, W] or [H, W, 1] uint8 (or float in [0, 1]) -> uint8 [H*scale, W*scale, 3]."""
+    """[H, W], [H, W, 1] or RGB [H, W, 3] uint8 (or float in [0, 1]) -> uint8 RGB
+    [H*scale, W*scale, 3]."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
         image = (np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
-    if image.ndim == 3:
+    if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if scale != 1:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    return np.repeat(image[..., None], 3, axis=-1)
+    return image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
 
 
 def overlay_masks(rgb: np.ndarray, masks: np.ndarray, labels, alpha: float = 0.45):

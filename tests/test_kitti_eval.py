@@ -94,3 +94,30 @@ def test_overlap_must_exceed_0_7_and_no_ground_truth_gives_nan():
     assert r["ap_r11"] == 0.0 and r["ap_r40"] == 0.0
     assert np.isnan(kitti_ap([det()], [gt(boxes=(), heights=(), occluded=(), truncated=(),
                                           neighbour=())], level=0)["ap_r40"])
+
+
+def test_adapters_from_builder_example():
+    from decompnet_tf.eval.kitti import detections_for_class, groundtruth_from_example
+
+    car, van, region = [0.2, 0.1, 0.4, 0.3], [0.5, 0.5, 0.6, 0.7], [0.0, 0.0, 0.1, 0.1]
+    example = {"objects": {"bbox": np.array([car]), "label": np.array([0]),
+                           "height": np.array([76.8]), "occluded": np.array([1]),
+                           "truncated": np.array([0.1])},
+               "ignore": {"bbox": np.array([van, region]), "type": np.array([1, 0])}}
+    g = groundtruth_from_example(example, ["DontCare", "Car", "Van"][:1] + ["Van"])
+    np.testing.assert_allclose(g["boxes"], [car, van])
+    assert g["neighbour"].tolist() == [False, True] and g["occluded"].tolist() == [1, 0]
+    np.testing.assert_allclose(g["dontcare"], [region])
+    # Canvas 384 high, the image 375 high: scale 1, so a box 0.2 high is 76.8 px.
+    d = detections_for_class([car, van], [0.9, 0.8], [0, 1], (384, 1248), (375, 1242))
+    np.testing.assert_allclose(d["heights"], [76.8])
+    assert d["scores"].tolist() == [0.9]
+    # Half-size original scale: a 768-px-high original was scaled by 0.5 into the canvas.
+    d = detections_for_class([car], [0.9], [0], (384, 1248), (768, 2484))
+    np.testing.assert_allclose(d["heights"], [153.6])
+    # The example's car found exactly in 40 images (as test_perfect_detections): AP 39/40
+    # at moderate (occlusion 1, 76.8 px), NaN at easy (occlusion 0 only).
+    found = [detections_for_class([car], [1.0 - i / 100], [0], (384, 1248), (375, 1242))
+             for i in range(40)]
+    assert kitti_ap(found, [g] * 40, 1)["ap_r40"] == pytest.approx(39 / 40)  # as above
+    assert np.isnan(kitti_ap(found, [g] * 40, 0)["ap_r40"])

@@ -36,7 +36,7 @@ class DataConfig:
 
 
 def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
-                    max_per_class: int):
+                    max_per_class: int, instance_size: tuple[int, int] | None = None):
     """One TFDS example -> (image, targets).
 
     Args:
@@ -45,10 +45,12 @@ def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
       num_classes: C; labels must lie in [0, C).
       map_size: (h, w) of the response maps; masks are area-averaged down to it (soft masks).
       max_per_class: M, the per-category padding size; further objects are dropped.
+      instance_size: (h', w') of the instance maps when the model pools the category maps
+        (`DecompNet.instance_pool`); default (h, w).
 
     Returns:
-      image: float32 [H, W, 1] in [0, 1].
-      targets: {"masks": float32 [C, M, h, w], "boxes": float32 [C, M, 4],
+      image: float32 [H, W, channels] in [0, 1].
+      targets: {"masks": float32 [C, M, h', w'], "boxes": float32 [C, M, 4],
         "valid": int32 [C, M], 1 for real objects (first), 0 for padding (int, not bool: Keras
         averages a first batch across replicas under tf.distribute, which bool cannot do),
         "category_target": float32 [h, w, C] (the SUM of the category's masks, sec. 2.1),
@@ -75,36 +77,62 @@ def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
         counts.append(n)
     masks_c = tf.ensure_shape(tf.stack(per_mask), (num_classes, max_per_class, *map_size))
     counts = tf.stack(counts)
+    category_target = tf.transpose(tf.reduce_sum(masks_c, axis=1), (1, 2, 0))
+    if instance_size is not None and tuple(instance_size) != tuple(map_size):
+        flat = tf.image.resize(tf.reshape(masks_c, (-1, *map_size, 1)), instance_size, "area")
+        masks_c = tf.reshape(flat, (num_classes, max_per_class, *instance_size))
     targets = {
         "masks": masks_c,
         "boxes": tf.ensure_shape(tf.stack(per_box), (num_classes, max_per_class, 4)),
         "valid": tf.sequence_mask(counts, max_per_class, dtype=tf.int32),
-        "category_target": tf.transpose(tf.reduce_sum(masks_c, axis=1), (1, 2, 0)),
+        "category_target": category_target,
         "num_objects": counts,
     }
     return image, targets
 
 
+def dataset_split(dataset: str, split: str) -> str:
+    """The TFDS split for "train" / "test": decomp_kitti names its held-out split "validation"
+    (the standard 3,712 / 3,769 split; KITTI's own test set has no labels)."""
+    from decompnet_tf.data.decomp_kitti import is_kitti
+
+    return "validation" if is_kitti(dataset) and split == "test" else split
+
+
 def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, training: bool,
-                 repeat: bool = False) -> tf.data.Dataset:
-    """Batched (images [B, H, W, 1], targets as in `prepare_example` with a batch axis)."""
+                 repeat: bool = False, image_size=None, instance_size=None) -> tf.data.Dataset:
+    """Batched (images [B, H, W, channels], targets as in `prepare_example` with a batch axis).
+
+    decomp_kitti examples are first turned into box-mask examples at `image_size` (required
+    for it) by `decomp_kitti.kitti_example`.
+    """
     import tensorflow_datasets as tfds
 
-    import tfds_builders  # noqa: F401  (registers decomp_mnist)
+    import tfds_builders  # noqa: F401  (registers decomp_mnist and decomp_kitti)
+    from decompnet_tf.data.decomp_kitti import is_kitti, kitti_example
 
     builder = tfds.builder(config.dataset, data_dir=config.data_dir)
     builder.download_and_prepare()
     read_config = tfds.ReadConfig(shuffle_seed=config.seed)
-    ds = builder.as_dataset(split=split, shuffle_files=training, read_config=read_config)
+    ds = builder.as_dataset(split=dataset_split(config.dataset, split), shuffle_files=training,
+                            read_config=read_config)
     if training and config.train_examples:
         ds = ds.take(config.train_examples)
     if training:
         ds = ds.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    ds = ds.map(lambda ex: prepare_example(ex, num_classes, tuple(map_size),
-                                           config.max_per_class),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    kitti = is_kitti(config.dataset)
+    if kitti and image_size is None:
+        raise ValueError("decomp_kitti needs the model's image_size to resize its images")
+
+    def prepare(ex):
+        if kitti:
+            ex = kitti_example(ex, tuple(image_size), tuple(map_size))
+        return prepare_example(ex, num_classes, tuple(map_size), config.max_per_class,
+                               instance_size)
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
     return ds.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
 
 
@@ -114,7 +142,8 @@ def num_examples(config: DataConfig, split: str) -> int:
 
     import tfds_builders  # noqa: F401
 
-    n = tfds.builder(config.dataset, data_dir=config.data_dir).info.splits[split].num_examples
+    info = tfds.builder(config.dataset, data_dir=config.data_dir).info
+    n = info.splits[dataset_split(config.dataset, split)].num_examples
     if split == "train" and config.train_examples:
         n = min(n, config.train_examples)
     return n

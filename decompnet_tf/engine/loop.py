@@ -91,8 +91,10 @@ def run_training(config: Config, log: Callable[[str], None] = print,
         if t.init_category_from:
             init_category(net, t.init_category_from, log)
     c, map_size = config.model.num_classes, net.map_size
-    train_ds = make_dataset(config.data, "train", c, map_size, training=True, repeat=True)
-    val_ds = make_dataset(config.data, "test", c, map_size, training=False).take(
+    sizes = dict(image_size=net.image_size, instance_size=net.instance_size)
+    train_ds = make_dataset(config.data, "train", c, map_size, training=True, repeat=True,
+                            **sizes)
+    val_ds = make_dataset(config.data, "test", c, map_size, training=False, **sizes).take(
         validation_steps)
     steps = max(1, num_examples(config.data, "train") // config.data.batch_size)
     preview = next(iter(val_ds))[0][:4].numpy()

@@ -44,6 +44,10 @@ class DecompTrainer(keras.Model):
         self.gamma = tf.Variable(loss_config.gamma, trainable=False, dtype=tf.float32,
                                  name="gamma")
         net.category_net.trainable = stage in (1, 3)
+        if hasattr(net.category_net, "backbone"):
+            # Appendix A: the pretrained VGG16 is fine-tuned "all the way down to the first
+            # convolutional layer" only in the final end-to-end stage.
+            net.category_net.backbone.trainable = stage == 3
         net.cell.trainable = stage in (2, 3)
         net.box_regressor.trainable = stage in (2, 3)
         names = ["loss", losses.CATEGORY] if stage == 1 else (

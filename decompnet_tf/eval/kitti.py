@@ -123,3 +123,45 @@ def kitti_ap(dets: list[dict], gts: list[dict], level: int, min_overlap: float =
     precision = np.maximum.accumulate(precision[::-1])[::-1]
     return {"ap_r40": float(precision[1:].sum() / 40), "ap_r11": float(precision[::4].sum() / 11),
             "precision": precision, "recall": recall, "num_gt": n_gt}
+
+
+def groundtruth_from_example(example: dict, ignore_names, class_id: int = 0) -> dict:
+    """A decomp_kitti example (numpy) -> the `gts[i]` dict of :func:`kitti_ap` for one class.
+
+    Objects of other classes (cars_vans' vans when evaluating cars) and the builder's ignore
+    regions of neighbouring types are neighbours; DontCare regions are DontCare. Boxes stay
+    normalised to the canvas (IoU and the DontCare ratio do not change with the scale).
+    """
+    objs, ignore = example["objects"], example["ignore"]
+    own = objs["label"] == class_id
+    types = np.array([ignore_names[t] for t in ignore["type"]], dtype=object)
+    care = types != "DontCare"
+    others = np.concatenate([objs["bbox"][~own].reshape(-1, 4),
+                             ignore["bbox"][care].reshape(-1, 4)])
+    n_other = len(others)
+    return {"boxes": np.concatenate([objs["bbox"][own].reshape(-1, 4), others]),
+            "heights": np.concatenate([objs["height"][own], np.zeros(n_other)]),
+            "occluded": np.concatenate([objs["occluded"][own], np.zeros(n_other, int)]),
+            "truncated": np.concatenate([objs["truncated"][own], np.zeros(n_other)]),
+            "neighbour": np.concatenate([np.zeros(own.sum(), bool), np.ones(n_other, bool)]),
+            "dontcare": ignore["bbox"][~care].reshape(-1, 4)}
+
+
+def detections_for_class(boxes, scores, classes, canvas_size, original_size,
+                         class_id: int = 0) -> dict:
+    """One image's detections (boxes normalised to the builder's canvas) -> `dets[i]`.
+
+    Heights are converted to original pixels: the builder scaled the image by
+    min(1, canvas / original) before padding (`decomp_kitti.fit_image`).
+    """
+    keep = np.asarray(classes) == class_id
+    boxes = np.asarray(boxes, float).reshape(-1, 4)[keep]
+    scale = min(1.0, canvas_size[0] / original_size[0], canvas_size[1] / original_size[1])
+    return {"boxes": boxes, "scores": np.asarray(scores, float)[keep],
+            "heights": (boxes[:, 2] - boxes[:, 0]) * canvas_size[0] / scale}
+
+
+def evaluate_kitti(dets: list[dict], gts: list[dict], min_overlap: float = 0.7) -> dict:
+    """{difficulty name: kitti_ap result} for easy, moderate and hard."""
+    return {name: kitti_ap(dets, gts, level, min_overlap)
+            for level, (name, *_) in enumerate(DIFFICULTIES)}

@@ -68,3 +68,25 @@ def box_iou_yxyx(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     area_a = tf.nn.relu(a_ymax - a_ymin) * tf.nn.relu(a_xmax - a_xmin)  # [N, 1]
     area_b = tf.nn.relu(b_ymax - b_ymin) * tf.nn.relu(b_xmax - b_xmin)  # [1, M]
     return tf.math.divide_no_nan(inter, area_a + area_b - inter)
+
+
+def box_mask(boxes: tf.Tensor, h: int | tf.Tensor, w: int | tf.Tensor) -> tf.Tensor:
+    """Binary masks M(b) of boxes on an h x w pixel grid (paper eq. 5).
+
+    A pixel (r, c) is inside when its centre ((r + 0.5) / h, (c + 0.5) / w) lies in the box,
+    borders inclusive; boxes covering no pixel centre give all-zero masks.
+
+    Args:
+        boxes: float [..., 4] (ymin, xmin, ymax, xmax) normalised.
+        h, w: the grid size.
+
+    Returns:
+        [..., h, w] masks of boxes' dtype.
+    """
+    dtype = boxes.dtype
+    rows = (tf.cast(tf.range(h), dtype) + 0.5) / tf.cast(h, dtype)  # [h]
+    cols = (tf.cast(tf.range(w), dtype) + 0.5) / tf.cast(w, dtype)  # [w]
+    ymin, xmin, ymax, xmax = (boxes[..., i : i + 1] for i in range(4))  # [..., 1] each
+    in_y = tf.cast((rows >= ymin) & (rows <= ymax), dtype)  # [..., h]
+    in_x = tf.cast((cols >= xmin) & (cols <= xmax), dtype)  # [..., w]
+    return in_y[..., :, None] * in_x[..., None, :]

@@ -1,0 +1,113 @@
+"""VGGCategoryNet: the category decomposition network for KITTI (paper Appendix A).
+
+"For KITTI dataset, we used pretrained VGG16 network (Simonyan & Zisserman, 2015). We attach
+deconvolutional layers to it." The VGG16 convolutions of `keras.applications` (no top) bring an
+RGB image to stride 32; four stride-2 deconvolutions bring it back to stride 2 (half resolution,
+as the MNIST network), each concatenated FCN-style with the VGG pooling output of the same
+stride (block4_pool ... block1_pool) when `skips` is on, and a 1x1 layer gives one linear
+response map per category.
+
+ImageNet weights: `backbone_weights="imagenet"` loads them from the Keras cache
+(~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, where
+`keras.applications.VGG16(weights="imagenet")` puts them) without touching the network; a path
+loads that file; when neither exists a `BackboneWeightsWarning` says so and the backbone starts
+from random weights. Training freezes the backbone in stages 1 and 2 and fine-tunes it, down to
+its first layer, in stage 3 (Appendix A); see `engine.trainer`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import keras
+from keras import layers, ops
+
+from decompnet_tf.models.layers import ConvBlock
+
+VGG16_NOTOP = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+SKIP_LAYERS = ("block4_pool", "block3_pool", "block2_pool", "block1_pool")  # strides 16..2
+# keras.applications.vgg16.preprocess_input ("caffe" mode): BGR, minus the ImageNet means.
+BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+class BackboneWeightsWarning(UserWarning):
+    """The requested backbone weights are not available offline; random initialisation."""
+
+
+def resolve_backbone_weights(spec: str) -> str | None:
+    """"" or "none" -> None; "imagenet" -> the cached Keras file, or None (with a warning);
+    anything else is a path that must exist."""
+    if spec in ("", "none"):
+        return None
+    if spec == "imagenet":
+        cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
+                             "models", VGG16_NOTOP)
+        if os.path.isfile(cache):
+            return cache
+        warnings.warn(
+            f"ImageNet weights for VGG16 are not in the Keras cache ({cache}) and are not "
+            "downloaded here: the backbone starts from random weights. Put the file there (or "
+            "pass --backbone_weights=/path/to/" + VGG16_NOTOP + ") to start from ImageNet.",
+            BackboneWeightsWarning, stacklevel=2)
+        return None
+    if not os.path.isfile(spec):
+        raise FileNotFoundError(f"backbone_weights={spec!r}: no such file; pass the path of "
+                                f"{VGG16_NOTOP}, 'imagenet' (Keras cache) or 'none'")
+    return spec
+
+
+@keras.saving.register_keras_serializable(package="decompnet_tf")
+class VGGCategoryNet(keras.Model):
+    """RGB image -> one response map per category, at half resolution.
+
+    Call: images float32 [batch, H, W, 3] RGB in [0, 1], H and W multiples of 32 ->
+    {"category_maps": [batch, H/2, W/2, C]}.
+    """
+
+    def __init__(self, num_classes: int = 1, backbone_weights: str = "imagenet",
+                 skips: bool = True, decoder_filters: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.backbone_weights = backbone_weights
+        self.skips = skips
+        self.decoder_filters = decoder_filters
+
+    def build(self, input_shape):
+        h, w, c = input_shape[1], input_shape[2], input_shape[3]
+        if c != 3 or h is None or w is None or h % 32 or w % 32:
+            raise ValueError(f"VGGCategoryNet needs RGB images whose height and width are "
+                             f"multiples of 32 (VGG16 pools 5 times); got {list(input_shape)}. "
+                             "Set --image_size to e.g. 384,1248 (KITTI's padded size).")
+        vgg = keras.applications.VGG16(include_top=False, weights=None, input_shape=(h, w, 3))
+        path = resolve_backbone_weights(self.backbone_weights)
+        if path:
+            vgg.load_weights(path)
+        outputs = [vgg.output] + [vgg.get_layer(n).output for n in SKIP_LAYERS]
+        self.backbone = keras.Model(vgg.input, outputs, name="vgg16")
+        self.decoder = [ConvBlock(self.decoder_filters, 3, 2, transpose=True,
+                                  name=f"deconv{i + 1}") for i in range(len(SKIP_LAYERS))]
+        shape = (None, h // 32, w // 32, 512)
+        for i, block in enumerate(self.decoder):
+            block.build(shape)
+            stride = 2 ** (len(SKIP_LAYERS) - i)
+            extra = self.backbone.outputs[i + 1].shape[-1] if self.skips else 0
+            shape = (None, h // stride, w // stride, self.decoder_filters + extra)
+        self.head = layers.Conv2D(self.num_classes, 1, name="head")
+        self.head.build(shape)
+        super().build(input_shape)
+
+    def call(self, images, training=None):
+        bgr = ops.flip(ops.cast(images, "float32") * 255.0, axis=-1)
+        features = self.backbone(bgr - ops.convert_to_tensor(BGR_MEAN), training=training)
+        x = features[0]
+        for block, skip in zip(self.decoder, features[1:]):
+            x = block(x, training=training)
+            if self.skips:
+                x = ops.concatenate([x, skip], axis=-1)
+        return {"category_maps": self.head(x)}
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "backbone_weights": self.backbone_weights, "skips": self.skips,
+                "decoder_filters": self.decoder_filters}
