@@ -208,3 +208,26 @@ def test_tflite_detector_for_evaluate_batches_images(exported):
     for i in range(3):
         one = run_tflite(path, images[i:i + 1])
         np.testing.assert_array_equal(out["detection_boxes"][i], one["detection_boxes"][0])
+
+
+def test_rgb_model_serves_rgb_and_matches_keras(tmp_path):
+    from decompnet_tf.models.decompnet import DecompNet
+
+    net = DecompNet(num_classes=1, steps=2, image_size=(64, 96), backbone="vgg16",
+                    backbone_weights="none", instance_pool=2, instance_units=8,
+                    instance_filters=4, box_hidden=8)
+    net.build()
+    module = DetectorModule(net, 0.0)
+    path = export_saved_model(module, str(tmp_path / "export"))
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    rgb = _images((2, 64, 96, 3), seed=3)
+    got = {k: v.numpy() for k, v in served(images=tf.constant(rgb)).items()}
+    x = tf.cast(rgb, tf.float32) / 255.0
+    ref = detections(net(x, training=False), 0.0, image_size=(64, 96))
+    assert_same_detections(got, {k: ref[k].numpy() for k in OUTPUT_KEYS}, FLOAT_ATOL, "vgg")
+    # Grayscale input to an RGB model is repeated over the three channels.
+    gray = _images((1, 64, 96, 1), seed=4)
+    got = {k: v.numpy() for k, v in served(images=tf.constant(gray)).items()}
+    x = tf.repeat(tf.cast(gray, tf.float32) / 255.0, 3, axis=-1)
+    ref = detections(net(x, training=False), 0.0, image_size=(64, 96))
+    assert_same_detections(got, {k: ref[k].numpy() for k in OUTPUT_KEYS}, FLOAT_ATOL, "gray")

@@ -39,7 +39,8 @@ class DetectorModule(tf.Module):
         self.stop_threshold = float(stop_threshold)
 
     def _normalise(self, images):
-        """uint8 [B, H, W, C] -> float32 [B, h, w, 1] at the model's size, with clear errors."""
+        """uint8 [B, H, W, 1 or 3] -> float32 [B, h, w, channels] at the model's size (its
+        channels: 1, or 3 for the VGG16 backbone), with clear errors."""
         # A loaded signature does not check its input's rank, and the static rank (4, from the
         # signature) folds rank assertions away: EnsureShape checks the real tensor at run time.
         images = tf.ensure_shape(images, [None, None, None, None], name="images_rank_4")
@@ -56,9 +57,13 @@ class DetectorModule(tf.Module):
         ]
         with tf.control_dependencies(checks):
             x = tf.cast(images, tf.float32) / 255.0
-        x = tf.cond(tf.equal(shape[3], 3), lambda: tf.image.rgb_to_grayscale(x),
-                    lambda: x[..., :1])
-        x = tf.ensure_shape(x, [None, None, None, 1])
+        if self.net.channels == 3:  # RGB model (VGG16 backbone): grayscale is repeated.
+            x = tf.cond(tf.equal(shape[3], 3), lambda: x,
+                        lambda: tf.repeat(x[..., :1], 3, axis=-1))
+        else:
+            x = tf.cond(tf.equal(shape[3], 3), lambda: tf.image.rgb_to_grayscale(x),
+                        lambda: x[..., :1])
+        x = tf.ensure_shape(x, [None, None, None, self.net.channels])
         return tf.image.resize(x, self.net.image_size, method="bilinear")
 
     def _detect(self, x, mask_size):
@@ -74,16 +79,18 @@ class DetectorModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="encoded_images")])
     def serve_encoded(self, encoded_images):
         def decode(data):
-            image = tf.io.decode_image(data, channels=1, expand_animations=False)
+            image = tf.io.decode_image(data, channels=self.net.channels,
+                                       expand_animations=False)
             image = tf.image.resize(image, self.net.image_size, method="bilinear")
             return tf.cast(tf.round(image), tf.uint8)
 
         images = tf.map_fn(decode, encoded_images,
-                           fn_output_signature=tf.TensorSpec([*self.net.image_size, 1], tf.uint8))
+                           fn_output_signature=tf.TensorSpec(
+                               [*self.net.image_size, self.net.channels], tf.uint8))
         return self._detect(self._normalise(images), None)
 
     def tflite_outputs(self, images):
-        """float32 [1, H, W, 1] in [0, 1] at the model's input size -> the outputs as a tuple
+        """float32 [1, H, W, channels] in [0, 1] at the model's input size -> the outputs as a tuple
         in OUTPUT_KEYS order (masks at H x W): the TFLite model's output order."""
         dets = self._detect(images, self.net.image_size)
         return tuple(dets[k] for k in OUTPUT_KEYS)
@@ -113,7 +120,8 @@ def export_saved_model(module: DetectorModule, export_dir: str, version: int | N
 def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> int:
     """Converts the batch-1 float graph (recurrent steps unrolled) to TFLite; returns bytes.
 
-    Input: float32 [1, h, w, 1] in [0, 1]; outputs in OUTPUT_KEYS order (see `run_tflite`).
+    Input: float32 [1, h, w, channels] in [0, 1]; outputs in OUTPUT_KEYS order (see
+    `run_tflite`).
     The variables are frozen into constants first: converting Keras 3 variables through a
     SavedModel gave NaN batch-norm constants here (TF 2.21). quantize=True applies dynamic-range
     quantisation (int8 weights, float activations).
@@ -124,7 +132,7 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
 
     h, w = module.net.image_size
     fn = tf.function(module.tflite_outputs).get_concrete_function(
-        tf.TensorSpec([1, h, w, 1], tf.float32, name="images"))
+        tf.TensorSpec([1, h, w, module.net.channels], tf.float32, name="images"))
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [convert_variables_to_constants_v2(fn)])
     if quantize:
@@ -136,7 +144,7 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
 
 
 def run_tflite(path: str, image) -> dict:
-    """Runs an exported TFLite model on one float32 [1, h, w, 1] image in [0, 1]."""
+    """Runs an exported TFLite model on one float32 [1, h, w, channels] image in [0, 1]."""
     interpreter = tf.lite.Interpreter(model_path=path)
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
