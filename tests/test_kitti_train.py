@@ -12,11 +12,12 @@ import pytest
 from tests.test_kitti import _build, write_tree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLAGS = ["--dataset=decomp_kitti/fixture", "--backbone=vgg16", "--backbone_weights=none",
-         "--image_size=64,192", "--num_classes=1", "--steps=3", "--instance_pool=2",
-         "--instance_units=16", "--instance_filters=4", "--box_hidden=16", "--batch_size=2",
-         "--category_skips", "--stages=1,2,3", "--epochs=1,1,1",
-         "--learning_rates=0.001,0.001,0.0001", "--optimizer=adam", "--verbose=2"]
+# configs/kitti.flags itself, shrunk to the fixture (later flags override the file's).
+FLAGS = ["--flagfile=" + os.path.join(ROOT, "configs", "kitti.flags"),
+         "--dataset=decomp_kitti/fixture", "--backbone_weights=none", "--image_size=64,192",
+         "--steps=3", "--max_per_class=5", "--instance_pool=2", "--instance_units=16",
+         "--instance_filters=4", "--box_hidden=16", "--batch_size=2", "--epochs=1,1,1",
+         "--checkpoint_steps=0", "--verbose=2"]
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +28,8 @@ def trained(tmp_path_factory):
     _build(tmp, manual, write_tree(str(manual)))
     data_dir, model_dir = str(tmp / "data"), str(tmp / "run")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"),
-                           f"--data_dir={data_dir}", f"--model_dir={model_dir}", *FLAGS],
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *FLAGS,
+                           f"--data_dir={data_dir}", f"--model_dir={model_dir}"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return data_dir, model_dir, env
