@@ -31,6 +31,9 @@ flags.DEFINE_integer("max_images", 0, "Evaluate only the first N images (0: all)
 flags.DEFINE_float("stop_threshold", 0.5, "Peak activation below which a category stops.")
 flags.DEFINE_float("mask_threshold", 0.1, "Instance-map value above which a pixel is in the "
                    "mask (the paper's Figure 6 uses 0.1).")
+flags.DEFINE_enum("box_source", "regressor", ["regressor", "mask"],
+                  "decompNet boxes: the box regressor's (section 2.3) or the extent of each "
+                  "instance map above half its peak.")
 flags.DEFINE_integer("window_step", 0, "Baseline only: window stride in px (0: as trained).")
 flags.DEFINE_string("tflite", None, "Evaluate this exported .tflite file of --model_dir's "
                     "model instead of the Keras model (export.py writes it).")
@@ -83,7 +86,7 @@ def load_detector(model_dir: str, dataset_override, data_dir_override):
             raise FileNotFoundError(f"--tflite={FLAGS.tflite}: no such file; run export.py")
         return TFLiteDetector(FLAGS.tflite), builder
     net, _ = load_trained(model_dir)
-    return DecompDetector(net, FLAGS.stop_threshold), builder
+    return DecompDetector(net, FLAGS.stop_threshold, FLAGS.box_source), builder
 
 
 def _is_kitti_run(model_dir: str) -> bool:

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from decompnet_tf.models.decompnet import DecompNet
-from decompnet_tf.postprocess import count_instances, detections, stop_signal
+from decompnet_tf.postprocess import count_instances, detections, mask_boxes, stop_signal
 
 
 class DecompDetector:
@@ -16,12 +16,16 @@ class DecompDetector:
     "boxes", "peaks" and "counts" [B, C] for the qualitative sheets.
     """
 
-    def __init__(self, net: DecompNet, stop_threshold: float = 0.5):
-        self.net, self.stop_threshold = net, stop_threshold
+    def __init__(self, net: DecompNet, stop_threshold: float = 0.5, box_source: str = "regressor"):
+        if box_source not in ("regressor", "mask"):
+            raise ValueError(f"box_source must be 'regressor' or 'mask', got {box_source!r}")
+        self.net, self.stop_threshold, self.box_source = net, stop_threshold, box_source
         self._fn = tf.function(self._forward, reduce_retracing=True)
 
     def _forward(self, images):
         out = self.net(images, training=False)
+        if self.box_source == "mask":  # Boxes read off the maps (postprocess.mask_boxes).
+            out = {**out, "boxes": mask_boxes(out["instance_maps"])}
         dets = detections(out, self.stop_threshold, image_size=self.net.image_size)
         n = out["instance_maps"].shape[2]
         steps = dets["detection_steps"]
@@ -38,6 +42,7 @@ class DecompDetector:
 
     def describe(self) -> dict:
         return {"kind": "decompnet", "stop_threshold": self.stop_threshold,
+                "box_source": self.box_source,
                 "config": self.net.get_config(), "windows_per_image": 0}
 
 

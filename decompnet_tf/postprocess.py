@@ -17,6 +17,35 @@ def stop_signal(outputs: dict) -> tf.Tensor:
     return outputs["objectness"] if "objectness" in outputs else outputs["peaks"]
 
 
+def mask_boxes(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tensor:
+    """Boxes read off the instance maps instead of the box regressor (section 2.3's network).
+
+    A box spans the pixels above `relative_threshold` times the map's own peak; an all-zero
+    (or negative) map gives the all-zero box.
+
+    Args:
+      maps: float [..., h, w] instance maps.
+    Returns:
+      float [..., 4] (ymin, xmin, ymax, xmax) normalised, max exclusive.
+    """
+    maps = tf.convert_to_tensor(maps)
+    h, w = maps.shape[-2], maps.shape[-1]
+    peak = tf.reduce_max(maps, axis=[-2, -1], keepdims=True)
+    on = (maps > relative_threshold * peak) & (peak > 0)
+
+    def extent(any_on, n):  # [..., n] bool -> (first index, one past the last) / n
+        first = tf.argmax(tf.cast(any_on, tf.int32), axis=-1)
+        last = n - tf.argmax(tf.cast(tf.reverse(any_on, [-1]), tf.int32), axis=-1)
+        valid = tf.reduce_any(any_on, axis=-1)
+        lo = tf.where(valid, tf.cast(first, tf.float32) / n, 0.0)
+        hi = tf.where(valid, tf.cast(last, tf.float32) / n, 0.0)
+        return lo, hi
+
+    ymin, ymax = extent(tf.reduce_any(on, axis=-1), h)
+    xmin, xmax = extent(tf.reduce_any(on, axis=-2), w)
+    return tf.stack([ymin, xmin, ymax, xmax], axis=-1)
+
+
 def count_instances(peaks: tf.Tensor, stop_threshold: float) -> tf.Tensor:
     """Instances emitted per category: the steps before the first peak below the threshold.
 
