@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from decompnet_tf.postprocess import count_instances, detections
+from decompnet_tf.postprocess import count_instances, detections, mask_boxes, stop_signal
 
 
 def test_count_stops_at_first_peak_below_threshold():
@@ -31,3 +31,35 @@ def test_detections_keep_emitted_maps_ranked_by_score():
     padded = detections({"instance_maps": maps, "boxes": boxes, "peaks": peaks,
                          "detection_scores": scores}, max_detections=10)
     assert padded["detection_boxes"].shape == (1, 10, 4)
+
+
+def _np_mask_box(m, rel=0.5):
+    """Reference: the extent of the pixels above rel * peak, by loops."""
+    peak = m.max()
+    if peak <= 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    rows = [r for r in range(m.shape[0]) if (m[r] > rel * peak).any()]
+    cols = [c for c in range(m.shape[1]) if (m[:, c] > rel * peak).any()]
+    h, w = m.shape
+    return [rows[0] / h, cols[0] / w, (rows[-1] + 1) / h, (cols[-1] + 1) / w]
+
+
+def test_mask_boxes_match_a_loop_reference_eagerly_and_in_tf_function():
+    rng = np.random.default_rng(0)
+    maps = np.zeros((3, 2, 6, 9), np.float32)
+    maps[0, 0, 1:4, 2:7] = rng.uniform(0.6, 1.0, (3, 5))
+    maps[0, 0, 5, 8] = 0.2  # Below half the peak: outside the box.
+    maps[1, 1] = rng.uniform(-1, 1, (6, 9))  # Linear maps may be negative.
+    maps[2, 0] = -0.5  # No positive pixel: the all-zero box.
+    ref = np.array([[_np_mask_box(m) for m in per] for per in maps])
+    np.testing.assert_allclose(mask_boxes(maps).numpy(), ref, atol=1e-6)
+    np.testing.assert_allclose(tf.function(mask_boxes)(tf.constant(maps)).numpy(), ref,
+                               atol=1e-6)
+
+
+def test_stop_signal_prefers_the_stop_head():
+    peaks, obj = tf.ones((1, 1, 2)), tf.constant([[[0.9, 0.1]]])
+    assert stop_signal({"peaks": peaks}) is peaks
+    assert stop_signal({"peaks": peaks, "objectness": obj}) is obj
+    np.testing.assert_array_equal(count_instances(stop_signal({"peaks": peaks,
+                                                               "objectness": obj}), 0.5), [[1]])
