@@ -53,6 +53,9 @@ flags.DEFINE_enum("instance_recurrence", "rnn", ["rnn", "lstm", "convlstm"],
 flags.DEFINE_boolean("stop_head", False,
                      "Learned stop signal: a sigmoid on the recurrent state per step, trained "
                      "with cross-entropy (not in the paper); replaces the peak threshold.")
+flags.DEFINE_boolean("instance_gated", False,
+                     "Instance maps as gated selections of the category map: "
+                     "sigmoid(cell output) * clip(category map, 0, 1) (not in the paper).")
 flags.DEFINE_integer("box_hidden", 4096, "Hidden units of the box regressor (section 2.3).")
 flags.DEFINE_float("box_dropout", 0.5, "Dropout rate of the box regressor.")
 flags.DEFINE_float("segmentation_delta", 0.1, "delta of the segmentation score, eq. 6.")
@@ -119,6 +122,7 @@ def config_from_flags():
             instance_decoder_norm=FLAGS.instance_decoder_norm,
             instance_activation=FLAGS.instance_activation,
             instance_recurrence=FLAGS.instance_recurrence, stop_head=FLAGS.stop_head,
+            instance_gated=FLAGS.instance_gated,
             box_hidden=FLAGS.box_hidden, box_dropout=FLAGS.box_dropout,
             segmentation_delta=FLAGS.segmentation_delta, backbone=FLAGS.backbone,
             backbone_weights=FLAGS.backbone_weights if FLAGS.backbone == "vgg16" else "",

@@ -25,6 +25,7 @@ class ModelConfig:
     instance_activation: str = "sigmoid"
     instance_recurrence: str = "rnn"
     stop_head: bool = False
+    instance_gated: bool = False
     box_hidden: int = 4096
     box_dropout: float = 0.5
     segmentation_delta: float = 0.1

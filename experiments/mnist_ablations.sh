@@ -18,9 +18,11 @@ declare -A VARIANT=(
   [pool2_lstm]="--stop_head --instance_pool=2 --instance_recurrence=lstm"
   # 32 state channels on the 4x4 bottleneck grid.
   [pool2_convlstm]="--stop_head --instance_pool=2 --instance_recurrence=convlstm --instance_units=32"
+  # Not in the paper: each map a gated selection of the category map.
+  [pool2_gated]="--stop_head --instance_pool=2 --instance_gated"
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(stop stop_pool2 pool2_size pool2_bce pool2_lstm pool2_convlstm)
+[ ${#names[@]} -gt 0 ] || names=(stop stop_pool2 pool2_size pool2_bce pool2_lstm pool2_convlstm pool2_gated)
 for name in "${names[@]}"; do
   dir=runs/abl_$name
   # shellcheck disable=SC2086

@@ -53,11 +53,12 @@ def test_instance_cell_in_keras_rnn_and_loop_agree():
     "layer, kwargs",
     [(InstanceCell, dict(units=8, filters=4, skips=True, output_activation="linear",
                          decoder_norm=True)),
-     (InstanceCell, dict(units=5, filters=3, recurrence="convlstm")),
+     (InstanceCell, dict(units=5, filters=3, recurrence="convlstm", gated=True)),
      (BoxRegressor, dict(hidden=7, dropout=0.25)),
      (CategoryNet, dict(num_classes=2, full_resolution=True, skips=True, decoder_filters=8)),
      (DecompNet, TINY),
-     (DecompNet, {**TINY, "stop_head": True, "instance_recurrence": "lstm"})],
+     (DecompNet, {**TINY, "stop_head": True, "instance_recurrence": "lstm",
+                  "instance_gated": True, "instance_pool": 2})],
 )
 def test_get_config_mirrors_constructor(layer, kwargs):
     config = layer(**kwargs).get_config()
@@ -153,3 +154,13 @@ def test_stop_head_outputs_objectness_and_scales_scores():
         out["segmentation_scores"].numpy(),
         segmentation_score(out["instance_maps"], 0.1).numpy() * obj, rtol=1e-5)
     assert "objectness" not in plain(_images(1, 32, 32))
+
+
+def test_gated_cell_selects_from_its_input():
+    cell = InstanceCell(units=6, filters=4, gated=True, output_activation="linear")
+    x = _images(2, 20, 20) * 3.0 - 1.0  # Values in [-1, 2]: clipped to [0, 1] by the gate.
+    out, _ = cell(x, cell.get_initial_state(2))
+    out, x = out.numpy(), np.asarray(x)
+    assert (out >= 0).all() and (out <= np.clip(x, 0, 1) + 1e-6).all()
+    assert (out[x <= 0] == 0).all() and out.max() > 0
+    assert cell.get_config()["gated"] is True

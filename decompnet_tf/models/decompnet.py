@@ -46,7 +46,8 @@ class DecompNet(keras.Model):
                  instance_units: int = 2048, instance_filters: int = 32,
                  instance_skips: bool = False, instance_decoder_norm: bool = False,
                  instance_activation: str = "sigmoid", instance_recurrence: str = "rnn",
-                 stop_head: bool = False, box_hidden: int = 4096, box_dropout: float = 0.5,
+                 stop_head: bool = False, instance_gated: bool = False,
+                 box_hidden: int = 4096, box_dropout: float = 0.5,
                  segmentation_delta: float = 0.1, backbone: str = "mnist",
                  backbone_weights: str = "", instance_pool: int = 1, **kwargs):
         super().__init__(**kwargs)
@@ -67,6 +68,7 @@ class DecompNet(keras.Model):
         self.instance_activation = instance_activation
         self.instance_recurrence = instance_recurrence
         self.stop_head = stop_head
+        self.instance_gated = instance_gated
         self.box_hidden = box_hidden
         self.box_dropout = box_dropout
         self.segmentation_delta = segmentation_delta
@@ -102,7 +104,8 @@ class DecompNet(keras.Model):
         self.cell = InstanceCell(self.instance_units, self.instance_filters,
                                  self.instance_skips, self.instance_activation,
                                  decoder_norm=self.instance_decoder_norm,
-                                 recurrence=self.instance_recurrence, name="instance_cell")
+                                 recurrence=self.instance_recurrence,
+                                 gated=self.instance_gated, name="instance_cell")
         self.box_regressor = BoxRegressor(self.box_hidden, self.box_dropout,
                                           name="box_regressor")
         self.category_net.build((None, *self.image_size, self.channels))
@@ -177,6 +180,7 @@ class DecompNet(keras.Model):
                 "instance_decoder_norm": self.instance_decoder_norm,
                 "instance_activation": self.instance_activation,
                 "instance_recurrence": self.instance_recurrence, "stop_head": self.stop_head,
+                "instance_gated": self.instance_gated,
                 "box_hidden": self.box_hidden,
                 "box_dropout": self.box_dropout, "segmentation_delta": self.segmentation_delta,
                 "backbone": self.backbone, "backbone_weights": self.backbone_weights,

@@ -27,6 +27,11 @@ layer".
 the decoder maps of the same size: the recurrent bottleneck then only has to say WHICH blob to
 emit, not redraw its shape through 2048 numbers.
 
+`gated=True` (not in the paper; issue 5 measures it) makes each instance map a selection from
+the response map it decomposes: map = sigmoid(head) * clip(input, 0, 1). The cell then only
+decides which pixels of the category map belong to this step's object; it no longer has to
+redraw their intensity, and a map cannot light up where the category map is dark.
+
 `recurrence` picks the bottleneck (section 5 names the last two as future work for images with
 many objects):
 - "rnn": the paper's two fully connected relu RNN layers (above); states [h1, h2].
@@ -71,7 +76,7 @@ class InstanceCell(layers.Layer):
 
     def __init__(self, units: int = 2048, filters: int = 32, skips: bool = False,
                  output_activation: str = "sigmoid", decoder_norm: bool = False,
-                 recurrence: str = "rnn", **kwargs):
+                 recurrence: str = "rnn", gated: bool = False, **kwargs):
         super().__init__(**kwargs)
         if recurrence not in RECURRENCES:
             raise ValueError(f"recurrence must be one of {RECURRENCES}, got {recurrence!r}")
@@ -81,6 +86,7 @@ class InstanceCell(layers.Layer):
         self.output_activation = output_activation
         self.decoder_norm = decoder_norm
         self.recurrence = recurrence
+        self.gated = gated
         self.state_size = [units, units] if recurrence == "rnn" else [units] * 4
 
     def build(self, input_shape):
@@ -107,8 +113,8 @@ class InstanceCell(layers.Layer):
             self.decoder.append(block)
             channels = self.filters
         in_ch = channels + (enc_shapes[0][3] if self.skips else 0)
-        self.head = layers.Conv2DTranspose(1, 1, 1, activation=self.output_activation,
-                                           name="head")
+        activation = "sigmoid" if self.gated else self.output_activation
+        self.head = layers.Conv2DTranspose(1, 1, 1, activation=activation, name="head")
         self.head.build((None, None, None, in_ch))
         super().build(input_shape)
 
@@ -175,7 +181,10 @@ class InstanceCell(layers.Layer):
             y = crop_like(block(y, training=training), features[-2 - i])
         if self.skips:
             y = ops.concatenate([y, inputs], axis=-1)
-        return self.head(y), states
+        out = self.head(y)
+        if self.gated:  # A selection from the (non-negative part of the) response map.
+            out = out * ops.clip(inputs, 0.0, 1.0)
+        return out, states
 
     def get_initial_state(self, batch_size=None):
         return [ops.zeros((batch_size, size)) for size in self.state_size]
@@ -183,4 +192,5 @@ class InstanceCell(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "filters": self.filters,
                 "skips": self.skips, "output_activation": self.output_activation,
-                "decoder_norm": self.decoder_norm, "recurrence": self.recurrence}
+                "decoder_norm": self.decoder_norm, "recurrence": self.recurrence,
+                "gated": self.gated}
