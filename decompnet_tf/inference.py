@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from decompnet_tf.models.decompnet import DecompNet
-from decompnet_tf.postprocess import count_instances, detections, mask_boxes, stop_signal
+from decompnet_tf.postprocess import detections, emitted, mask_boxes
 
 
 class DecompDetector:
@@ -33,7 +33,7 @@ class DecompDetector:
         seg = tf.gather(tf.reshape(out["segmentation_scores"], (-1, self.net.num_classes * n)),
                         classes * n + steps, batch_dims=1)
         seg *= tf.cast(dets["detection_scores"] > 0, seg.dtype)
-        counts = count_instances(stop_signal(out), self.stop_threshold)
+        counts = tf.reduce_sum(tf.cast(emitted(out, self.stop_threshold), tf.int32), axis=-1)
         return {**dets, "segmentation_scores": seg, "instance_maps": out["instance_maps"],
                 "boxes": out["boxes"], "peaks": out["peaks"], "counts": counts}
 

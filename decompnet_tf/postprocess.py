@@ -2,8 +2,8 @@
 
 No NMS and no proposals (the paper's point): per category, the instance maps are read in
 emission order and the first map whose peak activation falls below `stop_threshold` ends that
-category (the paper's "stop sign", Fig. 3); a model with a stop head stops on its objectness
-instead. Every map before it is one detection.
+category (the paper's "stop sign", Fig. 3); every map before it is one detection. A model with a
+stop head emits every step whose objectness reaches the threshold instead (see `emitted`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,21 @@ def mask_boxes(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tensor:
     return tf.stack([ymin, xmin, ymax, xmax], axis=-1)
 
 
+def emitted(outputs: dict, stop_threshold: float) -> tf.Tensor:
+    """bool [B, C, T]: which steps are detections.
+
+    Peaks (the paper): the steps before the first map whose peak falls below the threshold
+    (`count_instances`). Stop head: every step whose objectness reaches the threshold. The
+    matching may assign the empty target to ANY step (whichever fits it best, section 2.2), so
+    a trained stop head marks the matched steps wherever they are, not only a prefix; reading
+    it like the peaks would drop every object after the first step it marks empty.
+    """
+    if "objectness" in outputs:
+        return outputs["objectness"] >= stop_threshold
+    t = outputs["peaks"].shape[-1]
+    return tf.sequence_mask(count_instances(outputs["peaks"], stop_threshold), t)
+
+
 def count_instances(peaks: tf.Tensor, stop_threshold: float) -> tf.Tensor:
     """Instances emitted per category: the steps before the first peak below the threshold.
 
@@ -84,8 +99,7 @@ def detections(outputs: dict, stop_threshold: float = 0.5, max_detections: int |
     maps, boxes = outputs["instance_maps"], outputs["boxes"]
     c, t = maps.shape[1], maps.shape[2]
     n_max = max_detections or c * t
-    counts = count_instances(stop_signal(outputs), stop_threshold)  # [B, C]
-    alive = tf.sequence_mask(counts, t)  # [B, C, T]
+    alive = emitted(outputs, stop_threshold)  # [B, C, T]
     flat_alive = tf.reshape(alive, (-1, c * t))
     flat_score = tf.reshape(outputs[score], (-1, c * t))
     # Real detections rank above padding whatever their score (scores lie in [0, 1]).

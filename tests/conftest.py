@@ -19,3 +19,15 @@ def bundled_pools():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory):
+    """A TFDS data dir holding decomp_mnist/small (800 / 200 images, built in seconds)."""
+    import tensorflow_datasets as tfds
+
+    import tfds_builders  # noqa: F401
+
+    path = str(tmp_path_factory.mktemp("tfds_small"))
+    tfds.builder("decomp_mnist/small", data_dir=path).download_and_prepare()
+    return path

@@ -3,7 +3,13 @@
 import numpy as np
 import tensorflow as tf
 
-from decompnet_tf.postprocess import count_instances, detections, mask_boxes, stop_signal
+from decompnet_tf.postprocess import (
+    count_instances,
+    detections,
+    emitted,
+    mask_boxes,
+    stop_signal,
+)
 
 
 def test_count_stops_at_first_peak_below_threshold():
@@ -63,3 +69,20 @@ def test_stop_signal_prefers_the_stop_head():
     assert stop_signal({"peaks": peaks, "objectness": obj}) is obj
     np.testing.assert_array_equal(count_instances(stop_signal({"peaks": peaks,
                                                                "objectness": obj}), 0.5), [[1]])
+
+
+def test_stop_head_emits_every_marked_step_not_just_a_prefix():
+    # The matching may give the empty target to step 0; the head then marks steps 1 and 2.
+    obj = tf.constant([[[0.1, 0.9, 0.8], [0.7, 0.2, 0.6]]])
+    peaks = tf.ones((1, 2, 3))
+    np.testing.assert_array_equal(emitted({"peaks": peaks, "objectness": obj}, 0.5).numpy(),
+                                  [[[False, True, True], [True, False, True]]])
+    # Without a head the paper's rule holds: the first dim map ends the category.
+    np.testing.assert_array_equal(emitted({"peaks": obj}, 0.5).numpy(),
+                                  [[[False, False, False], [True, False, False]]])
+    maps = np.ones((1, 2, 3, 2, 2), np.float32)
+    out = detections({"instance_maps": maps, "boxes": np.zeros((1, 2, 3, 4), np.float32),
+                      "peaks": peaks, "objectness": obj, "detection_scores": obj},
+                     stop_threshold=0.5)
+    assert int(out["num_detections"][0]) == 4
+    np.testing.assert_array_equal(out["detection_steps"][0, :4], [1, 2, 0, 2])  # by score
