@@ -147,7 +147,7 @@ def evaluate_one(model_dir: str, out_dir: str):
         else:
             for seg_sheet, name in ((False, "detection"), (True, "segmentation")):
                 sheet = plots.qualitative_sheet(
-                    images[i], out["instance_maps"][i], out["boxes"][i], out["counts"][i],
+                    images[i], out["instance_maps"][i], out["boxes"][i], out["emitted"][i],
                     batch_gts[i]["boxes"], batch_gts[i]["classes"], names,
                     segmentation=seg_sheet, mask_threshold=FLAGS.mask_threshold)
                 viz.save_png(os.path.join(out_dir, f"sheet_{name}_{i}.png"), sheet)

@@ -13,7 +13,7 @@ class DecompDetector:
     """Wraps a trained DecompNet for evaluation: `predict(images) -> numpy detection dict`.
 
     Besides the detections (see `postprocess.detections`) the outputs keep "instance_maps",
-    "boxes", "peaks" and "counts" [B, C] for the qualitative sheets.
+    "boxes", "peaks" and "emitted" bool [B, C, T] for the qualitative sheets.
     """
 
     def __init__(self, net: DecompNet, stop_threshold: float = 0.5, box_source: str = "regressor"):
@@ -33,9 +33,9 @@ class DecompDetector:
         seg = tf.gather(tf.reshape(out["segmentation_scores"], (-1, self.net.num_classes * n)),
                         classes * n + steps, batch_dims=1)
         seg *= tf.cast(dets["detection_scores"] > 0, seg.dtype)
-        counts = tf.reduce_sum(tf.cast(emitted(out, self.stop_threshold), tf.int32), axis=-1)
+        alive = emitted(out, self.stop_threshold)
         return {**dets, "segmentation_scores": seg, "instance_maps": out["instance_maps"],
-                "boxes": out["boxes"], "peaks": out["peaks"], "counts": counts}
+                "boxes": out["boxes"], "peaks": out["peaks"], "emitted": alive}
 
     def predict(self, images: np.ndarray) -> dict:
         return {k: v.numpy() for k, v in self._fn(tf.constant(images, tf.float32)).items()}

@@ -31,15 +31,23 @@ def test_qualitative_sheet_rows_and_pr_figure(tmp_path):
     maps[0, 0, 2:5, 2:5] = 1.0
     sheet = plots.qualitative_sheet(
         np.zeros((20, 20, 1), np.float32), maps, np.tile([0.1, 0.1, 0.5, 0.5], (3, 4, 1)),
-        np.array([1, 0, 0]), np.array([[0.1, 0.1, 0.5, 0.5]]), np.array([0]), ["3", "6", "9"],
-        tile=32)
+        np.arange(4) < np.array([1, 0, 0])[:, None], np.array([[0.1, 0.1, 0.5, 0.5]]),
+        np.array([0]), ["3", "6", "9"], tile=32)
     # Rows: label, input, sum, the emitted map(s), then the stop map: 5 tiles for '3' (one
     # instance), 4 for the others; every row is padded to the longest.
     assert sheet.shape == (3 * (32 + 4), 5 * (32 + 2) + 2, 3)
     seg = plots.qualitative_sheet(
-        np.zeros((20, 20, 1), np.float32), maps, np.zeros((3, 4, 4)), np.array([1, 0, 0]),
-        np.zeros((0, 4)), np.zeros(0, int), ["3", "6", "9"], tile=32, segmentation=True)
+        np.zeros((20, 20, 1), np.float32), maps, np.zeros((3, 4, 4)),
+        np.arange(4) < np.array([1, 0, 0])[:, None], np.zeros((0, 4)), np.zeros(0, int),
+        ["3", "6", "9"], tile=32, segmentation=True)
     assert seg.shape == (3 * (32 + 4), 3 * (32 + 2) + 2, 3)  # no sum and no stop maps
+    # A stop head may skip a step: '3' emits steps 1 and 3, so its row is the label, input, sum
+    # and steps 0-3 (the last emitted is also the last step: no stop map after it).
+    skip = np.array([[False, True, False, True], [False] * 4, [False] * 4])
+    sheet = plots.qualitative_sheet(np.zeros((20, 20, 3), np.float32), maps,
+                                    np.zeros((3, 4, 4)), skip, np.zeros((0, 4)),
+                                    np.zeros(0, int), ["3", "6", "9"], tile=32)
+    assert sheet.shape == (3 * (32 + 4), 7 * (32 + 2) + 2, 3)
     path = tmp_path / "pr.png"
     curves = {"m": {k: (np.linspace(0, 1, 5), np.linspace(1, 0.5, 5), 0.7) for k in range(3)}}
     plots.pr_figure(curves, "t", str(path), ["3", "6", "9"])

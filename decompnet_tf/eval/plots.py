@@ -16,37 +16,43 @@ def _tile(gray, size):
 
 
 def qualitative_sheet(image: np.ndarray, instance_maps: np.ndarray, boxes: np.ndarray,
-                      counts: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray,
+                      emitted: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray,
                       class_names, tile: int = 100, segmentation: bool = False,
                       mask_threshold: float = 0.1) -> np.ndarray:
     """One image as in Figure 3 (or Figure 6 with `segmentation=True`).
 
-    One row per category: the input; the sum of the emitted instance maps; then every instance
-    map in emission order, the emitted ones with their predicted box in red and the first
-    non-emitted one (the stop map) without, all with the category's true boxes in green.
-    With `segmentation`, maps are thresholded at `mask_threshold` (the paper's 0.1) and the
-    sum and stop maps are left out, as in Figure 6.
+    One row per category: the input; the sum of the emitted instance maps; then the instance
+    maps in emission order up to the one after the last emitted (the stop map), the emitted
+    ones with their predicted box in red, all with the category's true boxes in green. With
+    `segmentation`, only the emitted maps, thresholded at `mask_threshold` (the paper's 0.1),
+    as in Figure 6.
 
     Args:
-      image: [H, W, 1] in [0, 1]; instance_maps: [C, T, h, w]; boxes: [C, T, 4] (ymin, xmin,
-      ymax, xmax normalised); counts: int [C] maps emitted per category; gt_boxes: [n, 4];
-      gt_labels: int [n]; class_names: C names.
+      image: [H, W, 1] or RGB [H, W, 3] in [0, 1]; instance_maps: [C, T, h, w]; boxes:
+      [C, T, 4] (ymin, xmin, ymax, xmax normalised); emitted: bool [C, T], the steps that are
+      detections (`postprocess.emitted`: a prefix under the paper's stop rule); gt_boxes:
+      [n, 4]; gt_labels: int [n]; class_names: C names.
     Returns: uint8 RGB [C * (tile + pad), ..., 3].
     """
     c, t = instance_maps.shape[:2]
+    emitted = np.asarray(emitted, bool)
+    picture = image[..., 0] if image.shape[-1] == 1 else image
     rows = []
     for k in range(c):
-        n = int(counts[k])
+        n = int(emitted[k].sum())
         true = gt_boxes[gt_labels == k]
-        tiles = [viz.draw_boxes(_tile(image[..., 0], tile), true, color=viz.TRUE_COLOR)]
+        tiles = [viz.draw_boxes(_tile(picture, tile), true, color=viz.TRUE_COLOR)]
         maps = instance_maps[k]
         if segmentation:
             maps = (maps > mask_threshold).astype(np.float32)
+            steps = np.flatnonzero(emitted[k])
         else:
-            tiles.append(_tile(np.clip(maps[:n].sum(axis=0), 0, 1), tile))
-        for step in range(min(t, n if segmentation else n + 1)):
+            tiles.append(_tile(np.clip(maps[emitted[k]].sum(axis=0), 0, 1), tile))
+            last = np.flatnonzero(emitted[k]).max() + 1 if n else 0
+            steps = range(min(t, last + 1))
+        for step in steps:
             cell = viz.draw_boxes(_tile(maps[step], tile), true, color=viz.TRUE_COLOR)
-            if step < n:
+            if emitted[k, step]:
                 cell = viz.draw_boxes(cell, boxes[k, step], color=viz.PRED_COLOR)
             tiles.append(cell)
         label = viz.to_rgb(np.zeros((tile, tile), np.uint8))
