@@ -16,8 +16,13 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir.", required=True)
 flags.DEFINE_string("export_dir", None, "Where the versioned SavedModel goes.", required=True)
 flags.DEFINE_integer("version", None, "SavedModel version (default: next free integer).")
-flags.DEFINE_float("stop_threshold", 0.5, "Peak activation below which a category stops.")
+flags.DEFINE_float("stop_threshold", 0.5, "Stop signal (peak, or the stop head's objectness) "
+                   "below which a step is not a detection.")
 flags.DEFINE_boolean("tflite", True, "Also write the TFLite models.")
+flags.DEFINE_enum("box_source", "regressor", ["regressor", "mask"],
+                  "Boxes from the box regressor, or the extent of each instance map (as "
+                  "evaluate.py --box_source). TFLite supports 'regressor' only: use --notflite "
+                  "with 'mask'.")
 
 
 def main(argv):
@@ -26,9 +31,12 @@ def main(argv):
     from decompnet_tf.export.saved_model import DetectorModule, export_saved_model, export_tflite
     from decompnet_tf.model_io import load_trained
 
+    if FLAGS.tflite and FLAGS.box_source != "regressor":
+        raise app.UsageError("TFLite export supports --box_source=regressor only; pass "
+                             "--notflite to export the SavedModel with --box_source=mask")
     try:
         net, _ = load_trained(FLAGS.model_dir)
-        module = DetectorModule(net, FLAGS.stop_threshold)
+        module = DetectorModule(net, FLAGS.stop_threshold, FLAGS.box_source)
         path = export_saved_model(module, FLAGS.export_dir, FLAGS.version)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         raise app.UsageError(str(e)) from None

@@ -34,12 +34,12 @@ def mask_boxes(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tensor:
     on = (maps > relative_threshold * peak) & (peak > 0)
 
     def extent(any_on, n):  # [..., n] bool -> (first index, one past the last) / n
-        first = tf.argmax(tf.cast(any_on, tf.int32), axis=-1)
-        last = n - tf.argmax(tf.cast(tf.reverse(any_on, [-1]), tf.int32), axis=-1)
-        valid = tf.reduce_any(any_on, axis=-1)
-        lo = tf.where(valid, tf.cast(first, tf.float32) / n, 0.0)
-        hi = tf.where(valid, tf.cast(last, tf.float32) / n, 0.0)
-        return lo, hi
+        # min / max over the "on" indices (TFLite-friendly: no argmax or reverse of bools).
+        idx = tf.range(n, dtype=tf.float32)
+        first = tf.reduce_min(tf.where(any_on, idx, float(n)), axis=-1)
+        last = tf.reduce_max(tf.where(any_on, idx + 1.0, 0.0), axis=-1)
+        valid = first < last
+        return tf.where(valid, first / n, 0.0), tf.where(valid, last / n, 0.0)
 
     ymin, ymax = extent(tf.reduce_any(on, axis=-1), h)
     xmin, xmax = extent(tf.reduce_any(on, axis=-2), w)

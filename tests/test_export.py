@@ -16,11 +16,12 @@ from decompnet_tf.export.saved_model import (
     OUTPUT_KEYS,
     DetectorModule,
     export_saved_model,
+    export_tflite,
     next_version,
     run_tflite,
 )
 from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights
-from decompnet_tf.postprocess import detections
+from decompnet_tf.postprocess import detections, mask_boxes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ModelConfig(steps=3, instance_units=16, instance_filters=4, box_hidden=16,
@@ -231,3 +232,23 @@ def test_rgb_model_serves_rgb_and_matches_keras(tmp_path):
     x = tf.repeat(tf.cast(gray, tf.float32) / 255.0, 3, axis=-1)
     ref = detections(net(x, training=False), 0.0, image_size=(64, 96))
     assert_same_detections(got, {k: ref[k].numpy() for k in OUTPUT_KEYS}, FLOAT_ATOL, "gray")
+
+
+def test_mask_boxes_in_saved_model_not_tflite(model_dir, tmp_path):
+    from decompnet_tf.model_io import load_trained
+
+    net, _ = load_trained(model_dir)
+    module = DetectorModule(net, 0.0, box_source="mask")
+    images = _images((2, 100, 100, 1), seed=5)
+    x = tf.cast(images, tf.float32) / 255.0
+    out = net(x, training=False)
+    ref = detections({**out, "boxes": mask_boxes(out["instance_maps"])}, 0.0,
+                     image_size=(100, 100))
+    ref = {k: ref[k].numpy() for k in OUTPUT_KEYS}
+    served = tf.saved_model.load(export_saved_model(module, str(tmp_path / "e")))
+    got = served.signatures["serving_default"](images=tf.constant(images))
+    assert_same_detections({k: v.numpy() for k, v in got.items()}, ref, FLOAT_ATOL, "saved")
+    with pytest.raises(ValueError, match="box regressor's boxes only"):
+        export_tflite(module, str(tmp_path / "m.tflite"))
+    with pytest.raises(ValueError, match="box_source"):
+        DetectorModule(net, 0.5, box_source="anchors")

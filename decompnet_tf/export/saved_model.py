@@ -13,7 +13,7 @@ import re
 import tensorflow as tf
 
 from decompnet_tf.models.decompnet import DecompNet
-from decompnet_tf.postprocess import detections
+from decompnet_tf.postprocess import detections, mask_boxes
 
 OUTPUT_KEYS = ("detection_boxes", "detection_classes", "detection_scores", "detection_masks",
                "num_detections")
@@ -33,10 +33,14 @@ class DetectorModule(tf.Module):
     detection_masks float32 [batch, N, H, W] in [0, 1], num_detections int32 [batch]; N = C * T.
     """
 
-    def __init__(self, net: DecompNet, stop_threshold: float = 0.5):
+    def __init__(self, net: DecompNet, stop_threshold: float = 0.5,
+                 box_source: str = "regressor"):
         super().__init__()
+        if box_source not in ("regressor", "mask"):
+            raise ValueError(f"box_source must be 'regressor' or 'mask', got {box_source!r}")
         self.net = net
         self.stop_threshold = float(stop_threshold)
+        self.box_source = box_source
 
     def _normalise(self, images):
         """uint8 [B, H, W, 1 or 3] -> float32 [B, h, w, channels] at the model's size (its
@@ -68,6 +72,8 @@ class DetectorModule(tf.Module):
 
     def _detect(self, x, mask_size):
         out = self.net(x, training=False)
+        if self.box_source == "mask":  # Boxes read off the maps (postprocess.mask_boxes).
+            out = {**out, "boxes": mask_boxes(out["instance_maps"])}
         dets = detections(out, self.stop_threshold, image_size=mask_size)
         return {k: dets[k] for k in OUTPUT_KEYS}
 
@@ -129,6 +135,12 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
+
+    if module.box_source != "regressor":
+        # The TFLite interpreter (TF 2.21) aborted the process on the mask-box graph.
+        raise ValueError("TFLite export supports the box regressor's boxes only "
+                         f"(box_source={module.box_source!r}); export the SavedModel with "
+                         "box_source='mask', or the TFLite model with box_source='regressor'")
 
     h, w = module.net.image_size
     fn = tf.function(module.tflite_outputs).get_concrete_function(
