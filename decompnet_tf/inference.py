@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from decompnet_tf.models.decompnet import DecompNet
-from decompnet_tf.postprocess import detections, emitted, mask_boxes
+from decompnet_tf.postprocess import check_box_source, detections, emitted, with_box_source
 
 
 class DecompDetector:
@@ -17,15 +17,12 @@ class DecompDetector:
     """
 
     def __init__(self, net: DecompNet, stop_threshold: float = 0.5, box_source: str = "regressor"):
-        if box_source not in ("regressor", "mask"):
-            raise ValueError(f"box_source must be 'regressor' or 'mask', got {box_source!r}")
+        check_box_source(box_source)
         self.net, self.stop_threshold, self.box_source = net, stop_threshold, box_source
         self._fn = tf.function(self._forward, reduce_retracing=True)
 
     def _forward(self, images):
-        out = self.net(images, training=False)
-        if self.box_source == "mask":  # Boxes read off the maps (postprocess.mask_boxes).
-            out = {**out, "boxes": mask_boxes(out["instance_maps"])}
+        out = with_box_source(self.net(images, training=False), self.box_source)
         dets = detections(out, self.stop_threshold, image_size=self.net.image_size)
         n = out["instance_maps"].shape[2]
         steps = dets["detection_steps"]

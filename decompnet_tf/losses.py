@@ -37,7 +37,14 @@ BOX = "box"
 STOP = "stop"
 TERM_NAMES = (CATEGORY, INSTANCE_MATCHED, INSTANCE_SUM, BOX, STOP)
 INSTANCE_LOSSES = ("l2", "bce")
-_EPS = 1e-6  # Clips probabilities away from 0 and 1 before a log.
+PROB_EPS = 1e-6  # Clips probabilities away from 0 and 1 before a log (here and in matching).
+
+
+def _bce(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """Elementwise binary cross-entropy of probabilities x (clipped) against targets y."""
+    x = tf.clip_by_value(x, PROB_EPS, 1.0 - PROB_EPS)
+    y = tf.cast(y, x.dtype)
+    return -(y * tf.math.log(x) + (1.0 - y) * tf.math.log(1.0 - x))
 
 
 def _as_float(x: tf.Tensor) -> tf.Tensor:
@@ -122,10 +129,9 @@ def weighted_bce(x: tf.Tensor, y: tf.Tensor, p: float | tf.Tensor) -> tf.Tensor:
     Returns:
         float ``[...]``: one loss per map.
     """
-    x = tf.clip_by_value(tf.convert_to_tensor(x), _EPS, 1.0 - _EPS)
+    x = tf.convert_to_tensor(x)
     y = tf.cast(y, x.dtype)
-    bce = -(y * tf.math.log(x) + (1.0 - y) * tf.math.log(1.0 - x))
-    return tf.reduce_mean(pixel_weight(y, p) * bce, axis=[-2, -1])
+    return tf.reduce_mean(pixel_weight(y, p) * _bce(x, y), axis=[-2, -1])
 
 
 def map_distance(x: tf.Tensor, y: tf.Tensor, p: float | tf.Tensor, loss: str = "l2"):
@@ -167,9 +173,7 @@ def stop_loss(objectness: tf.Tensor, assignment: tf.Tensor) -> dict[str, tf.Tens
     Returns:
         ``{"stop": scalar}``, the mean over batch and steps.
     """
-    x = tf.clip_by_value(_as_float(objectness), _EPS, 1.0 - _EPS)
-    y = tf.cast(assignment >= 0, x.dtype)
-    return {STOP: tf.reduce_mean(-(y * tf.math.log(x) + (1.0 - y) * tf.math.log(1.0 - x)))}
+    return {STOP: tf.reduce_mean(_bce(_as_float(objectness), assignment >= 0))}
 
 
 def category_loss(pred: tf.Tensor, target: tf.Tensor, p: float | tf.Tensor) -> dict[str, tf.Tensor]:

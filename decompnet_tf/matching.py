@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.optimize import linear_sum_assignment
 
-from decompnet_tf.losses import pixel_weight
+from decompnet_tf.losses import PROB_EPS, pixel_weight
 
 # Cost given to padded (invalid) ground-truth columns; never selected by `hungarian_assign`,
 # which only reads the first `num_gt` columns, but keeps the matrix safe for other consumers.
@@ -105,7 +105,7 @@ def instance_cost_matrix(
     denom = tf.cast(num_pixels, tf.float64)
     valid = tf.cast(gt_valid, tf.bool)[:, None, :]  # [B, 1, N]
     if loss == "bce":
-        x = tf.clip_by_value(x, 1e-6, 1.0 - 1e-6)  # As losses.weighted_bce.
+        x = tf.clip_by_value(x, PROB_EPS, 1.0 - PROB_EPS)  # As losses.weighted_bce.
         a, b = -tf.math.log(x), -tf.math.log(1.0 - x)
         cost = (tf.einsum("btp,bnp->btn", a, v * y)
                 + tf.einsum("btp,bnp->btn", b, v * (1.0 - y))) / denom

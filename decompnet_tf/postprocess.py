@@ -10,6 +10,22 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+BOX_SOURCES = ("regressor", "mask")
+
+
+def check_box_source(box_source: str) -> None:
+    """A clear error for a box source other than "regressor" and "mask"."""
+    if box_source not in BOX_SOURCES:
+        raise ValueError(f"box_source must be 'regressor' or 'mask', got {box_source!r}")
+
+
+def with_box_source(outputs: dict, box_source: str) -> dict:
+    """DecompNet outputs with their "boxes" taken from `box_source`: the regressor's (as they
+    are) or read off the instance maps (`mask_boxes`)."""
+    if box_source == "regressor":
+        return outputs
+    return {**outputs, "boxes": mask_boxes(outputs["instance_maps"])}
+
 
 def stop_signal(outputs: dict) -> tf.Tensor:
     """[B, C, T] what the stop rule reads: the stop head's "objectness" when the model has one,

@@ -13,7 +13,7 @@ import re
 import tensorflow as tf
 
 from decompnet_tf.models.decompnet import DecompNet
-from decompnet_tf.postprocess import detections, mask_boxes
+from decompnet_tf.postprocess import check_box_source, detections, with_box_source
 
 OUTPUT_KEYS = ("detection_boxes", "detection_classes", "detection_scores", "detection_masks",
                "num_detections")
@@ -36,8 +36,7 @@ class DetectorModule(tf.Module):
     def __init__(self, net: DecompNet, stop_threshold: float = 0.5,
                  box_source: str = "regressor"):
         super().__init__()
-        if box_source not in ("regressor", "mask"):
-            raise ValueError(f"box_source must be 'regressor' or 'mask', got {box_source!r}")
+        check_box_source(box_source)
         self.net = net
         self.stop_threshold = float(stop_threshold)
         self.box_source = box_source
@@ -71,9 +70,7 @@ class DetectorModule(tf.Module):
         return tf.image.resize(x, self.net.image_size, method="bilinear")
 
     def _detect(self, x, mask_size):
-        out = self.net(x, training=False)
-        if self.box_source == "mask":  # Boxes read off the maps (postprocess.mask_boxes).
-            out = {**out, "boxes": mask_boxes(out["instance_maps"])}
+        out = with_box_source(self.net(x, training=False), self.box_source)
         dets = detections(out, self.stop_threshold, image_size=mask_size)
         return {k: dets[k] for k in OUTPUT_KEYS}
 
