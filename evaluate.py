@@ -155,7 +155,8 @@ def evaluate_one(model_dir: str, out_dir: str):
 
 
 def evaluate_kitti(model_dir: str, out_dir: str):
-    """KITTI's official protocol for cars (decompnet_tf.eval.kitti) on the val split."""
+    """KITTI's official protocol for cars (decompnet_tf.eval.kitti) on the val split; the
+    detections also go to kitti_results/ (one %06d.txt per image, the devkit's result format)."""
     import json
 
     import numpy as np
@@ -189,11 +190,13 @@ def evaluate_kitti(model_dir: str, out_dir: str):
             k = int(out["num_detections"][b])
             dets.append(kitti.detections_for_class(
                 out["detection_boxes"][b, :k], out["detection_scores"][b, :k],
-                out["detection_classes"][b, :k], canvas, batch["original_size"][b]))
+                out["detection_classes"][b, :k], canvas, batch["original_size"][b],
+                image_id=batch["image_id"][b]))
             gts.append(kitti.groundtruth_from_example(_unpad(example), ignore_names))
         n += len(batch["model_image"])
     results = kitti.evaluate_kitti(dets, gts)
     os.makedirs(out_dir, exist_ok=True)
+    kitti.write_results(os.path.join(out_dir, "kitti_results"), dets)
     m = {"kitti_car_iou_0.7": {name: {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                                       for k, v in r.items()} for name, r in results.items()},
          "speed": {"ms_per_image": 1000 * seconds / max(n, 1), "images": n},

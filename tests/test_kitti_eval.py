@@ -102,11 +102,12 @@ def test_adapters_from_builder_example():
     car, van, region = [0.2, 0.1, 0.4, 0.3], [0.5, 0.5, 0.6, 0.7], [0.0, 0.0, 0.1, 0.1]
     example = {"objects": {"bbox": np.array([car]), "label": np.array([0]),
                            "height": np.array([76.8]), "occluded": np.array([1]),
-                           "truncated": np.array([0.1])},
+                           "truncated": np.array([0.1]), "difficulty": np.array([1])},
                "ignore": {"bbox": np.array([van, region]), "type": np.array([1, 0])}}
     g = groundtruth_from_example(example, ["DontCare", "Car", "Van"][:1] + ["Van"])
     np.testing.assert_allclose(g["boxes"], [car, van])
     assert g["neighbour"].tolist() == [False, True] and g["occluded"].tolist() == [1, 0]
+    assert g["difficulty"].tolist() == [1, -1]
     np.testing.assert_allclose(g["dontcare"], [region])
     # Canvas 384 high, the image 375 high: scale 1, so a box 0.2 high is 76.8 px.
     d = detections_for_class([car, van], [0.9, 0.8], [0, 1], (384, 1248), (375, 1242))
@@ -121,3 +122,63 @@ def test_adapters_from_builder_example():
              for i in range(40)]
     assert kitti_ap(found, [g] * 40, 1)["ap_r40"] == pytest.approx(39 / 40)  # as above
     assert np.isnan(kitti_ap(found, [g] * 40, 0)["ap_r40"])
+
+
+def test_ground_truth_at_the_minimum_height_is_ignored_as_in_the_devkit():
+    """evaluate_object.cpp ignores a ground truth with height<=MIN_HEIGHT: a car exactly 25.00
+    px tall is ignored at moderate and hard, one 25.01 px tall counts; 40.00 is not easy."""
+    def num_gt(height, level, **extra):
+        g = {**gt(boxes=([100.0, 100.0, 100.0 + height, 200.0],), heights=(height,)), **extra}
+        return kitti_ap([det(scores=())], [g], level)["num_gt"]
+
+    assert [num_gt(25.0, level) for level in (1, 2)] == [0, 0]
+    assert [num_gt(25.01, level) for level in (1, 2)] == [1, 1]
+    assert (num_gt(40.0, 0), num_gt(40.0, 1), num_gt(40.01, 0)) == (0, 1, 1)
+    # A detection exactly 25 px tall is not ignored (the devkit: height<MIN_HEIGHT).
+    dets, gts = forty_perfect()
+    dets[0] = det(boxes=(CAR, [300.0, 300.0, 325.0, 400.0]), scores=(1.0, 1.5))
+    assert kitti_ap(dets, gts, level=1)["ap_r40"] < 39 / 40  # a counted false positive
+    # The builder's difficulty, when given, decides instead (nested levels: counted from it up).
+    assert [num_gt(25.0, level, difficulty=np.array([1])) for level in (0, 1, 2)] == [0, 1, 1]
+    assert [num_gt(50.0, level, difficulty=np.array([-1])) for level in (0, 1, 2)] == [0, 0, 0]
+
+
+def test_result_lines_in_the_devkit_format():
+    from decompnet_tf.eval.kitti import result_lines
+
+    lines = result_lines([[173.33, 587.01, 200.12, 614.12], [0.0, 0.5, 10.0, 20.25]],
+                         [0.912345678, 0.05])
+    assert lines == [
+        "Car -1 -1 -10 587.0100 173.3300 614.1200 200.1200 -1 -1 -1 -1000 -1000 -1000 -10 "
+        "0.912346",
+        "Car -1 -1 -10 0.5000 0.0000 20.2500 10.0000 -1 -1 -1 -1000 -1000 -1000 -10 0.050000"]
+    assert result_lines(np.zeros((0, 4)), []) == []
+    with pytest.raises(ValueError, match="2 boxes but 1 scores"):
+        result_lines(np.zeros((2, 4)), [0.5])
+
+
+def test_write_results_in_original_pixels(tmp_path):
+    from decompnet_tf.eval.kitti import detections_for_class, write_results
+    from tfds_builders.decomp_kitti.kitti_parsing import parse_label_file
+
+    folder = tmp_path / "kitti_results"
+    folder.mkdir()
+    (folder / "000099.txt").write_text("stale\n")  # an earlier run's image: removed
+    (folder / "notes.md").write_text("kept\n")
+    # A 768 x 2496 original was scaled by 0.5 onto the 384 x 1248 canvas.
+    big = detections_for_class([[0.25, 0.5, 0.5, 0.75], [0.1, 0.1, 0.2, 0.2]], [0.9, 0.4],
+                               [0, 1], (384, 1248), (768, 2496), image_id=b"000042")
+    np.testing.assert_allclose(big["pixel_boxes"], [[192.0, 1248.0, 384.0, 1872.0]])
+    np.testing.assert_allclose(big["heights"], [192.0])
+    empty = detections_for_class(np.zeros((0, 4)), [], [], (384, 1248), (375, 1242),
+                                 image_id="7")
+    paths = write_results(str(folder), [big, empty])
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["000042.txt", "000007.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["000007.txt", "000042.txt", "notes.md"]
+    (obj,) = parse_label_file(open(paths[0]).read())
+    assert obj.type == "Car" and obj.box == (1248.0, 192.0, 1872.0, 384.0) and obj.score == 0.9
+    assert open(paths[1]).read() == ""
+    with pytest.raises(ValueError, match="not a KITTI image id"):
+        write_results(str(folder), [detections_for_class([], [], [], (384, 1248), (375, 1242))])
+    with pytest.raises(ValueError, match="appears twice"):
+        write_results(str(folder), [empty, empty])

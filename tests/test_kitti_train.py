@@ -1,5 +1,5 @@
 """train.py and evaluate.py on a KITTI-format fixture: VGG16 backbone, all three stages, and
-the official protocol's metrics file and PR plot."""
+the official protocol's metrics file, PR plot and devkit result files."""
 
 import json
 import os
@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from tests.test_kitti import _build, write_tree
+from tests.test_kitti import LABELS, _build, score_result_files, write_tree
+from tfds_builders.decomp_kitti import kitti_parsing as kp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # configs/kitti.flags itself, shrunk to the fixture (later flags override the file's).
@@ -65,9 +66,23 @@ def test_evaluate_writes_kitti_metrics_per_difficulty(trained):
     m = json.load(open(os.path.join(out, "metrics.json")))
     res = m["kitti_car_iou_0.7"]
     assert list(res) == ["easy", "moderate", "hard"]
-    # The val image holds one car, 50 px high, unoccluded: it counts at every difficulty.
+    # The val image holds one car, 49 px high (0.00 to 49.00), unoccluded: it counts at every
+    # difficulty.
     assert [res[k]["num_gt"] for k in res] == [1, 1, 1]
     for r in res.values():
         assert 0.0 <= r["ap_r40"] <= 1.0 and len(r["precision"]) == 41
     assert m["model"]["split"] == "validation"
     assert os.path.getsize(os.path.join(out, "pr_kitti.png")) > 1000
+    # The devkit's result files: one per evaluated image, named by its KITTI id, boxes in the
+    # original image's pixels (78 x 236 here), readable by the project's label parser.
+    results = os.path.join(out, "kitti_results")
+    assert os.listdir(results) == ["000001.txt"]
+    path = os.path.join(results, "000001.txt")
+    for obj in kp.parse_label_file(open(path).read(), path):
+        assert obj.type == "Car" and obj.score is not None and obj.alpha == -10
+    # Scored from the files as the devkit would, the detections get metrics.json's AP.
+    theirs = score_result_files(results, {"000001": LABELS["000001"]})
+    for level, r in res.items():
+        assert theirs[level]["num_gt"] == r["num_gt"]
+        assert theirs[level]["ap_r40"] == pytest.approx(r["ap_r40"], abs=1e-9)
+        assert theirs[level]["ap_r11"] == pytest.approx(r["ap_r11"], abs=1e-9)

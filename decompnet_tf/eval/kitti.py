@@ -1,9 +1,9 @@
 """KITTI's official 2D detection protocol for cars (devkit cpp/evaluate_object.cpp), in numpy.
 
 Per difficulty (easy / moderate / hard, `kitti_parsing.DIFFICULTIES`):
-- a ground-truth car counts when it meets the difficulty's limits (box height, occlusion,
-  truncation); a car that does not, and every object of a neighbouring class (Van for Car), is
-  "ignored": a detection matched to it is neither a true nor a false positive;
+- a ground-truth car counts when it meets the difficulty's limits (box height above the
+  minimum, occlusion, truncation); a car that does not, and every object of a neighbouring class
+  (Van for Car), is "ignored": a detection matched to it is neither a true nor a false positive;
 - a detection lower than the difficulty's minimum height is ignored likewise;
 - a detection is a true positive when its IoU with a counted car exceeds 0.7 (strictly, as in
   the devkit); unmatched detections are false positives unless they lie in a DontCare region
@@ -14,9 +14,15 @@ Per difficulty (easy / moderate / hard, `kitti_parsing.DIFFICULTIES`):
 
 Boxes are (ymin, xmin, ymax, xmax), normalised or in pixels alike (IoU and the DontCare ratio
 do not change when the axes are scaled); heights are in original pixels.
+
+`write_results` writes the same detections in the devkit's result format (one ``%06d.txt`` per
+image, boxes in original-image pixels), so the official tools can score them too.
 """
 
 from __future__ import annotations
+
+import os
+import re
 
 import numpy as np
 
@@ -32,9 +38,24 @@ def _iou(a, b):
 
 
 def _flags(det, gt, level):
-    """ignored_gt: 0 counted, 1 ignored; ignored_det: 0 counted, 1 ignored (too small)."""
+    """ignored_gt: 0 counted, 1 ignored; ignored_det: 0 counted, 1 ignored (too small).
+
+    As evaluate_object.cpp (cleanData): a ground truth is ignored when
+    `height<=MIN_HEIGHT[difficulty]` (a car exactly 25.00 px tall is ignored at moderate), or its
+    occlusion or truncation exceeds the maximum; a detection when `height<MIN_HEIGHT[difficulty]`
+    (the devkit truncates the detection's height to an integer first, which gives the same
+    decision for an integer minimum). Where gt carries "difficulty" (the builder's, decided on
+    the label file's doubles as the devkit does), a car counts at the levels from it up: the
+    limits are nested, and float32 heights and truncations cannot always repeat that decision
+    (32.02 - 7.02 is 25.000000000000004 in doubles, counted, but 25.0 in float32).
+    """
     _, min_h, max_occ, max_trunc = DIFFICULTIES[level]
-    hard = ((gt["heights"] < min_h) | (gt["occluded"] > max_occ) | (gt["truncated"] > max_trunc))
+    if "difficulty" in gt:
+        difficulty = np.asarray(gt["difficulty"])
+        hard = (difficulty < 0) | (difficulty > level)
+    else:
+        hard = ((gt["heights"] <= min_h) | (gt["occluded"] > max_occ)
+                | (gt["truncated"] > max_trunc))
     ignored_gt = np.where(gt["neighbour"] | hard, 1, 0)
     ignored_det = np.where(det["heights"] < min_h, 1, 0)
     return ignored_gt, ignored_det
@@ -98,7 +119,9 @@ def kitti_ap(dets: list[dict], gts: list[dict], level: int, min_overlap: float =
 
     dets[i]: {"boxes" [D, 4], "scores" [D], "heights" [D] (px)}.
     gts[i]: {"boxes" [G, 4], "heights" [G] (px), "occluded" [G], "truncated" [G],
-             "neighbour" bool [G] (True: a neighbouring class such as Van), "dontcare" [K, 4]}.
+             "neighbour" bool [G] (True: a neighbouring class such as Van), "dontcare" [K, 4],
+             optionally "difficulty" int [G] (0 easy, 1 moderate, 2 hard, -1 none: when given,
+             it decides which cars count instead of heights, occlusion and truncation)}.
     Returns {"ap_r40", "ap_r11", "precision" [41], "recall" [41], "num_gt"}; NaN APs when no
     ground truth counts at this difficulty.
     """
@@ -130,7 +153,8 @@ def groundtruth_from_example(example: dict, ignore_names, class_id: int = 0) -> 
 
     Objects of other classes (cars_vans' vans when evaluating cars) and the builder's ignore
     regions of neighbouring types are neighbours; DontCare regions are DontCare. Boxes stay
-    normalised to the canvas (IoU and the DontCare ratio do not change with the scale).
+    normalised to the canvas (IoU and the DontCare ratio do not change with the scale). The
+    builder's "difficulty" decides which cars count (see `_flags`); others get -1.
     """
     objs, ignore = example["objects"], example["ignore"]
     own = objs["label"] == class_id
@@ -143,22 +167,131 @@ def groundtruth_from_example(example: dict, ignore_names, class_id: int = 0) -> 
             "heights": np.concatenate([objs["height"][own], np.zeros(n_other)]),
             "occluded": np.concatenate([objs["occluded"][own], np.zeros(n_other, int)]),
             "truncated": np.concatenate([objs["truncated"][own], np.zeros(n_other)]),
+            "difficulty": np.concatenate([objs["difficulty"][own], np.full(n_other, -1)]),
             "neighbour": np.concatenate([np.zeros(own.sum(), bool), np.ones(n_other, bool)]),
             "dontcare": ignore["bbox"][~care].reshape(-1, 4)}
 
 
+def canvas_scale(canvas_size, original_size) -> float:
+    """The factor the builder scaled the original image by before padding it onto the canvas:
+    min(1, canvas / original) per axis (`decomp_kitti_dataset_builder.fit_image`)."""
+    return min(1.0, canvas_size[0] / original_size[0], canvas_size[1] / original_size[1])
+
+
+def to_original_pixels(boxes, canvas_size, original_size) -> np.ndarray:
+    """Boxes normalised to the builder's canvas -> the same boxes in original-image pixels.
+
+    Args:
+      boxes: [n, 4] (ymin, xmin, ymax, xmax) normalised to the canvas.
+      canvas_size: (height, width) of the canvas (the builder's image_size, 384x1248).
+      original_size: (height, width) of the KITTI image (the example's "original_size").
+
+    Returns:
+      float64 [n, 4] (ymin, xmin, ymax, xmax) in original pixels: the inverse of the builder's
+      `label box * scale / canvas`. Not clipped to the image, so a box that reaches into the
+      padding keeps the IoU it was scored with.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scale = canvas_scale(canvas_size, original_size)
+    return boxes * np.array([canvas_size[0], canvas_size[1]] * 2, np.float64) / scale
+
+
 def detections_for_class(boxes, scores, classes, canvas_size, original_size,
-                         class_id: int = 0) -> dict:
+                         class_id: int = 0, image_id: str | bytes | None = None) -> dict:
     """One image's detections (boxes normalised to the builder's canvas) -> `dets[i]`.
 
-    Heights are converted to original pixels: the builder scaled the image by
-    min(1, canvas / original) before padding (`decomp_kitti.fit_image`).
+    Args:
+      boxes: [D, 4] (ymin, xmin, ymax, xmax) normalised to the canvas.
+      scores: [D] detection scores.
+      classes: [D] class ids; only `class_id`'s detections are kept.
+      canvas_size: (height, width) of the builder's canvas.
+      original_size: (height, width) of the KITTI image.
+      class_id: the class evaluated (0: Car).
+      image_id: the KITTI image's id ("000123", str or the TFDS example's bytes); needed by
+        `write_results` to name the image's result file.
+
+    Returns:
+      {"boxes" [d, 4] (normalised, as given), "scores" [d], "heights" [d] (original pixels),
+       "pixel_boxes" float64 [d, 4] (ymin, xmin, ymax, xmax in original pixels),
+       "image_id" str or None}.
     """
     keep = np.asarray(classes) == class_id
     boxes = np.asarray(boxes, float).reshape(-1, 4)[keep]
-    scale = min(1.0, canvas_size[0] / original_size[0], canvas_size[1] / original_size[1])
+    pixel_boxes = to_original_pixels(boxes, canvas_size, original_size)
+    if isinstance(image_id, bytes):
+        image_id = image_id.decode()
     return {"boxes": boxes, "scores": np.asarray(scores, float)[keep],
-            "heights": (boxes[:, 2] - boxes[:, 0]) * canvas_size[0] / scale}
+            "heights": pixel_boxes[:, 2] - pixel_boxes[:, 0], "pixel_boxes": pixel_boxes,
+            "image_id": image_id}
+
+
+def result_lines(pixel_boxes, scores, type_name: str = "Car") -> list[str]:
+    """One image's detections as lines of the devkit's result format.
+
+    Each line is `type -1 -1 -10 left top right bottom -1 -1 -1 -1000 -1000 -1000 -10 score`
+    (16 fields, read by evaluate_object.cpp's loadDetections with fscanf): truncation and
+    occlusion unknown (-1), alpha -10 (no orientation: the devkit then skips AOS), no 3D box.
+
+    Args:
+      pixel_boxes: [n, 4] (ymin, xmin, ymax, xmax) in original-image pixels.
+      scores: [n] detection scores.
+      type_name: the KITTI type the detections are of ("Car").
+
+    Returns:
+      n lines without newlines; boxes with 4 decimals, scores with 6.
+    """
+    boxes = np.asarray(pixel_boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    if len(boxes) != len(scores):
+        raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores: pass one score per box")
+    return [f"{type_name} -1 -1 -10 {x1:.4f} {y1:.4f} {x2:.4f} {y2:.4f} "
+            f"-1 -1 -1 -1000 -1000 -1000 -10 {s:.6f}"
+            for (y1, x1, y2, x2), s in zip(boxes, scores)]
+
+
+_RESULT_FILE = re.compile(r"^\d{6}\.txt$")
+
+
+def result_file_name(image_id: str | bytes) -> str:
+    """The devkit's result file name of a KITTI image: "%06d.txt" of its numeric id."""
+    if isinstance(image_id, bytes):
+        image_id = image_id.decode()
+    if image_id is None or not str(image_id).isdigit():
+        raise ValueError(f"image id {image_id!r} is not a KITTI image id (digits, e.g. "
+                         "'000123'): pass the example's image_id to detections_for_class")
+    return f"{int(image_id):06d}.txt"
+
+
+def write_results(folder: str, dets: list[dict], type_name: str = "Car") -> list[str]:
+    """Writes `dets` as the devkit's result files: one `%06d.txt` per image in `folder`.
+
+    Every image gets its file, an empty one when it has no detections (the devkit fails on a
+    missing file). Earlier `NNNNNN.txt` files in `folder` are removed first, so the folder holds
+    exactly these images (some devkit variants evaluate the ids they find there).
+
+    Args:
+      folder: the output folder (created if needed).
+      dets: `detections_for_class` results, each with its "image_id" and "pixel_boxes".
+      type_name: the KITTI type written for every detection ("Car").
+
+    Returns:
+      The paths written, in the order of `dets`.
+    """
+    names = [result_file_name(d.get("image_id")) for d in dets]
+    if len(set(names)) != len(names):
+        raise ValueError("the same image id appears twice in dets: evaluate each image once")
+    os.makedirs(folder, exist_ok=True)
+    for old in os.listdir(folder):
+        if _RESULT_FILE.match(old):
+            os.remove(os.path.join(folder, old))
+    paths = []
+    for name, d in zip(names, dets):
+        lines = result_lines(d["pixel_boxes"], d["scores"], type_name)
+        path = os.path.join(folder, name)
+        with open(path, "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+        paths.append(path)
+    return paths
 
 
 def evaluate_kitti(dets: list[dict], gts: list[dict], min_overlap: float = 0.7) -> dict:

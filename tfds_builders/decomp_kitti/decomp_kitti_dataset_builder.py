@@ -42,8 +42,13 @@ class DecompKittiConfig(tfds.core.BuilderConfig):
 class DecompKitti(tfds.core.GeneratorBasedBuilder):
     """KITTI 2D object detection, Chen et al. 2015's train/val split (3,712 / 3,769 images)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "2.0.0": "Boxes as the devkit reads them: the label's (left, top, right, bottom) over the "
+                 "canvas, no +1 on right and bottom. A car's difficulty needs a height above "
+                 "(not at) the minimum, as the devkit's `height<=MIN_HEIGHT` ignore rule.",
+    }
     BUILDER_CONFIGS = [
         DecompKittiConfig(name="cars", description="Car objects; Van and DontCare ignored."),
         DecompKittiConfig(name="cars_vans", classes=("Car", "Van"), neighbours=(),
@@ -71,8 +76,10 @@ class DecompKitti(tfds.core.GeneratorBasedBuilder):
                     "label": tfds.features.ClassLabel(names=list(self.builder_config.classes)),
                     "truncated": np.float32,
                     "occluded": np.int32,
-                    "height": np.float32,  # Box height in original pixels.
-                    "difficulty": np.int32,  # 0 easy, 1 moderate, 2 hard, -1 none.
+                    "height": np.float32,  # bottom - top in original pixels (no +1).
+                    # 0 easy, 1 moderate, 2 hard, -1 none: decided on the label file's doubles
+                    # (as the devkit), which float32 height / truncation cannot always repeat.
+                    "difficulty": np.int32,
                 }),
                 "ignore": tfds.features.Sequence({
                     "bbox": tfds.features.BBoxFeature(),
@@ -159,15 +166,19 @@ def fit_image(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, flo
 
 
 def make_example(image_id, image, objects, config: DecompKittiConfig) -> dict:
-    """The feature dict of one image; boxes normalised to the padded canvas."""
+    """The feature dict of one image; boxes normalised to the padded canvas.
+
+    A box is the label's (left, top, right, bottom) times the image's scale over the canvas size,
+    with no +1: KITTI's boxes are sub-pixel floats and the devkit (evaluate_object.cpp,
+    imageBoxOverlap) takes their area as (x2 - x1) * (y2 - y1), as they are.
+    """
     canvas, scale = fit_image(image, config.image_size)
     h, w = config.image_size
 
     def bbox(o):
         left, top, right, bottom = (v * scale for v in o.box)
-        # KITTI boxes are inclusive pixel coordinates; +1 makes the right/bottom edges exclusive.
         return tfds.features.BBox(ymin=min(top / h, 1.0), xmin=min(left / w, 1.0),
-                                  ymax=min((bottom + 1) / h, 1.0), xmax=min((right + 1) / w, 1.0))
+                                  ymax=min(bottom / h, 1.0), xmax=min(right / w, 1.0))
 
     kept = [o for o in objects if o.type in config.classes]
     ignored = [o for o in objects if o.type == "DontCare" or o.type in config.neighbours]

@@ -7,7 +7,11 @@ A label line (KITTI object devkit, readme.txt) has 15 space-separated fields:
 type: Car, Van, Truck, Pedestrian, Person_sitting, Cyclist, Tram, Misc or DontCare;
 truncated: float 0 (not) .. 1 (fully truncated); occluded: int 0 fully visible, 1 partly,
 2 largely occluded, 3 unknown; alpha: observation angle; left/top/right/bottom: the 2D box in
-pixels (0-based); then the 3D dimensions (m), location (m) and rotation_y.
+pixels (0-based, sub-pixel floats; the devkit uses them as they are: width right - left, height
+bottom - top, no +1); then the 3D dimensions (m), location (m) and rotation_y.
+
+A result file (what the devkit scores, one ``%06d.txt`` per image) has the same 15 fields and a
+16th, the detection's score; `parse_label_line` reads both.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import dataclasses
 TYPES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc",
          "DontCare")
 
-# Official difficulty definitions (devkit cpp/evaluate_object.cpp): minimum box height in px,
-# maximum occlusion level, maximum truncation.
+# Official difficulty definitions (devkit cpp/evaluate_object.cpp: MIN_HEIGHT, MAX_OCCLUSION,
+# MAX_TRUNCATION): minimum box height in px (a ground-truth box must be taller than it), maximum
+# occlusion level, maximum truncation.
 DIFFICULTIES = (("easy", 40, 0, 0.15), ("moderate", 25, 1, 0.30), ("hard", 25, 2, 0.50))
 
 
@@ -28,7 +33,10 @@ class KittiLabelError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class KittiObject:
-    """One labelled object; box in pixels (left, top, right, bottom)."""
+    """One labelled object (or detection); box in pixels (left, top, right, bottom).
+
+    score is the 16th field of a result file (the detection's confidence); None for labels.
+    """
 
     type: str
     truncated: float
@@ -38,15 +46,20 @@ class KittiObject:
     dimensions: tuple[float, float, float]
     location: tuple[float, float, float]
     rotation_y: float
+    score: float | None = None
 
     @property
     def height(self) -> float:
-        """Box height in pixels (the devkit's size criterion)."""
+        """Box height in pixels, bottom - top in float64 (no +1): the devkit's size criterion
+        (evaluate_object.cpp, cleanData: `gt[i].box.y2 - gt[i].box.y1`, doubles read with %lf)."""
         return self.box[3] - self.box[1]
 
 
 def parse_label_line(line: str, path: str = "<label>", lineno: int = 1) -> KittiObject:
-    """Parses one label line; raises KittiLabelError naming path:lineno and the problem."""
+    """Parses one label line (15 fields) or result line (16: the score last).
+
+    Raises KittiLabelError naming path:lineno and the problem.
+    """
     fields = line.split()
     where = f"{path}:{lineno}"
     if len(fields) < 15:
@@ -56,8 +69,11 @@ def parse_label_line(line: str, path: str = "<label>", lineno: int = 1) -> Kitti
     if fields[0] not in TYPES:
         raise KittiLabelError(f"{where}: unknown object type {fields[0]!r}; expected one of "
                               f"{', '.join(TYPES)}")
+    if len(fields) > 16:
+        raise KittiLabelError(f"{where}: {len(fields)} fields, a KITTI label line has 15 and a "
+                              f"result line 16 (the score last): {line.strip()!r}")
     try:
-        values = [float(x) for x in fields[1:15]]
+        values = [float(x) for x in fields[1:16]]
     except ValueError as e:
         raise KittiLabelError(f"{where}: non-numeric field ({e}): {line.strip()!r}") from None
     left, top, right, bottom = values[3:7]
@@ -65,7 +81,8 @@ def parse_label_line(line: str, path: str = "<label>", lineno: int = 1) -> Kitti
         raise KittiLabelError(f"{where}: box ({left}, {top}, {right}, {bottom}) has right < left "
                               "or bottom < top")
     return KittiObject(fields[0], values[0], int(values[1]), values[2], (left, top, right, bottom),
-                       tuple(values[7:10]), tuple(values[10:13]), values[13])
+                       tuple(values[7:10]), tuple(values[10:13]), values[13],
+                       values[14] if len(values) > 14 else None)
 
 
 def parse_label_file(text: str, path: str = "<label>") -> list[KittiObject]:
@@ -76,9 +93,14 @@ def parse_label_file(text: str, path: str = "<label>") -> list[KittiObject]:
 
 def difficulty(obj: KittiObject) -> int:
     """0 easy, 1 moderate, 2 hard (the easiest level whose limits the object meets), or -1 when
-    it meets none (too small, too occluded or too truncated: ignored by the evaluation)."""
+    it meets none (too small, too occluded or too truncated: ignored by the evaluation).
+
+    As the devkit (evaluate_object.cpp, cleanData), a ground-truth box must be strictly taller
+    than the minimum: it ignores `height<=MIN_HEIGHT[difficulty]`, so a car exactly 25.00 px tall
+    is ignored at moderate and hard.
+    """
     for level, (_, min_height, max_occ, max_trunc) in enumerate(DIFFICULTIES):
-        if obj.height >= min_height and obj.occluded <= max_occ and obj.truncated <= max_trunc:
+        if obj.height > min_height and obj.occluded <= max_occ and obj.truncated <= max_trunc:
             return level
     return -1
 
