@@ -3,7 +3,8 @@
     python export.py --model_dir=runs/mnist_quick --export_dir=exported/decompnet
 
 writes exported/decompnet/<version>/ (signatures serving_default and serve_encoded),
-exported/decompnet/model.tflite (float32) and model_dynamic_range.tflite (int8 weights).
+exported/decompnet/model.tflite (float32) and model_dynamic_range.tflite (int8 weights). The
+inference settings (--stop_threshold, --box_source, --segmentation_delta) are evaluate.py's.
 """
 
 from __future__ import annotations
@@ -12,34 +13,41 @@ import os
 
 from absl import app, flags
 
+from decompnet_tf import config_flags
+from decompnet_tf.config import InferenceConfig
+from decompnet_tf.config_flags import define_flags, from_flags
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir.", required=True)
 flags.DEFINE_string("export_dir", None, "Where the versioned SavedModel goes.", required=True)
-flags.DEFINE_integer("version", None, "SavedModel version (default: next free integer).")
-flags.DEFINE_float("stop_threshold", 0.5, "Stop signal (peak, or the stop head's objectness) "
-                   "below which a step is not a detection.")
-flags.DEFINE_boolean("tflite", True, "Also write the TFLite models.")
-flags.DEFINE_enum("box_source", "regressor", ["regressor", "mask"],
-                  "Boxes from the box regressor, or the extent of each instance map (as "
-                  "evaluate.py --box_source). TFLite supports 'regressor' only: use --notflite "
-                  "with 'mask'.")
+flags.DEFINE_integer("version", None, "SavedModel version (default: next free integer).",
+                     lower_bound=1)
+flags.DEFINE_boolean("tflite", True, "Also write the TFLite models (box_source=regressor "
+                     "only: use --notflite with --box_source=mask).")
+# The exported masks are the soft instance maps: a client thresholds them itself.
+define_flags(InferenceConfig, exclude=("mask_threshold",))
+flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's own.
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from decompnet_tf.console import import_tensorflow
+
+    import_tensorflow()  # Before anything else imports it: a console without C++ start-up noise.
     from decompnet_tf.export.saved_model import DetectorModule, export_saved_model, export_tflite
     from decompnet_tf.model_io import load_trained
 
-    if FLAGS.tflite and FLAGS.box_source != "regressor":
+    settings = from_flags(InferenceConfig)
+    if FLAGS.tflite and settings.box_source != "regressor":
         raise app.UsageError("TFLite export supports --box_source=regressor only; pass "
                              "--notflite to export the SavedModel with --box_source=mask")
     try:
         net, _ = load_trained(FLAGS.model_dir)
-        module = DetectorModule(net, FLAGS.stop_threshold, FLAGS.box_source)
+        module = DetectorModule(net, settings)
         path = export_saved_model(module, FLAGS.export_dir, FLAGS.version)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
-        raise app.UsageError(str(e)) from None
+        raise SystemExit(f"error: {e}") from None  # The message, not the flags' usage.
     print(f"SavedModel: {path}")
     if FLAGS.tflite:
         for name, quantize in (("model.tflite", False), ("model_dynamic_range.tflite", True)):

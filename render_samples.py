@@ -22,6 +22,9 @@ flags.DEFINE_string("data_dir", None, "TFDS data dir (default: ~/tensorflow_data
 
 def main(argv):
     del argv
+    from decompnet_tf.console import import_tensorflow
+
+    import_tensorflow()
     import tensorflow_datasets as tfds
 
     import tfds_builders  # noqa: F401  (registers decomp_mnist)

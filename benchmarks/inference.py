@@ -43,14 +43,15 @@ def main(argv):
     import tensorflow as tf
 
     from decompnet_tf.export.saved_model import next_version
+    from decompnet_tf.inference import run_tflite
     from decompnet_tf.model_io import load_trained
-    from decompnet_tf.postprocess import detections
+    from decompnet_tf.postprocess import detections, with_scores
 
     net, _ = load_trained(FLAGS.model_dir)
     version = str(next_version(FLAGS.export_dir) - 1)
     sm_path = os.path.join(FLAGS.export_dir, version)
     sig = tf.saved_model.load(sm_path).signatures["serving_default"]
-    keras_fn = tf.function(lambda x: detections(net(x, training=False), 0.5))
+    keras_fn = tf.function(lambda x: detections(with_scores(net(x, training=False)), 0.5))
     rng = np.random.default_rng(0)
     rows = []
     for batch in (1, 64):
@@ -67,13 +68,7 @@ def main(argv):
         path = os.path.join(FLAGS.export_dir, name)
         interpreter = tf.lite.Interpreter(model_path=path)
         interpreter.allocate_tensors()
-        index = interpreter.get_input_details()[0]["index"]
-
-        def invoke():
-            interpreter.set_tensor(index, one)  # noqa: B023
-            interpreter.invoke()  # noqa: B023
-
-        t = timed(invoke, FLAGS.iters)
+        t = timed(lambda: run_tflite(interpreter, one), FLAGS.iters)  # noqa: B023
         rows.append((f"TFLite {name}, batch 1", t, 1, du(path)))
     print(f"{os.cpu_count()} CPU cores, TF {tf.__version__}")
     print(f"{'path':<44} {'ms/call':>9} {'images/s':>9} {'size MB':>8}")

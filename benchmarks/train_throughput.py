@@ -10,7 +10,6 @@ as a share of the stage-2 step. Ratios come from one run, so they compare like w
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 
@@ -61,7 +60,7 @@ def main(argv):
                       instance_filters=FLAGS.instance_filters, box_hidden=FLAGS.box_hidden,
                       category_skips=FLAGS.category_skips, instance_skips=FLAGS.instance_skips,
                       full_resolution=FLAGS.full_resolution)
-    net = DecompNet(**dataclasses.asdict(cfg))
+    net = DecompNet(cfg)
     net.build()
     images, targets = random_batch(FLAGS.batch_size, net.map_size)
     data = (tf.constant(images), {k: tf.constant(v) for k, v in targets.items()})

@@ -1,90 +1,213 @@
-"""Frozen configuration dataclasses. Entry scripts turn their flags into these once and pass
-them down; `Config.to_json` / `from_json` store them beside a trained model."""
+"""Frozen configuration dataclasses, at the bottom of the import graph (standard library only).
+
+Entry scripts turn their flags into these once and pass them down; `Config.to_json` /
+`from_json` store them beside a trained model. Each field is written once, here: its default,
+its help text and its bounds (`setting`); `decompnet_tf.config_flags` derives the absl flags of
+train.py, evaluate.py and export.py from these fields, so a new setting is one line below.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
-from decompnet_tf.data.decomp_mnist import DataConfig
+
+def setting(default: Any, help: str, *, flag: str | None = None, lower: float | None = None,
+            upper: float | None = None, choices: tuple[str, ...] | None = None,
+            cli: bool = True) -> Any:
+    """A dataclass field with what its command-line flag needs.
+
+    Args:
+      default: the default value (tuples become list flags).
+      help: the flag's help text.
+      flag: the flag's name when it differs from the field's (default: the field's name).
+      lower, upper: inclusive bounds, checked when the flags are parsed (absl validators).
+      choices: the allowed strings (an enum flag).
+      cli: False for a field that has no flag of its own.
+    """
+    return dataclasses.field(default=default, metadata={
+        "help": help, "flag": flag, "lower": lower, "upper": upper, "choices": choices,
+        "cli": cli})
+
+
+BACKBONES = ("mnist", "vgg16")
+RECURRENCES = ("rnn", "lstm", "convlstm")
+INSTANCE_LOSSES = ("l2", "bce")
+BOX_SOURCES = ("regressor", "mask", "component")
+MATCHINGS = ("hungarian", "first_n", "ordered")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """DecompNet's constructor arguments (see decompnet_tf.models.decompnet)."""
 
-    num_classes: int = 3
-    steps: int = 11
-    image_size: tuple[int, int] = (100, 100)
-    full_resolution: bool = False
-    category_skips: bool = False
-    instance_units: int = 2048
-    instance_filters: int = 32
-    instance_skips: bool = False
-    instance_decoder_norm: bool = False
-    instance_activation: str = "sigmoid"
-    instance_recurrence: str = "rnn"
-    stop_head: bool = False
-    instance_gated: bool = False
-    box_hidden: int = 4096
-    box_dropout: float = 0.5
-    segmentation_delta: float = 0.1
-    backbone: str = "mnist"
-    backbone_weights: str = ""
-    instance_pool: int = 1
+    num_classes: int = setting(3, "Categories (decomp_mnist: 3, for the digits 3, 6, 9).",
+                               lower=1)
+    steps: int = setting(11, "Recurrent steps T per category (max objects + the stop map).",
+                         lower=1)
+    image_size: tuple[int, ...] = setting((100, 100), "Input height,width.", lower=1)
+    full_resolution: bool = setting(False, "Maps at full input size ('decomp full').")
+    category_skips: bool = setting(
+        False, "Encoder-decoder skips in CategoryNet (or the FCN skips from VGG16's pooling "
+        "layers with --backbone=vgg16).")
+    instance_units: int = setting(2048, "Units of each fully connected recurrent layer.",
+                                  lower=1)
+    instance_filters: int = setting(32, "Filters of the InstanceCell's deconvolutions.",
+                                    lower=1)
+    instance_skips: bool = setting(False, "Encoder-decoder skips inside the InstanceCell.")
+    instance_decoder_norm: bool = setting(
+        False, "Batch norm in the InstanceCell's decoder (Appendix B; off: see the cell).")
+    instance_activation: str = setting(
+        "sigmoid", "Output of the instance maps. sigmoid saturates under the L2 loss and can "
+        "collapse to all-zero maps; linear does not (maps are clipped to [0, 1] for "
+        "detection).", choices=("sigmoid", "linear"))
+    instance_recurrence: str = setting(
+        "rnn", "Recurrent bottleneck: the paper's fully connected RNN, or section 5's LSTM and "
+        "convolutional LSTM.", choices=RECURRENCES)
+    stop_head: bool = setting(
+        False, "Learned stop signal: a sigmoid on the recurrent state per step, trained with "
+        "cross-entropy (not in the paper); replaces the peak threshold.")
+    instance_gated: bool = setting(
+        False, "Instance maps as gated selections of the category map: sigmoid(cell output) * "
+        "clip(category map, 0, 1) (not in the paper).")
+    box_hidden: int = setting(4096, "Hidden units of the box regressor (section 2.3).", lower=1)
+    box_dropout: float = setting(0.5, "Dropout rate of the box regressor.", lower=0.0,
+                                 upper=1.0)
+    backbone: str = setting(
+        "mnist", "Category network: the paper's MNIST network (grayscale) or Appendix A's VGG16 "
+        "with deconvolutions (RGB; decomp_kitti).", choices=BACKBONES)
+    backbone_weights: str = setting(
+        "", "vgg16 only: 'imagenet' (from the Keras cache, never downloaded; random with a "
+        "warning when absent), a path to the no-top .h5 file, or 'none' (empty: 'imagenet' "
+        "with vgg16).")
+    instance_pool: int = setting(
+        1, "Average-pool the category maps by this factor before the instance network (KITTI: "
+        "4 keeps its recurrent and box layers small).", lower=1)
+    instance_decoder: str = setting(
+        "deconv", "How a step's recurrent state becomes its map: the paper's deconvolutions at "
+        "every step, or 'dynamic': deconvolutions once per category and a tiny per-pixel "
+        "network whose weights each step emits (not in the paper; models/instance_cell.py).",
+        choices=("deconv", "dynamic"))
+    instance_canvas: bool = setting(
+        False, "With --instance_decoder=dynamic: each step also sees the sum of the maps "
+        "emitted so far (gradient stopped), pooled into its recurrent input and beside the "
+        "per-pixel embeddings, so it knows what is explained (not in the paper; after Ren & "
+        "Zemel 2017).")
+    instance_fine: bool = setting(
+        False, "With --instance_gated and --instance_pool > 1: gate the category maps at their "
+        "own resolution (the step's gate upsampled), so instance maps, masks and boxes keep "
+        "the category map's detail; the losses are computed there too (not in the paper).")
+
+    def __post_init__(self):
+        if self.instance_fine and not self.instance_gated:
+            raise ValueError("instance_fine gates the category maps: it needs instance_gated")
+        if self.instance_canvas and self.instance_decoder != "dynamic":
+            raise ValueError("instance_canvas needs instance_decoder='dynamic'")
+        if self.backbone == "vgg16" and not self.backbone_weights:
+            object.__setattr__(self, "backbone_weights", "imagenet")
+        elif self.backbone != "vgg16" and self.backbone_weights:
+            object.__setattr__(self, "backbone_weights", "")  # Only VGG16 has such weights.
 
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """Loss settings (sections 2.1-2.3, Appendix B).
+    """Loss settings (sections 2.1-2.3, Appendix B). lambda, gamma and eta are applied in one
+    place, `losses.weighted_total`."""
 
-    category_p / instance_p: the p of D_p (eq. 2) in the category and instance losses.
-    lam, gamma: weights of the matched-instance and summed-map terms; warmup_weight is their
-    value during the first epoch of a stage (Appendix B: 0.3, then 1.0). eta: box-term weight.
-    instance_loss: "l2" (eq. 2) or "bce" (section 5's pixel-wise classification loss).
-    size_weighting: weigh matched instances inversely to their area (section 5).
-    stop_weight: weight of the stop head's cross-entropy (used with ModelConfig.stop_head).
-    """
+    category_p: float = setting(0.1, "p of D_p (eq. 2) in the category loss.", lower=0.0)
+    instance_p: float = setting(0.1, "p of D_p in the instance loss and the matching cost.",
+                                lower=0.0)
+    lam: float = setting(1.0, "lambda: weight of the matched-instance term after warm-up.",
+                         lower=0.0)
+    gamma: float = setting(1.0, "gamma: weight of the summed-map (stop) term after warm-up.",
+                           lower=0.0)
+    warmup_weight: float = setting(0.3, "lambda = gamma during a stage's first epoch "
+                                   "(Appendix B: 0.3, then 1.0).", lower=0.0)
+    eta: float = setting(1.0, "eta: weight of the box-regression term.", lower=0.0)
+    instance_loss: str = setting(
+        "l2", "Matched instance-map loss: eq. 2's weighted L2, or section 5's pixel-wise "
+        "cross-entropy (needs --instance_activation=sigmoid).", choices=INSTANCE_LOSSES)
+    size_weighting: bool = setting(
+        False, "Weigh each matched instance inversely to its area (section 5).")
+    stop_weight: float = setting(1.0, "Weight of the stop head's cross-entropy.", lower=0.0)
+    matching: str = setting(
+        "hungarian", "Which step learns which object (section 2.2's idx()): 'hungarian', the "
+        "paper's optimal bipartite matching over all T steps (the rest learn the empty map); "
+        "'first_n': the n objects go to the first n steps (optimally among them) and later "
+        "steps learn the empty map, so the paper's stop rule (the first dim map ends the "
+        "category) is what training teaches; 'ordered': the first n steps too, in a fixed "
+        "order, left to right by box centre (not in the paper).", choices=MATCHINGS)
+    dice_weight: float = setting(
+        0.0, "Weight of a dice term on each matched instance map (as DETR's mask loss pairs "
+        "dice with a pixel loss): one loss per object whatever its size, lowest when a step "
+        "commits to all of one object and nothing else (not in the paper; 0: off).",
+        lower=0.0)
 
-    category_p: float = 0.1
-    instance_p: float = 0.1
-    lam: float = 1.0
-    gamma: float = 1.0
-    warmup_weight: float = 0.3
-    eta: float = 1.0
-    instance_loss: str = "l2"
-    size_weighting: bool = False
-    stop_weight: float = 1.0
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Input pipeline settings (decompnet_tf.data.pipeline)."""
+
+    dataset: str = setting("decomp_mnist/small", "TFDS dataset/config to train on.")
+    data_dir: str | None = setting(None, "TFDS data dir (default ~/tensorflow_datasets).")
+    batch_size: int = setting(32, "Global batch size.", lower=1)
+    max_per_class: int = setting(
+        10, "Objects per category kept in the targets (padding size M); decomp_mnist has at "
+        "most 10 objects per image, so 10 loses nothing.", lower=1)
+    shuffle_buffer: int = setting(2048, "Examples in the training shuffle buffer.", lower=1)
+    train_examples: int = setting(0, "Use only the first N training images (0: all).",
+                                  lower=0)
+    validation_examples: int = setting(
+        500, "The last N images of the training split, held out as the validation split: "
+        "training-time validation, threshold calibration and ablations read them, never the "
+        "test split (decompnet_tf.data.builders).", lower=0)
+    seed: int = setting(0, "Random seed (shuffling, initialisation).")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Training schedule.
+    """Training schedule. `stages`: the paper's stages to run, in order (1: category net
+    alone; 2: instance net and box regressor, category net frozen; 3: everything end to end);
+    `epochs` and `learning_rates` have one value per stage."""
 
-    stages: which of the paper's stages to run, in order (1: category net alone; 2: instance
-      net and box regressor, category net frozen; 3: everything end to end).
-    epochs: epochs per stage, aligned with `stages`.
-    optimizer: "sgd" (momentum) or "adam"; learning_rates: one per stage.
-    lr_decay: multiply the learning rate by this after every epoch (1.0: constant).
-    checkpoint_steps: also checkpoint every N steps (0: only at epoch ends).
-    init_category_from: a model_dir whose trained category network (stage 1) this run starts
-      from, so that several instance-network variants share one stage 1 (use stages (2,)).
-    """
-
-    model_dir: str = "runs/default"
-    stages: tuple[int, ...] = (1, 2)
-    epochs: tuple[int, ...] = (1, 1)
-    optimizer: str = "sgd"
-    learning_rates: tuple[float, ...] = (0.01, 0.01)
-    momentum: float = 0.9
-    lr_decay: float = 1.0
-    clipnorm: float = 10.0
-    checkpoint_steps: int = 0
-    init_category_from: str = ""
-    strategy: str = "default"
-    tpu: str = ""
-    seed: int = 0
-    verbose: int = 1
+    model_dir: str = setting("runs/default", "Checkpoints, config.json, logs, model.")
+    stages: tuple[int, ...] = setting(
+        (1, 2), "Stages to run in order: 1 category, 2 instance, 3 all.", lower=1, upper=3)
+    epochs: tuple[int, ...] = setting((1, 1), "Epochs per stage.", lower=0)
+    optimizer: str = setting("sgd", "Optimizer (SGD with momentum default).",
+                             choices=("sgd", "adam"))
+    learning_rates: tuple[float, ...] = setting((0.01, 0.01), "Learning rate per stage.",
+                                                lower=0.0)
+    momentum: float = setting(0.9, "SGD momentum.", lower=0.0, upper=1.0)
+    lr_decay: float = setting(1.0, "Learning-rate factor applied after every epoch.",
+                              lower=0.0)
+    clipnorm: float = setting(10.0, "Gradient norm clipping (0: off).", lower=0.0)
+    checkpoint_steps: int = setting(0, "Also checkpoint every N steps (0: per epoch).",
+                                    lower=0)
+    init_category_from: str = setting(
+        "", "Start from the category network of this earlier run's model_dir (then train "
+        "--stages=2 only): instance-network variants share one stage 1.")
+    instance_input: str = setting(
+        "network", "What the instance network decomposes while it trains: the category "
+        "network's maps (the paper; stage 1 first) or 'truth', the true category maps (the "
+        "sum of the masks), so stage 2 trains without stage 1 (not in the paper).",
+        choices=("network", "truth"))
+    matcher: str = setting(
+        "auto", "The Hungarian matching's solver: 'scipy' on the host (tf.numpy_function; the "
+        "fastest on CPUs), 'graph' in TensorFlow ops (XLA, TPUs), or 'auto': graph when the "
+        "step is XLA-compiled (--jit_compile) or runs on a TPU, else scipy.",
+        choices=("auto", "scipy", "graph"))
+    jit_compile: bool = setting(
+        False, "Compile the training step with XLA (then the matching runs in the graph). Set "
+        "explicitly: Keras's 'auto' would pick XLA on a GPU, which the scipy matcher cannot "
+        "run.")
+    strategy: str = setting("default", "tf.distribute strategy.",
+                            choices=("default", "mirrored", "multi_worker", "tpu"))
+    tpu: str = setting("", "TPU name or address for --strategy=tpu.")
+    seed: int = setting(0, "Random seed (shuffling, initialisation).")
+    verbose: int = setting(1, "Keras verbosity: 1 progress bar, 2 one line per epoch.",
+                           lower=0, upper=2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,16 +215,45 @@ class BaselineConfig:
     """The sliding-window CNN baseline of section 3.1 (see decompnet_tf.models.baseline).
 
     min_size / max_size: the known range of object sizes in px (the paper's "very strong
-    prior"); decomp_mnist's objects span about 10-56 px. step: window stride (3 or 5 px).
+    prior"); decomp_mnist's objects span about 10-56 px.
     """
 
-    patch_size: int = 32
-    positives_per_object: int = 2
-    negatives_per_image: int = 8
-    min_size: float = 10.0
-    max_size: float = 56.0
-    step: int = 5
-    nms_iou: float = 0.3
+    patch_size: int = setting(32, "Baseline: classifier input size in px.", lower=4)
+    positives_per_object: int = setting(2, "Baseline: positive patches per object.", lower=0)
+    negatives_per_image: int = setting(8, "Baseline: background patches per image.", lower=0)
+    min_size: float = setting(10.0, "Baseline: smallest window side in px.",
+                              flag="window_min_size", lower=1.0)
+    max_size: float = setting(56.0, "Baseline: largest window side in px.",
+                              flag="window_max_size", lower=1.0)
+    step: int = setting(5, "Baseline: window stride in px (paper: 3 or 5).",
+                        flag="window_step", lower=1)
+    nms_iou: float = setting(0.3, "Baseline: NMS IoU threshold (paper: 0.3).", lower=0.0,
+                             upper=1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceConfig:
+    """How a trained DecompNet's outputs become detections (decompnet_tf.postprocess):
+    evaluate.py's and export.py's settings, not the network's."""
+
+    stop_threshold: float = setting(
+        0.5, "Stop signal (the maps' peak, or the stop head's objectness) below which a step "
+        "is not a detection.", lower=0.0)
+    mask_threshold: float = setting(
+        0.1, "Instance-map value above which a pixel is in the mask (the paper's Figure 6 "
+        "uses 0.1).", lower=0.0)
+    segmentation_delta: float = setting(
+        0.1, "delta of the segmentation score, eq. 6: pixels at or below it are noise.",
+        lower=0.0)
+    box_source: str = setting(
+        "regressor", "decompNet boxes: the box regressor's (section 2.3), 'mask': the extent "
+        "of each instance map above half its peak, or 'component': the extent of its main "
+        "8-connected blob above half its peak (a stray pixel does not stretch it).",
+        choices=BOX_SOURCES)
+
+
+# Fields that older config.json files hold and this version no longer has (ignored on load).
+REMOVED_FIELDS = {"ModelConfig": {"segmentation_delta"}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,8 +279,10 @@ class Config:
         raw = json.loads(text)
 
         def build(kind, values):
-            fields = {f.name: f for f in dataclasses.fields(kind)}
-            unknown = set(values) - set(fields)
+            fields = {f.name for f in dataclasses.fields(kind)}
+            values = {k: v for k, v in values.items()
+                      if k not in REMOVED_FIELDS.get(kind.__name__, ())}
+            unknown = set(values) - fields
             if unknown:
                 raise ValueError(f"unknown {kind.__name__} fields in config: {sorted(unknown)}")
             return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

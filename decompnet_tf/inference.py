@@ -1,68 +1,217 @@
-"""DecompNet as a detector: one network evaluation, the stop rule, and the OD API outputs."""
+"""DecompNet as a detector: one network evaluation, the stop rule, and the OD API outputs.
+
+A detector (what `decompnet_tf.eval.runner` runs) has `predict(images, gts) -> dict of numpy
+arrays` in the OD API's names and `describe() -> dict`; `gts` (the ground truth of the batch)
+is read only by the yardsticks that are fed the TRUE category maps.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
+from decompnet_tf.config import InferenceConfig
 from decompnet_tf.models.decompnet import DecompNet
-from decompnet_tf.postprocess import check_box_source, detections, emitted, with_box_source
+from decompnet_tf.postprocess import (
+    OUTPUT_KEYS,
+    check_box_source,
+    detections,
+    emitted,
+    with_scores,
+)
+
+CATEGORY_SOURCES = ("network", "truth")
+
+
+def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, int]):
+    """The category network's training target for a batch of ground truth: per category the
+    SUM of its instance masks (section 2.1), area-resized to the maps' size.
+
+    Args:
+      gts: per image {"masks": bool [n, H, W], "classes": int [n]}.
+    Returns:
+      float32 [B, h, w, C].
+    """
+    out = []
+    for gt in gts:
+        masks = np.asarray(gt["masks"], np.float32)
+        onehot = np.eye(num_classes, dtype=np.float32)[np.asarray(gt["classes"], int)]
+        summed = np.einsum("nhw,nc->hwc", masks, onehot) if len(masks) else np.zeros(
+            (*np.shape(gt["masks"])[1:3], num_classes), np.float32)
+        out.append(summed)
+    maps = tf.image.resize(np.stack(out), map_size, method="area")
+    return maps.numpy()
 
 
 class DecompDetector:
-    """Wraps a trained DecompNet for evaluation: `predict(images) -> numpy detection dict`.
+    """Wraps a trained DecompNet for evaluation: `predict(images, gts) -> numpy detection dict`.
 
     Besides the detections (see `postprocess.detections`) the outputs keep "instance_maps",
-    "boxes", "peaks" and "emitted" bool [B, C, T] for the qualitative sheets.
+    "boxes", "peaks", "segmentation_scores" and "emitted" bool [B, C, T] for the sheets.
+
+    Args:
+      net: a trained DecompNet.
+      settings: the inference settings (stop threshold, box source, eq. 6's delta).
+      category_source: "network" (the detector) or "truth": the instance network decomposes
+        the TRUE category maps (`true_category_maps`), a yardstick of stage 2 alone.
     """
 
-    def __init__(self, net: DecompNet, stop_threshold: float = 0.5, box_source: str = "regressor"):
-        check_box_source(box_source)
-        self.net, self.stop_threshold, self.box_source = net, stop_threshold, box_source
+    def __init__(self, net: DecompNet, settings: InferenceConfig | None = None,
+                 category_source: str = "network"):
+        self.settings = settings or InferenceConfig()
+        check_box_source(self.settings.box_source)
+        if category_source not in CATEGORY_SOURCES:
+            raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
+                             f"{category_source!r}")
+        self.net, self.category_source = net, category_source
         self._fn = tf.function(self._forward, reduce_retracing=True)
 
-    def _forward(self, images):
-        out = with_box_source(self.net(images, training=False), self.box_source)
-        dets = detections(out, self.stop_threshold, image_size=self.net.image_size)
+    def _forward(self, images, category_maps):
+        if self.category_source == "truth":
+            raw = {"category_maps": category_maps,
+                   **self.net.decompose(category_maps, training=False)}
+        else:
+            raw = self.net(images, training=False)
+        s = self.settings
+        out = with_scores(raw, s.box_source, s.segmentation_delta)
+        dets = detections(out, s.stop_threshold, image_size=self.net.image_size)
         n = out["instance_maps"].shape[2]
-        steps = dets["detection_steps"]
-        classes = dets["detection_classes"]
         seg = tf.gather(tf.reshape(out["segmentation_scores"], (-1, self.net.num_classes * n)),
-                        classes * n + steps, batch_dims=1)
+                        dets["detection_classes"] * n + dets["detection_steps"], batch_dims=1)
         seg *= tf.cast(dets["detection_scores"] > 0, seg.dtype)
-        alive = emitted(out, self.stop_threshold)
         return {**dets, "segmentation_scores": seg, "instance_maps": out["instance_maps"],
-                "boxes": out["boxes"], "peaks": out["peaks"], "emitted": alive}
+                "boxes": out["boxes"], "peaks": out["peaks"],
+                "category_maps": out["category_maps"],
+                "emitted": emitted(out, s.stop_threshold)}
 
-    def predict(self, images: np.ndarray) -> dict:
-        return {k: v.numpy() for k, v in self._fn(tf.constant(images, tf.float32)).items()}
+    def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
+        images = tf.constant(images, tf.float32)
+        if self.category_source == "truth":
+            if gts is None:
+                raise ValueError("a detector fed the true category maps needs the ground truth")
+            maps = tf.constant(true_category_maps(gts, self.net.num_classes, self.net.map_size))
+        else:  # Unused: a placeholder of the right shape keeps one traced function.
+            maps = tf.zeros((images.shape[0], *self.net.map_size, self.net.num_classes))
+        return {k: v.numpy() for k, v in self._fn(images, maps).items()}
 
     def describe(self) -> dict:
-        return {"kind": "decompnet", "stop_threshold": self.stop_threshold,
-                "box_source": self.box_source,
-                "config": self.net.get_config(), "windows_per_image": 0}
+        s = self.settings
+        return {"kind": "decompnet", "stop_threshold": s.stop_threshold,
+                "box_source": s.box_source, "segmentation_delta": s.segmentation_delta,
+                "category_source": self.category_source,
+                "config": self.net.get_config()["config"], "windows_per_image": 0}
+
+
+def run_tflite(interpreter: tf.lite.Interpreter, image: np.ndarray) -> dict:
+    """One invoke of an exported TFLite detector on float32 [1, h, w, channels] in [0, 1]:
+    its outputs by OUTPUT_KEYS (the order `export.saved_model.export_tflite` writes)."""
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                           np.asarray(image, np.float32))
+    interpreter.invoke()
+    return {k: interpreter.get_tensor(d["index"])
+            for k, d in zip(OUTPUT_KEYS, interpreter.get_output_details())}
+
+
+class ComponentsDetector:
+    """A yardstick without an instance network: the connected components of the category maps.
+
+    Per category, the pixels of the map above `threshold` are cut into 8-connected blobs
+    (scipy.ndimage.label); each blob is one detection with its extent as the box (at the map's
+    resolution, max exclusive), its pixels as the mask and the map's mean over it as the
+    score. Touching or overlapping objects of one category merge into one blob, which is what
+    the instance network exists to split (issue 12).
+
+    Args:
+      net: a trained DecompNet (its category network gives the maps).
+      category_source: "network" or "truth" (the true category maps, as `DecompDetector`).
+      threshold: the map value above which a pixel belongs to a blob.
+    """
+
+    def __init__(self, net: DecompNet, category_source: str = "network",
+                 threshold: float = 0.5):
+        if category_source not in CATEGORY_SOURCES:
+            raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
+                             f"{category_source!r}")
+        self.net, self.category_source, self.threshold = net, category_source, threshold
+        self._maps = tf.function(lambda x: self.net.category_net(x, training=False)[
+            "category_maps"], reduce_retracing=True)
+
+    def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
+        if self.category_source == "truth":
+            maps = true_category_maps(gts, self.net.num_classes, self.net.map_size)
+        else:
+            maps = self._maps(tf.constant(images, tf.float32)).numpy()
+        per_image = [blob_detections(m, self.threshold) for m in maps]
+        return pad_detections(per_image, images.shape[1:3])
+
+    def describe(self) -> dict:
+        return {"kind": "components", "category_source": self.category_source,
+                "threshold": self.threshold, "windows_per_image": 0}
+
+
+def blob_detections(category_maps: np.ndarray, threshold: float) -> dict:
+    """8-connected blobs of each category map above `threshold`.
+
+    Args:
+      category_maps: float [h, w, C].
+    Returns:
+      {"boxes": float32 [n, 4] (ymin, xmin, ymax, xmax) normalised, "classes": int32 [n],
+       "scores": float32 [n], "masks": bool [n, h, w]}.
+    """
+    from scipy import ndimage
+
+    h, w, c = category_maps.shape
+    boxes, classes, scores, masks = [], [], [], []
+    for k in range(c):
+        labels, n = ndimage.label(category_maps[..., k] > threshold, structure=np.ones((3, 3)))
+        for i, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1):
+            blob = labels == i
+            boxes.append([ys.start / h, xs.start / w, ys.stop / h, xs.stop / w])
+            classes.append(k)
+            scores.append(float(category_maps[..., k][blob].mean()))
+            masks.append(blob)
+    return {"boxes": np.asarray(boxes, np.float32).reshape(-1, 4),
+            "classes": np.asarray(classes, np.int32), "scores": np.asarray(scores, np.float32),
+            "masks": np.asarray(masks, bool).reshape(-1, h, w)}
+
+
+def pad_detections(per_image: list[dict], image_size: tuple[int, int]) -> dict:
+    """Per-image detection lists (`blob_detections`) -> the padded OD API batch dict, masks
+    resized (nearest) to `image_size`, detections ordered by score."""
+    import cv2
+
+    n_max = max(1, max(len(d["scores"]) for d in per_image))
+    b, (hh, ww) = len(per_image), image_size
+    out = {"detection_boxes": np.zeros((b, n_max, 4), np.float32),
+           "detection_classes": np.zeros((b, n_max), np.int32),
+           "detection_scores": np.zeros((b, n_max), np.float32),
+           "detection_masks": np.zeros((b, n_max, hh, ww), np.float32),
+           "num_detections": np.zeros(b, np.int32)}
+    for i, d in enumerate(per_image):
+        order = np.argsort(-d["scores"], kind="stable")
+        k = len(order)
+        out["num_detections"][i] = k
+        out["detection_boxes"][i, :k] = d["boxes"][order]
+        out["detection_classes"][i, :k] = d["classes"][order]
+        out["detection_scores"][i, :k] = d["scores"][order]
+        for j, m in enumerate(d["masks"][order]):
+            out["detection_masks"][i, j] = cv2.resize(m.astype(np.uint8), (ww, hh),
+                                                      interpolation=cv2.INTER_NEAREST)
+    out["segmentation_scores"] = out["detection_scores"]
+    return out
 
 
 class TFLiteDetector:
     """An exported TFLite model as a detector (one image per invoke), for evaluate.py."""
 
     def __init__(self, path: str):
-        from decompnet_tf.export.saved_model import OUTPUT_KEYS
-
-        self.path, self.keys = path, OUTPUT_KEYS
+        self.path = path
         self.interpreter = tf.lite.Interpreter(model_path=path)
         self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.outputs = self.interpreter.get_output_details()
 
-    def predict(self, images: np.ndarray) -> dict:
-        results = []
-        for image in images:
-            self.interpreter.set_tensor(self.input["index"], image[None].astype(np.float32))
-            self.interpreter.invoke()
-            results.append({k: self.interpreter.get_tensor(d["index"])
-                            for k, d in zip(self.keys, self.outputs)})
-        out = {k: np.concatenate([r[k] for r in results]) for k in self.keys}
+    def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
+        results = [run_tflite(self.interpreter, image[None]) for image in images]
+        out = {k: np.concatenate([r[k] for r in results]) for k in OUTPUT_KEYS}
         out["segmentation_scores"] = out["detection_scores"]
         return out
 

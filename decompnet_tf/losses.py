@@ -12,6 +12,8 @@ Term names (the keys of the returned dicts):
 * ``"box"``               - smooth-L1 box regression (section 2.3, eq. 4).
 * ``"stop"``              - binary cross-entropy of the optional stop head ("this step holds a
   matched object"); not in the paper (issue 5).
+* ``"instance_dice"``     - one minus the dice overlap of each matched instance map with its
+  object's mask (DETR's mask loss); not in the paper (issue 12).
 
 Options from the paper's section 5 (future work), off by default: ``loss="bce"`` replaces the
 squared distance of the matched instance maps by a pixel-wise sigmoid cross-entropy with the
@@ -28,14 +30,15 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
-from decompnet_tf.ops.boxes import box_mask, yxyx_to_xywh
+from decompnet_tf.ops.boxes import yxyx_to_xywh
 
 CATEGORY = "category"
 INSTANCE_MATCHED = "instance_matched"
 INSTANCE_SUM = "instance_sum"
 BOX = "box"
 STOP = "stop"
-TERM_NAMES = (CATEGORY, INSTANCE_MATCHED, INSTANCE_SUM, BOX, STOP)
+INSTANCE_DICE = "instance_dice"
+TERM_NAMES = (CATEGORY, INSTANCE_MATCHED, INSTANCE_SUM, BOX, STOP, INSTANCE_DICE)
 INSTANCE_LOSSES = ("l2", "bce")
 PROB_EPS = 1e-6  # Clips probabilities away from 0 and 1 before a log (here and in matching).
 
@@ -271,6 +274,34 @@ def instance_losses(
     return {INSTANCE_MATCHED: tf.reduce_mean(matched), INSTANCE_SUM: tf.reduce_mean(summed)}
 
 
+def dice_loss(pred: tf.Tensor, gt: tf.Tensor, assignment: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Dice term of the matched instance maps (not in the paper; DETR's mask loss).
+
+    ``1 - (2 sum(x y) + 1) / (sum(x) + sum(y) + 1)`` per matched step, with ``x`` the map
+    clipped to [0, 1]. Unlike eq. 2's per-pixel mean, it weighs every object alike whatever its
+    size, and it is lowest when the step covers all of its object and nothing else: a map that
+    hedges between two objects (half of each) scores about 0.5 however dim or bright it is.
+
+    Args:
+        pred: float ``[B, T, h, w]`` instance maps.
+        gt: ``[B, N, h, w]`` ground-truth masks (soft masks in [0, 1] allowed).
+        assignment: int ``[B, T]`` (-1 = matched to the empty map: no dice term).
+
+    Returns:
+        ``{"instance_dice": scalar}``: the mean over matched steps of the batch (0 if none).
+    """
+    pred = _as_float(pred)
+    assignment = tf.cast(assignment, tf.int32)
+    target = _gather_assigned(tf.stop_gradient(tf.cast(gt, pred.dtype)), assignment)
+    x = tf.clip_by_value(pred, 0.0, 1.0)
+    inter = tf.reduce_sum(x * target, axis=[-2, -1])
+    total = tf.reduce_sum(x, axis=[-2, -1]) + tf.reduce_sum(target, axis=[-2, -1])
+    dice = 1.0 - (2.0 * inter + 1.0) / (total + 1.0)  # [B, T]
+    matched = tf.cast(assignment >= 0, dice.dtype)
+    return {INSTANCE_DICE: tf.math.divide_no_nan(tf.reduce_sum(dice * matched),
+                                                 tf.reduce_sum(matched))}
+
+
 def smooth_l1(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     """Elementwise smooth L1 (paper section 2.3, eq. 4; Girshick 2015, beta = 1).
 
@@ -320,62 +351,18 @@ def box_loss(
     return {BOX: tf.math.divide_no_nan(total, tf.reduce_sum(tf.cast(matched, total.dtype)))}
 
 
-def detection_score(maps: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
-    """Detection confidence of an instance map and its box (paper section 2.3, eq. 5).
-
-    ``score(g, b) = g^T M(b) / A(b)``: the sum of the instance map inside the box divided by
-    the box area, i.e. the mean activation inside the box. ``M(b)`` is the binary mask of the
-    pixels whose centres ``((r + 0.5) / h, (c + 0.5) / w)`` lie inside the box (borders
-    inclusive) and ``A(b)`` is its area in pixels, the number of pixels in that mask. Boxes that
-    cover no pixel centre (zero area or ``max < min``) score 0.
-
-    Args:
-        maps: float ``[..., h, w]`` instance maps.
-        boxes: float ``[..., 4]`` boxes ``(ymin, xmin, ymax, xmax)`` normalised to [0, 1]
-            (convert regressed ``xywh`` boxes with ``decompnet_tf.ops.boxes.xywh_to_yxyx``).
-
-    Returns:
-        float ``[...]`` scores.
-    """
-    maps = _as_float(maps)
-    boxes = tf.cast(boxes, maps.dtype)
-    mask = box_mask(boxes, tf.shape(maps)[-2], tf.shape(maps)[-1])  # [..., h, w] M(b)
-    inside = tf.reduce_sum(maps * mask, axis=[-2, -1])  # g^T M(b)
-    area = tf.reduce_sum(mask, axis=[-2, -1])  # A(b) in pixels
-    return tf.math.divide_no_nan(inside, area)
-
-
-def segmentation_score(maps: tf.Tensor, delta: float | tf.Tensor) -> tf.Tensor:
-    """Instance-segmentation confidence (paper section 2.4, eq. 6).
-
-    ``score(g) = sum_i g_i 1[g_i > delta] / sum_i 1[g_i > delta]``: the mean activation over the
-    pixels above the noise threshold ``delta``; 0 when no pixel exceeds it.
-
-    Args:
-        maps: float ``[..., h, w]`` instance maps.
-        delta: scalar threshold (the paper uses 0.1 for its segmentation figures).
-
-    Returns:
-        float ``[...]`` scores.
-    """
-    maps = _as_float(maps)
-    above = maps > tf.cast(delta, maps.dtype)
-    num = tf.reduce_sum(tf.where(above, maps, tf.zeros_like(maps)), axis=[-2, -1])
-    den = tf.reduce_sum(tf.cast(above, maps.dtype), axis=[-2, -1])
-    return tf.math.divide_no_nan(num, den)
-
-
 def weighted_total(
     terms: Mapping[str, tf.Tensor],
     lam: float | tf.Tensor,
     gamma: float | tf.Tensor,
     eta: float | tf.Tensor,
     stop_weight: float | tf.Tensor = 1.0,
+    dice_weight: float | tf.Tensor = 0.0,
 ) -> tf.Tensor:
     """Combines the loss terms; the ONLY place where lambda, gamma and eta are applied.
 
     ``total = category + lam * instance_matched + gamma * instance_sum + eta * box
-    + stop_weight * stop``
+    + stop_weight * stop + dice_weight * instance_dice``
 
     Reading of the paper (sections 2.2, 2.3 and Appendix B; eq. 3 was lost in extraction):
     lambda weights the matched-instance distance term ``D_lambda``, gamma the sum
@@ -394,19 +381,20 @@ def weighted_total(
             the category-only first training stage of Appendix B).
         lam, gamma, eta: scalar weights (Python floats or scalar tensors, e.g. a schedule).
         stop_weight: weight of the stop head's term (not in the paper).
+        dice_weight: weight of the dice term (not in the paper).
 
     Returns:
         float scalar tensor (float32 unless the terms are float64).
 
     Raises:
-        ValueError: if ``terms`` has a key that is not one of the five names above (catches
+        ValueError: if ``terms`` has a key that is not in ``TERM_NAMES`` (catches
             typos that would otherwise silently drop a term).
     """
     unknown = sorted(set(terms) - set(TERM_NAMES))
     if unknown:
         raise ValueError(f"Unknown loss terms {unknown}; expected a subset of {TERM_NAMES}.")
     weights = {CATEGORY: 1.0, INSTANCE_MATCHED: lam, INSTANCE_SUM: gamma, BOX: eta,
-               STOP: stop_weight}
+               STOP: stop_weight, INSTANCE_DICE: dice_weight}
     dtype = tf.float32
     if any(tf.convert_to_tensor(v).dtype == tf.float64 for v in terms.values()):
         dtype = tf.float64

@@ -19,10 +19,27 @@ Padding to a square problem. With ``n = num_gt`` objects and ``T`` predictions:
   remaining ``n - T`` *objects* are left unmatched: they contribute no matched-instance or box
   loss (they still count in the summed-mask term of ``instance_losses``). A
   :class:`SurplusObjectsWarning` is emitted; raise ``T`` to train on every object.
+
+Matching rules (``LossConfig.matching``, issue 12):
+
+* ``"hungarian"``: the above, the paper's.
+* ``"first_n"``: the ``n`` objects go to the first ``n`` steps (the optimal assignment among
+  them, the square ``n x n`` problem) and every later step to the stop map, so that what
+  training teaches is the paper's stop rule: the first dim map ends the category. With a free
+  matching any step may be the empty one, and a step that cannot tell which object it will be
+  given learns to hedge between several.
+* ``"ordered"``: the first ``n`` steps too, in a fixed order (left to right by box centre,
+  then top to bottom; :func:`ordered_assignment`): no cost matrix and no host call.
+
+Two solvers give the same optimum (ties may pick another assignment of equal cost):
+``matcher="scipy"`` (:func:`hungarian_assign` on the host through ``tf.numpy_function``; the
+fastest on a CPU) and ``matcher="graph"`` (:func:`graph_assign`, TensorFlow ops only through
+``decompnet_tf.ops.assignment``, so that an XLA-compiled or TPU training step can match).
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -30,7 +47,10 @@ import tensorflow as tf
 from scipy.optimize import linear_sum_assignment
 
 from decompnet_tf.losses import PROB_EPS, pixel_weight
+from decompnet_tf.ops.assignment import linear_sum_assignment as graph_linear_sum_assignment
 
+RULES = ("hungarian", "first_n", "ordered")
+MATCHERS = ("scipy", "graph")
 # Cost given to padded (invalid) ground-truth columns; never selected by `hungarian_assign`,
 # which only reads the first `num_gt` columns, but keeps the matrix safe for other consumers.
 INVALID_COST = 1e9
@@ -125,7 +145,8 @@ def _finite(a: np.ndarray) -> np.ndarray:
     return np.nan_to_num(a, nan=_NONFINITE_COST, posinf=_NONFINITE_COST, neginf=-_NONFINITE_COST)
 
 
-def hungarian_assign(cost: np.ndarray, stop_cost: np.ndarray, num_gt: np.ndarray) -> np.ndarray:
+def hungarian_assign(cost: np.ndarray, stop_cost: np.ndarray, num_gt: np.ndarray,
+                     first_n: bool = False) -> np.ndarray:
     """Optimal assignment of predictions to objects or to the stop map, per image (host side).
 
     For image ``b`` with ``n = min(num_gt[b], N)`` objects:
@@ -137,6 +158,9 @@ def hungarian_assign(cost: np.ndarray, stop_cost: np.ndarray, num_gt: np.ndarray
       the optimal ``T`` of the ``n`` objects are matched and the surplus objects are left
       unmatched; a :class:`SurplusObjectsWarning` is emitted (once per process under the
       default warning filter).
+
+    With ``first_n`` and ``n <= T`` the square ``n x n`` problem of the first ``n`` predictions
+    is solved instead and predictions ``n..T-1`` get -1 (the "first_n" matching rule).
 
     Non-finite costs are replaced by a large finite value so the solver never raises.
 
@@ -160,7 +184,10 @@ def hungarian_assign(cost: np.ndarray, stop_cost: np.ndarray, num_gt: np.ndarray
         if n == 0 or steps == 0:
             continue  # every prediction is a stop map
         real = _finite(cost[b, :, :n])  # [T, n]
-        if n >= steps:
+        if first_n and n < steps:
+            rows, cols = linear_sum_assignment(real[:n])
+            out[b, rows] = cols
+        elif n >= steps:
             if n > steps:
                 _warn_surplus()
             rows, cols = linear_sum_assignment(real)  # rectangular: all T rows assigned
@@ -172,8 +199,90 @@ def hungarian_assign(cost: np.ndarray, stop_cost: np.ndarray, num_gt: np.ndarray
     return out
 
 
+def graph_assign(cost: tf.Tensor, stop_cost: tf.Tensor, num_gt: tf.Tensor,
+                 first_n: bool = False) -> tf.Tensor:
+    """:func:`hungarian_assign` in TensorFlow ops (XLA- and TPU-compilable), same rules.
+
+    Each image becomes one square ``K x K`` problem, ``K = max(T, N)``, for
+    ``decompnet_tf.ops.assignment.linear_sum_assignment``: rows are the ``T`` predictions then
+    ``K - T`` dummy rows; columns are the ``n`` real objects then ``K - n`` copies of the stop
+    map. Forbidden pairs (``+inf``) make the square problem's optimum the rule's:
+
+    * ``n <= T``: prediction -> stop costs ``stop_cost[t]``; dummy -> object is forbidden, so
+      every object is matched to a prediction, as in the padded square problem on the host.
+      With ``first_n``, prediction ``t < n`` may only take an object and ``t >= n`` only a stop
+      copy (at cost 0).
+    * ``n > T``: prediction -> stop is forbidden (every prediction gets an object); dummy rows
+      take the ``n - T`` unmatched objects and the stop copies at cost 0.
+
+    Args:
+        cost: float ``[B, T, N]``; stop_cost: float ``[B, T]``; num_gt: int ``[B]``, as
+            :func:`hungarian_assign`. Non-finite costs become a large finite value, as there.
+        first_n: the "first_n" rule.
+
+    Returns:
+        int32 ``[B, T]``: object index per prediction, -1 = stop map.
+    """
+    cost = tf.convert_to_tensor(cost)
+    stop_cost = tf.cast(stop_cost, cost.dtype)
+    big = tf.constant(_NONFINITE_COST, cost.dtype)
+    cost = tf.where(tf.math.is_finite(cost), cost, big)
+    stop_cost = tf.where(tf.math.is_finite(stop_cost), stop_cost, big)
+    steps, num_cols = cost.shape[1], cost.shape[2]
+    k = max(steps, num_cols)
+    inf = tf.constant(np.inf, cost.dtype)
+    n = tf.minimum(tf.maximum(tf.cast(num_gt, tf.int32), 0), num_cols)[:, None, None]  # [B,1,1]
+    row = tf.range(k)[None, :, None]  # [1, K, 1]
+    col = tf.range(k)[None, None, :]  # [1, 1, K]
+    pred, real = row < steps, col < n
+    fewer = n <= steps
+    # [B, K, K] with the prediction rows' costs in place (padded columns are never read).
+    pred_real = tf.pad(cost, [[0, 0], [0, k - steps], [0, k - num_cols]])
+    pred_stop = tf.pad(stop_cost, [[0, 0], [0, k - steps]])[:, :, None]
+    if first_n:
+        head = row < n  # Predictions that must take an object (when n <= T).
+        free = tf.where(real, tf.where(head, pred_real, inf), tf.where(head, inf, 0.0))
+    else:
+        free = tf.where(real, pred_real, pred_stop)
+    surplus = tf.where(real, pred_real, inf)  # n > T: predictions take objects only.
+    predictions = tf.where(fewer, free, surplus)
+    dummies = tf.where(real & fewer, inf, tf.zeros_like(pred_real))
+    square = tf.where(pred, predictions, dummies)
+    assigned = graph_linear_sum_assignment(square)[:, :steps]  # [B, T]
+    return tf.where(assigned < n[:, :, 0], assigned, -1)
+
+
+def ordered_assignment(gt_boxes: tf.Tensor, gt_valid: tf.Tensor, steps: int) -> tf.Tensor:
+    """The "ordered" matching rule: step t learns the t-th object from the left.
+
+    Objects are sorted by box centre x, then centre y (ties of x within 1e-6 of the image
+    width), padded objects last; step ``t < n`` gets the ``t``-th, later steps the stop map.
+    With ``n > T`` the ``T`` leftmost objects are matched and the others left unmatched.
+
+    Args:
+        gt_boxes: float ``[B, N, 4]`` (ymin, xmin, ymax, xmax) normalised.
+        gt_valid: bool or 0/1 ``[B, N]``, real objects first.
+        steps: ``T``.
+
+    Returns:
+        int32 ``[B, T]``: object index per step, -1 = stop map.
+    """
+    boxes = tf.cast(gt_boxes, tf.float32)
+    valid = tf.cast(gt_valid, tf.bool)
+    key = (boxes[..., 1] + boxes[..., 3]) * 0.5 + 1e-6 * (boxes[..., 0] + boxes[..., 2])
+    key = tf.where(valid, key, 1e9)  # Padding last.
+    order = tf.cast(tf.argsort(key, axis=-1, stable=True), tf.int32)  # [B, N]
+    n = tf.reduce_sum(tf.cast(valid, tf.int32), axis=-1, keepdims=True)  # [B, 1]
+    num = tf.shape(order)[1]
+    pad = tf.maximum(steps - num, 0)
+    order = tf.pad(order, [[0, 0], [0, pad]], constant_values=-1)[:, :steps]
+    t = tf.range(steps, dtype=tf.int32)[None]
+    return tf.stop_gradient(tf.where(t < n, order, -1))
+
+
 def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Tensor,
-          loss: str = "l2") -> tf.Tensor:
+          loss: str = "l2", rule: str = "hungarian",
+          gt_boxes: tf.Tensor | None = None, matcher: str = "scipy") -> tf.Tensor:
     """Hungarian matching of instance maps to ground-truth masks (paper section 2.2, "idx()").
 
     Computes :func:`instance_cost_matrix` under ``tf.stop_gradient`` and calls
@@ -192,16 +301,31 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
         gt_valid: bool ``[B, N]``, True for real objects, which come first (padding last).
         p: scalar weight floor ``p`` of D_p (use the loss's ``p``).
         loss: the loss's matched-map distance, "l2" or "bce".
+        rule: "hungarian", "first_n" or "ordered" (see the module docstring).
+        gt_boxes: float ``[B, N, 4]``, needed by the "ordered" rule.
+        matcher: "scipy" (host) or "graph" (TensorFlow ops: XLA, TPUs); same optimum.
 
     Returns:
         int32 ``[B, T]``: index of the gt object matched to each prediction, -1 = stop map.
     """
+    if rule not in RULES:
+        raise ValueError(f"matching rule must be one of {RULES}, got {rule!r}")
+    if matcher not in MATCHERS:
+        raise ValueError(f"matcher must be one of {MATCHERS}, got {matcher!r}")
+    if rule == "ordered":
+        if gt_boxes is None:
+            raise ValueError("the 'ordered' matching rule needs the ground-truth boxes")
+        return tf.ensure_shape(ordered_assignment(gt_boxes, gt_valid, pred.shape[1]),
+                               pred.shape[:2])
     pred = tf.stop_gradient(pred)
     gt = tf.stop_gradient(gt)
     cost, stop_cost = instance_cost_matrix(pred, gt, gt_valid, p, loss)
     num_gt = tf.reduce_sum(tf.cast(gt_valid, tf.int32), axis=1)  # [B]
+    if matcher == "graph":
+        return tf.ensure_shape(graph_assign(cost, stop_cost, num_gt, rule == "first_n"),
+                               pred.shape[:2])
     assignment = tf.numpy_function(
-        hungarian_assign,
+        functools.partial(hungarian_assign, first_n=rule == "first_n"),
         [cost, stop_cost, num_gt],
         Tout=tf.int32,
         stateful=False,

@@ -6,7 +6,6 @@ neither of the readers imports the training engine.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import warnings
 
@@ -19,14 +18,55 @@ CONFIG_FILE = "config.json"
 
 def build_net(config: Config) -> DecompNet:
     """A built DecompNet with the run's model settings."""
-    net = DecompNet(**dataclasses.asdict(config.model))
+    net = DecompNet(config.model)
     net.build()
     return net
+
+
+def build_classifier(config: Config):
+    """The baseline's built patch classifier (section 3.1) with the run's settings."""
+    from decompnet_tf.models.baseline import PatchClassifier
+
+    net = PatchClassifier(config.model.num_classes, config.baseline.patch_size)
+    net.build()
+    return net
+
+
+def classifier_weights(model_dir: str) -> str:
+    """Where the baseline's trained patch classifier is saved."""
+    return os.path.join(model_dir, "baseline", "final.weights.h5")
+
+
+def load_classifier(model_dir: str):
+    """(patch classifier, Config) of a trained baseline run (train.py --model=baseline)."""
+    config = read_config(model_dir)
+    if not os.path.isfile(classifier_weights(model_dir)):
+        raise FileNotFoundError(f"{model_dir}: the baseline classifier is not trained yet; "
+                                "finish or resume its train.py run first")
+    net = build_classifier(config)
+    load_weights(net, classifier_weights(model_dir), model_dir)
+    return net, config
 
 
 def final_weights(model_dir: str, stage: int) -> str:
     """Where the network is saved after `stage`."""
     return os.path.join(model_dir, f"stage{stage}", "final.weights.h5")
+
+
+class DamagedCheckpointError(ValueError):
+    """A weights file that cannot be read (cut short by a full disk or an interrupted copy)."""
+
+
+def load_weights(net, path: str, model_dir: str) -> None:
+    """`net.load_weights(path)`, with a clear error for a damaged file instead of h5py's
+    "Unable to synchronously open file (truncated file ...)" traceback."""
+    try:
+        net.load_weights(path)
+    except OSError as e:
+        raise DamagedCheckpointError(
+            f"{path} is damaged and cannot be read ({e}): it was cut short or is not a weights "
+            f"file. Rerun train.py with the same --model_dir={model_dir}: it retrains that "
+            "stage from its last checkpoint.") from None
 
 
 def read_config(model_dir: str) -> Config:
@@ -42,6 +82,12 @@ def read_config(model_dir: str) -> Config:
 def load_trained(model_dir: str) -> tuple[DecompNet, Config]:
     """The DecompNet of a training run: its config.json and its last finished stage."""
     config = read_config(model_dir)
+    if config.kind == "baseline":
+        raise ValueError(
+            f"{model_dir} holds the sliding-window baseline (train.py --model=baseline), not a "
+            "decompNet: a patch classifier run over ~1,000 windows per image with NMS, which "
+            "is not one network and cannot be exported or loaded as one. evaluate.py evaluates "
+            "it; pass a decompNet --model_dir here.")
     done = [s for s in config.train.stages if os.path.isfile(final_weights(model_dir, s))]
     if not done:
         raise FileNotFoundError(
@@ -55,5 +101,5 @@ def load_trained(model_dir: str) -> tuple[DecompNet, Config]:
         # The trained weights replace the backbone's initial ones: no warning about those.
         warnings.simplefilter("ignore", BackboneWeightsWarning)
         net = build_net(config)
-    net.load_weights(final_weights(model_dir, done[-1]))
+    load_weights(net, final_weights(model_dir, done[-1]), model_dir)
     return net, config

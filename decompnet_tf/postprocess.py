@@ -1,22 +1,29 @@
-"""From DecompNet outputs to detections: the stop rule and the OD API's output format.
+"""From DecompNet outputs to detections: boxes, scores, the stop rule and the OD API's format.
 
 No NMS and no proposals (the paper's point): per category, the instance maps are read in
 emission order and the first map whose peak activation falls below `stop_threshold` ends that
 category (the paper's "stop sign", Fig. 3); every map before it is one detection. A model with a
-stop head emits every step whose objectness reaches the threshold instead (see `emitted`).
+stop head emits every step whose objectness reaches the threshold instead (see `emitted`, the
+one stop rule: training's logged counts and evaluation both call it). Scores (eq. 5 and 6) are
+computed here, from the boxes that are reported (`with_scores`), not in the network.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-BOX_SOURCES = ("regressor", "mask")
+from decompnet_tf.config import BOX_SOURCES
+from decompnet_tf.ops.boxes import box_mask
+
+# The detector's outputs, in the TF Object Detection API's names (and the TFLite output order).
+OUTPUT_KEYS = ("detection_boxes", "detection_classes", "detection_scores", "detection_masks",
+               "num_detections")
 
 
 def check_box_source(box_source: str) -> None:
     """A clear error for a box source other than "regressor" and "mask"."""
     if box_source not in BOX_SOURCES:
-        raise ValueError(f"box_source must be 'regressor' or 'mask', got {box_source!r}")
+        raise ValueError(f"box_source must be one of {BOX_SOURCES}, got {box_source!r}")
 
 
 def with_box_source(outputs: dict, box_source: str) -> dict:
@@ -24,7 +31,70 @@ def with_box_source(outputs: dict, box_source: str) -> dict:
     are) or read off the instance maps (`mask_boxes`)."""
     if box_source == "regressor":
         return outputs
-    return {**outputs, "boxes": mask_boxes(outputs["instance_maps"])}
+    maps = outputs["instance_maps"]
+    if box_source == "component":
+        return {**outputs, "boxes": mask_boxes(maps, on=main_component(maps))}
+    return {**outputs, "boxes": mask_boxes(maps)}
+
+
+def detection_score(maps: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
+    """Detection confidence of an instance map and its box (paper section 2.3, eq. 5).
+
+    ``score(g, b) = g^T M(b) / A(b)``: the sum of the instance map inside the box divided by
+    the box area, i.e. the mean activation inside the box. ``M(b)`` is the binary mask of the
+    pixels whose centres ``((r + 0.5) / h, (c + 0.5) / w)`` lie inside the box (borders
+    inclusive) and ``A(b)`` is its area in pixels, the number of pixels in that mask. Boxes that
+    cover no pixel centre (zero area or ``max < min``) score 0.
+
+    Args:
+        maps: float ``[..., h, w]`` instance maps.
+        boxes: float ``[..., 4]`` boxes ``(ymin, xmin, ymax, xmax)`` normalised to [0, 1]
+            (convert regressed ``xywh`` boxes with ``decompnet_tf.ops.boxes.xywh_to_yxyx``).
+
+    Returns:
+        float ``[...]`` scores.
+    """
+    maps = tf.cast(maps, tf.float32)
+    boxes = tf.cast(boxes, maps.dtype)
+    mask = box_mask(boxes, tf.shape(maps)[-2], tf.shape(maps)[-1])  # [..., h, w] M(b)
+    inside = tf.reduce_sum(maps * mask, axis=[-2, -1])  # g^T M(b)
+    area = tf.reduce_sum(mask, axis=[-2, -1])  # A(b) in pixels
+    return tf.math.divide_no_nan(inside, area)
+
+
+def segmentation_score(maps: tf.Tensor, delta: float | tf.Tensor) -> tf.Tensor:
+    """Instance-segmentation confidence (paper section 2.4, eq. 6).
+
+    ``score(g) = sum_i g_i 1[g_i > delta] / sum_i 1[g_i > delta]``: the mean activation over the
+    pixels above the noise threshold ``delta``; 0 when no pixel exceeds it.
+
+    Args:
+        maps: float ``[..., h, w]`` instance maps.
+        delta: scalar threshold (the paper uses 0.1 for its segmentation figures).
+
+    Returns:
+        float ``[...]`` scores.
+    """
+    maps = tf.cast(maps, tf.float32)
+    above = maps > tf.cast(delta, maps.dtype)
+    num = tf.reduce_sum(tf.where(above, maps, tf.zeros_like(maps)), axis=[-2, -1])
+    den = tf.reduce_sum(tf.cast(above, maps.dtype), axis=[-2, -1])
+    return tf.math.divide_no_nan(num, den)
+
+
+def with_scores(outputs: dict, box_source: str = "regressor",
+                segmentation_delta: float = 0.1) -> dict:
+    """DecompNet outputs with the boxes that will be reported (`with_box_source`) and their
+    scores: "detection_scores" [B, C, T] (eq. 5 of those boxes) and "segmentation_scores"
+    [B, C, T] (eq. 6 with `segmentation_delta`), each times the stop head's objectness when the
+    model has one."""
+    out = with_box_source(outputs, box_source)
+    maps = out["instance_maps"]
+    det = detection_score(maps, out["boxes"])
+    seg = segmentation_score(maps, segmentation_delta)
+    if "objectness" in out:
+        det, seg = det * out["objectness"], seg * out["objectness"]
+    return {**out, "detection_scores": det, "segmentation_scores": seg}
 
 
 def stop_signal(outputs: dict) -> tf.Tensor:
@@ -33,21 +103,63 @@ def stop_signal(outputs: dict) -> tf.Tensor:
     return outputs["objectness"] if "objectness" in outputs else outputs["peaks"]
 
 
-def mask_boxes(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tensor:
+def above_half_peak(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tensor:
+    """bool [..., h, w]: the pixels above `relative_threshold` times the map's own peak (none
+    for an all-zero or negative map)."""
+    peak = tf.reduce_max(maps, axis=[-2, -1], keepdims=True)
+    return (maps > relative_threshold * peak) & (peak > 0)
+
+
+def main_component(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tensor:
+    """bool [..., h, w]: the 8-connected blob of `above_half_peak` pixels that holds the most
+    of the map's mass, so that a stray pixel or a faint part of a neighbour does not count.
+
+    Components are labelled in the graph (SavedModel-friendly): every "on" pixel starts with a
+    label of its own, and a 3x3 max-pool spreads the largest label through each blob until no
+    label changes (at most as many rounds as the longest blob's path length).
+    """
+    maps = tf.convert_to_tensor(maps)
+    h, w = maps.shape[-2], maps.shape[-1]
+    lead = tf.shape(maps)[:-2]
+    flat = tf.reshape(maps, (-1, h, w))
+    on = tf.reshape(above_half_peak(maps, relative_threshold), (-1, h, w))
+    ids = tf.range(1, h * w + 1, dtype=tf.float32)
+    labels = tf.where(on, tf.reshape(ids, (1, h, w)), 0.0)
+
+    def spread(labels, _):
+        pooled = tf.nn.max_pool2d(labels[..., None], 3, 1, "SAME")[..., 0]
+        new = tf.where(on, pooled, 0.0)
+        return new, tf.reduce_any(tf.not_equal(new, labels))
+
+    labels, _ = tf.while_loop(lambda _, changed: changed, spread, (labels, tf.constant(True)),
+                              maximum_iterations=h * w)
+    n = tf.shape(labels)[0]
+    # Mass per label: one segment per (map, label).
+    seg = tf.cast(labels, tf.int32) + (h * w + 1) * tf.range(n)[:, None, None]
+    mass = tf.math.unsorted_segment_sum(tf.where(on, flat, 0.0), seg, n * (h * w + 1))
+    mass = tf.reshape(mass, (n, h * w + 1))[:, 1:]  # Label 0 is the background.
+    best = tf.cast(tf.argmax(mass, axis=-1), tf.float32) + 1.0  # [n]
+    keep = on & tf.equal(labels, best[:, None, None])
+    return tf.reshape(keep, tf.concat([lead, [h, w]], axis=0))
+
+
+def mask_boxes(maps: tf.Tensor, relative_threshold: float = 0.5,
+               on: tf.Tensor | None = None) -> tf.Tensor:
     """Boxes read off the instance maps instead of the box regressor (section 2.3's network).
 
-    A box spans the pixels above `relative_threshold` times the map's own peak; an all-zero
-    (or negative) map gives the all-zero box.
+    A box spans the pixels above `relative_threshold` times the map's own peak (or the pixels
+    `on` says, e.g. `main_component`); an all-zero (or negative) map gives the all-zero box.
 
     Args:
       maps: float [..., h, w] instance maps.
+      on: optional bool [..., h, w], the pixels the box must span.
     Returns:
       float [..., 4] (ymin, xmin, ymax, xmax) normalised, max exclusive.
     """
     maps = tf.convert_to_tensor(maps)
     h, w = maps.shape[-2], maps.shape[-1]
-    peak = tf.reduce_max(maps, axis=[-2, -1], keepdims=True)
-    on = (maps > relative_threshold * peak) & (peak > 0)
+    if on is None:
+        on = above_half_peak(maps, relative_threshold)
 
     def extent(any_on, n):  # [..., n] bool -> (first index, one past the last) / n
         # min / max over the "on" indices (TFLite-friendly: no argmax or reverse of bools).

@@ -1,48 +1,71 @@
-"""Picks evaluate.py's --stop_threshold and --mask_threshold on TRAINING images, so that the
-test split is only used once, for the reported figures.
+"""Picks evaluate.py's --stop_threshold and --mask_threshold on the VALIDATION split (training
+images held out from training), so that the test split is only read once, for the reported
+figures.
 
-    python experiments/calibrate_thresholds.py --model_dir=runs/mnist_quick
+    python experiments/calibrate_thresholds.py --model_dir=runs/mnist_quick --box_source=mask
 
-Prints detection AP50, segmentation AP50 (mean over the digits) and counting accuracy for each
-pair of thresholds on the first --max_images training images.
+Prints detection AP50, segmentation AP50 (means over the digits) and counting accuracy for each
+pair of thresholds on the first --max_images validation images, best first by the mean of the
+three.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 from absl import app, flags
 
+from decompnet_tf import config_flags
+from decompnet_tf.config import InferenceConfig
+from decompnet_tf.config_flags import define_flags, from_flags
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir.", required=True)
-flags.DEFINE_integer("max_images", 300, "Training images to calibrate on.")
-flags.DEFINE_list("stop_thresholds", ["0.3", "0.4", "0.5", "0.6"], "Stop thresholds to try.")
-flags.DEFINE_list("mask_thresholds", ["0.1", "0.3", "0.5"], "Mask thresholds to try.")
-flags.DEFINE_enum("box_source", "regressor", ["regressor", "mask"], "As in evaluate.py.")
+flags.DEFINE_integer("max_images", 500, "Validation images to calibrate on.", lower_bound=1)
+flags.DEFINE_list("stop_thresholds", ["0.3", "0.4", "0.5", "0.6", "0.7"], "Stop thresholds.")
+flags.DEFINE_list("mask_thresholds", ["0.1", "0.2", "0.3", "0.5"], "Mask thresholds.")
+define_flags(InferenceConfig, exclude=("stop_threshold", "mask_threshold"))
+flags.adopt_module_key_flags(config_flags)
 
 
 def main(argv):
+    del argv
+    from decompnet_tf.console import import_tensorflow
+
+    import_tensorflow()
     import numpy as np
     import tensorflow_datasets as tfds
 
-    import tfds_builders  # noqa: F401
+    from decompnet_tf.data.builders import open_builder, tfds_split
     from decompnet_tf.eval import runner
     from decompnet_tf.inference import DecompDetector
     from decompnet_tf.model_io import load_trained
 
     net, config = load_trained(FLAGS.model_dir)
-    builder = tfds.builder(config.data.dataset, data_dir=config.data.data_dir)
+    builder = open_builder(config.data.dataset, config.data.data_dir)
     names = builder.info.features["objects"]["label"].names
-    examples = list(tfds.as_numpy(builder.as_dataset(split="train").take(FLAGS.max_images)))
-    print(f"{'stop':>5} {'mask':>5}  det AP50  segm AP50  counting")
+    split = tfds_split(config.data.dataset, "validation", config.data.validation_examples,
+                       builder.info.splits["train"].num_examples)
+    examples = list(tfds.as_numpy(builder.as_dataset(split=split).take(FLAGS.max_images)))
+    base = from_flags(InferenceConfig)
+    rows = []
     for stop, mask in itertools.product(FLAGS.stop_thresholds, FLAGS.mask_thresholds):
-        detector = DecompDetector(net, float(stop), FLAGS.box_source)
-        batches = runner.iterate_examples(examples, 50)
-        dets, gts, *_ = runner.run_detector(detector, batches, float(mask))
+        settings = dataclasses.replace(base, stop_threshold=float(stop),
+                                       mask_threshold=float(mask))
+        dets, gts, *_ = runner.run_detector(DecompDetector(net, settings),
+                                            runner.iterate_examples(examples, 50), float(mask))
         m = runner.compute_metrics(dets, gts, names, net.image_size)
         seg = np.nanmean([r["ap_voc"] for r in m["segmentation"]["iou_0.5"].values()])
-        print(f"{float(stop):5.2f} {float(mask):5.2f}  {m['detection']['ap50_voc_mean']:8.3f}  "
-              f"{seg:9.3f}  {m['counting']['accuracy']:8.3f}", flush=True)
+        row = (float(stop), float(mask), m["detection"]["ap50_voc_mean"], seg,
+               m["counting"]["accuracy"])
+        rows.append(row)
+        print(f"{row[0]:5.2f} {row[1]:5.2f}  {row[2]:8.3f}  {row[3]:9.3f}  {row[4]:8.3f}",
+              flush=True)
+    print(f"\n{'stop':>5} {'mask':>5}  det AP50  segm AP50  counting   (validation, "
+          f"{len(examples)} images, best first)")
+    for row in sorted(rows, key=lambda r: -(r[2] + r[3] + r[4])):
+        print(f"{row[0]:5.2f} {row[1]:5.2f}  {row[2]:8.3f}  {row[3]:9.3f}  {row[4]:8.3f}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from tests.helpers import TINY_FLAGS, run_script  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def bundled_pools():
@@ -31,3 +33,15 @@ def small_data_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("tfds_small"))
     tfds.builder("decomp_mnist/small", data_dir=path).download_and_prepare()
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(small_data_dir, tmp_path_factory):
+    """A model_dir of train.py: the tiny decompNet after one short epoch of stages 1 and 2.
+    Shared by the tests of evaluate.py, export.py and train.py's reruns: copy it before
+    changing it."""
+    model_dir = str(tmp_path_factory.mktemp("trained_run"))
+    proc = run_script("train.py", f"--data_dir={small_data_dir}", f"--model_dir={model_dir}",
+                      *TINY_FLAGS, "--stages=1,2", "--epochs=1,1", "--learning_rates=0.01,0.01")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return model_dir

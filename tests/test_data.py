@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from decompnet_tf.data.decomp_mnist import prepare_example
+from decompnet_tf.data.pipeline import prepare_example
 
 
 def _example():

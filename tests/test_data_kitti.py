@@ -3,8 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
+from decompnet_tf.data.builders import tfds_split
 from decompnet_tf.data.decomp_kitti import is_kitti, kitti_example
-from decompnet_tf.data.decomp_mnist import dataset_split, prepare_example
+from decompnet_tf.data.pipeline import prepare_example
 
 
 def _example():
@@ -49,5 +50,5 @@ def test_kitti_example_in_tf_data():
 
 def test_split_names():
     assert is_kitti("decomp_kitti/cars") and not is_kitti("decomp_mnist/small")
-    assert dataset_split("decomp_kitti/cars", "test") == "validation"
-    assert dataset_split("decomp_mnist/small", "test") == "test"
+    assert tfds_split("decomp_kitti/cars", "test", 0) == "validation"
+    assert tfds_split("decomp_mnist/small", "test", 0) == "test"

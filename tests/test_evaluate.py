@@ -2,21 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from decompnet_tf.eval import runner
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def _run(script, *args, timeout=600):
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args],
-                          capture_output=True, text=True, env=ENV, timeout=timeout)
+from tests.helpers import run_script as _run
 
 
 def _gts_and_dets(n=6, seed=0):
@@ -65,21 +56,8 @@ def test_no_model_dir_is_a_usage_error():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny DecompNet trained for one short epoch per stage on decomp_mnist/small."""
-    import tensorflow_datasets as tfds
-
-    import tfds_builders  # noqa: F401
-
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    tfds.builder("decomp_mnist/small", data_dir=data_dir).download_and_prepare()
-    model_dir = str(tmp_path_factory.mktemp("run"))
-    proc = _run("train.py", f"--data_dir={data_dir}", f"--model_dir={model_dir}",
-                "--dataset=decomp_mnist/small", "--train_examples=32", "--batch_size=8",
-                "--instance_units=16", "--instance_filters=4", "--box_hidden=16", "--steps=3",
-                "--stages=1,2", "--epochs=1,1", "--learning_rates=0.01,0.01", "--verbose=0")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return model_dir
+def trained(trained_run):
+    return trained_run
 
 
 def test_evaluate_end_to_end_writes_metrics_plots_and_sheets(trained, tmp_path):
@@ -110,3 +88,52 @@ def test_model_that_does_not_match_dataset_is_a_clear_error(trained, tmp_path):
     proc = _run("evaluate.py", f"--model_dir={bad}", "--max_images=8")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "does not match the dataset" in proc.stderr
+
+
+def test_damaged_checkpoint_is_a_clear_error(trained, tmp_path):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(trained, damaged)
+    weights = damaged / "stage2" / "final.weights.h5"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])  # A copy cut short, a full disk.
+    proc = _run("evaluate.py", f"--model_dir={damaged}", "--max_images=8")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "final.weights.h5 is damaged" in proc.stderr
+    assert f"Rerun train.py with the same --model_dir={damaged}" in proc.stderr
+
+
+@pytest.mark.parametrize("flag, name", [("--max_images=-5", "max_images"),
+                                        ("--batch_size=0", "batch_size"),
+                                        ("--stop_threshold=-1", "stop_threshold")])
+def test_flags_out_of_range_are_refused_when_parsed(flag, name):
+    proc = _run("evaluate.py", "--model_dir=nowhere", flag)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"flag --{name}=" in proc.stderr, proc.stderr[-2000:]
+    assert "nowhere" not in proc.stderr  # Refused before anything is read.
+
+
+def test_yardsticks_true_category_maps_and_components(trained, tmp_path):
+    """--category_maps=truth feeds the true maps: the connected components of the true maps
+    find most digits of decomp_mnist/small, those of the untrained category network none."""
+    runs = {}
+    for maps in ("truth", "network"):
+        out = tmp_path / maps
+        proc = _run("evaluate.py", f"--model_dir={trained}", f"--output_dir={out}",
+                    "--split=validation", "--max_images=40", "--detector=components",
+                    f"--category_maps={maps}", "--num_sheets=0")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[maps] = json.load(open(out / "metrics.json"))
+    truth, network = runs["truth"], runs["network"]
+    assert truth["model"]["kind"] == "components" and truth["model"]["split"] == "validation"
+    assert truth["model"]["tfds_split"] == "train[-100:]"  # The held-out training images.
+    assert truth["detection"]["ap50_voc_mean"] > 0.4, truth["detection"]["ap50_voc_mean"]
+    assert network["detection"]["ap50_voc_mean"] < 0.1
+    # The instance network on the true maps runs too (its accuracy is untrained here).
+    proc = _run("evaluate.py", f"--model_dir={trained}", f"--output_dir={tmp_path / 'dn'}",
+                "--split=validation", "--max_images=16", "--category_maps=truth",
+                "--num_sheets=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.load(open(tmp_path / "dn" / "metrics.json"))
+    assert m["model"]["category_source"] == "truth" and m["speed"]["images"] == 16

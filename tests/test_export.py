@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from decompnet_tf.config import Config, ModelConfig, TrainConfig
+from decompnet_tf.config import Config, InferenceConfig, ModelConfig, TrainConfig
 from decompnet_tf.export.saved_model import (
     OUTPUT_KEYS,
     DetectorModule,
@@ -21,7 +21,7 @@ from decompnet_tf.export.saved_model import (
     run_tflite,
 )
 from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights
-from decompnet_tf.postprocess import detections, mask_boxes
+from decompnet_tf.postprocess import detections, with_scores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ModelConfig(steps=3, instance_units=16, instance_filters=4, box_hidden=16,
@@ -59,7 +59,7 @@ def _reference(model_dir, images_uint8, mask_size):
 
     net, _ = load_trained(model_dir)
     x = tf.image.resize(tf.cast(images_uint8, tf.float32) / 255.0, net.image_size)
-    dets = detections(net(x, training=False), 0.0, image_size=mask_size)
+    dets = detections(with_scores(net(x, training=False)), 0.0, image_size=mask_size)
     return {k: dets[k].numpy() for k in OUTPUT_KEYS}
 
 
@@ -129,7 +129,7 @@ def test_rgb_is_converted_to_grayscale(model_dir):
     from decompnet_tf.model_io import load_trained
 
     net, _ = load_trained(model_dir)
-    module = DetectorModule(net, 0.0)
+    module = DetectorModule(net, InferenceConfig(stop_threshold=0.0))
     rgb = _images((1, 100, 100, 3), seed=2)
     got = module.serve(tf.constant(rgb))
     gray = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(rgb, tf.float32))), tf.uint8)
@@ -214,23 +214,23 @@ def test_tflite_detector_for_evaluate_batches_images(exported):
 def test_rgb_model_serves_rgb_and_matches_keras(tmp_path):
     from decompnet_tf.models.decompnet import DecompNet
 
-    net = DecompNet(num_classes=1, steps=2, image_size=(64, 96), backbone="vgg16",
-                    backbone_weights="none", instance_pool=2, instance_units=8,
-                    instance_filters=4, box_hidden=8)
+    net = DecompNet(ModelConfig(num_classes=1, steps=2, image_size=(64, 96), backbone="vgg16",
+                                backbone_weights="none", instance_pool=2, instance_units=8,
+                                instance_filters=4, box_hidden=8))
     net.build()
-    module = DetectorModule(net, 0.0)
+    module = DetectorModule(net, InferenceConfig(stop_threshold=0.0))
     path = export_saved_model(module, str(tmp_path / "export"))
     served = tf.saved_model.load(path).signatures["serving_default"]
     rgb = _images((2, 64, 96, 3), seed=3)
     got = {k: v.numpy() for k, v in served(images=tf.constant(rgb)).items()}
     x = tf.cast(rgb, tf.float32) / 255.0
-    ref = detections(net(x, training=False), 0.0, image_size=(64, 96))
+    ref = detections(with_scores(net(x, training=False)), 0.0, image_size=(64, 96))
     assert_same_detections(got, {k: ref[k].numpy() for k in OUTPUT_KEYS}, FLOAT_ATOL, "vgg")
     # Grayscale input to an RGB model is repeated over the three channels.
     gray = _images((1, 64, 96, 1), seed=4)
     got = {k: v.numpy() for k, v in served(images=tf.constant(gray)).items()}
     x = tf.repeat(tf.cast(gray, tf.float32) / 255.0, 3, axis=-1)
-    ref = detections(net(x, training=False), 0.0, image_size=(64, 96))
+    ref = detections(with_scores(net(x, training=False)), 0.0, image_size=(64, 96))
     assert_same_detections(got, {k: ref[k].numpy() for k in OUTPUT_KEYS}, FLOAT_ATOL, "gray")
 
 
@@ -238,12 +238,11 @@ def test_mask_boxes_in_saved_model_not_tflite(model_dir, tmp_path):
     from decompnet_tf.model_io import load_trained
 
     net, _ = load_trained(model_dir)
-    module = DetectorModule(net, 0.0, box_source="mask")
+    module = DetectorModule(net, InferenceConfig(stop_threshold=0.0, box_source="mask"))
     images = _images((2, 100, 100, 1), seed=5)
     x = tf.cast(images, tf.float32) / 255.0
     out = net(x, training=False)
-    ref = detections({**out, "boxes": mask_boxes(out["instance_maps"])}, 0.0,
-                     image_size=(100, 100))
+    ref = detections(with_scores(out, "mask"), 0.0, image_size=(100, 100))
     ref = {k: ref[k].numpy() for k in OUTPUT_KEYS}
     served = tf.saved_model.load(export_saved_model(module, str(tmp_path / "e")))
     got = served.signatures["serving_default"](images=tf.constant(images))
@@ -251,4 +250,21 @@ def test_mask_boxes_in_saved_model_not_tflite(model_dir, tmp_path):
     with pytest.raises(ValueError, match="box regressor's boxes only"):
         export_tflite(module, str(tmp_path / "m.tflite"))
     with pytest.raises(ValueError, match="box_source"):
-        DetectorModule(net, 0.5, box_source="anchors")
+        DetectorModule(net, InferenceConfig(box_source="anchors"))
+
+
+def test_a_baseline_model_dir_is_refused_with_the_reason(tmp_path):
+    from decompnet_tf.model_io import build_classifier, classifier_weights
+    from tests.helpers import run_script
+
+    model_dir = tmp_path / "baseline"
+    config = Config(kind="baseline", train=TrainConfig(model_dir=str(model_dir), stages=(1,)))
+    os.makedirs(model_dir / "baseline")
+    (model_dir / CONFIG_FILE).write_text(config.to_json())
+    build_classifier(config).save_weights(classifier_weights(str(model_dir)))
+    proc = run_script("export.py", f"--model_dir={model_dir}",
+                      f"--export_dir={tmp_path / 'out'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "holds the sliding-window baseline" in proc.stderr
+    assert "no training stage has finished" not in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from decompnet_tf.config import InferenceConfig, ModelConfig
 from decompnet_tf.inference import DecompDetector
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import mask_boxes
@@ -12,11 +13,12 @@ TINY = dict(num_classes=2, steps=3, image_size=(32, 32), instance_units=8, insta
 
 
 def test_box_source_mask_reads_boxes_off_the_emitted_maps():
-    net = DecompNet(**TINY)
+    net = DecompNet(ModelConfig(**TINY))
     net.build()
     images = np.random.default_rng(0).random((2, 32, 32, 1)).astype(np.float32)
-    regressed = DecompDetector(net, 0.0).predict(images)
-    masked = DecompDetector(net, 0.0, box_source="mask").predict(images)
+    regressed = DecompDetector(net, InferenceConfig(stop_threshold=0.0)).predict(images)
+    masked = DecompDetector(net, InferenceConfig(stop_threshold=0.0, box_source="mask")).predict(
+        images)
     ref = mask_boxes(masked["instance_maps"]).numpy()  # [B, C, T, 4]
     for b in range(2):
         for i in range(int(masked["num_detections"][b])):
@@ -26,4 +28,4 @@ def test_box_source_mask_reads_boxes_off_the_emitted_maps():
     np.testing.assert_array_equal(regressed["num_detections"], masked["num_detections"])
     assert not np.allclose(regressed["detection_boxes"], masked["detection_boxes"])
     with pytest.raises(ValueError, match="box_source"):
-        DecompDetector(net, 0.5, box_source="anchors")
+        DecompDetector(net, InferenceConfig(box_source="anchors"))

@@ -18,7 +18,7 @@ FLAGS = ["--flagfile=" + os.path.join(ROOT, "configs", "kitti.flags"),
          "--dataset=decomp_kitti/fixture", "--backbone_weights=none", "--image_size=64,192",
          "--steps=3", "--max_per_class=5", "--instance_pool=2", "--instance_units=16",
          "--instance_filters=4", "--box_hidden=16", "--batch_size=2", "--epochs=1,1,1",
-         "--checkpoint_steps=0", "--verbose=2"]
+         "--checkpoint_steps=0", "--validation_examples=1", "--verbose=2"]
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,8 @@ from decompnet_tf.losses import (
     STOP,
     box_loss,
     category_loss,
-    detection_score,
+    dice_loss,
     instance_losses,
-    segmentation_score,
     size_weights,
     stop_loss,
     weighted_bce,
@@ -107,24 +106,6 @@ def test_box_loss_hand_case_and_ignores_stop_predictions():
     assert none["box"].numpy() == 0.0
 
 
-def test_detection_score_hand_case():
-    maps = np.zeros((2, 4, 4), np.float32)
-    maps[0, :2, :2] = [[1.0, 0.5], [0.0, 1.0]]
-    maps[0, 3, 3] = 9.0  # outside the box
-    # Box covering the top-left 2x2 pixels (pixel centres 0.125 and 0.375 are inside).
-    boxes = np.array([[0.0, 0.0, 0.5, 0.5], [0.2, 0.2, 0.2, 0.2]], np.float32)
-    out = detection_score(tf.constant(maps), tf.constant(boxes)).numpy()
-    # (1 + 0.5 + 0 + 1) / 4 pixels; the second box has zero area -> 0.
-    np.testing.assert_allclose(out, [0.625, 0.0])
-
-
-def test_segmentation_score_hand_case():
-    maps = tf.constant([[[0.9, 0.05], [0.5, 0.0]], [[0.1, 0.05], [0.0, 0.0]]])
-    out = segmentation_score(maps, 0.1).numpy()
-    # Image 0: pixels above 0.1 are 0.9 and 0.5 -> 0.7. Image 1: none strictly above -> 0.
-    np.testing.assert_allclose(out, [0.7, 0.0], atol=1e-7)
-
-
 def test_weighted_total_hand_case():
     terms = {
         "category": tf.constant(1.0),
@@ -185,3 +166,31 @@ def test_stop_loss_matches_numpy_and_enters_total_once():
     assert terms[STOP].numpy() == pytest.approx(ref, rel=1e-5)
     total = weighted_total({STOP: terms[STOP], BOX: 1.0}, 1.0, 1.0, 2.0, stop_weight=0.5)
     assert total.numpy() == pytest.approx(2.0 + 0.5 * ref, rel=1e-5)
+
+
+def test_dice_loss_hand_case_and_hedging():
+    gt = np.zeros((1, 2, 4, 4), np.float32)
+    gt[0, 0, :2, :2] = 1.0  # object 0: 4 pixels
+    gt[0, 1, 2:, 2:] = 1.0  # object 1: 4 pixels
+    exact = tf.constant(gt[:, :1])  # step 0 draws object 0 exactly
+    half = tf.constant(0.5 * (gt[:, :1] + gt[:, 1:]))  # a hedge: half of each object
+    a = tf.constant([[0]])
+    assert dice_loss(exact, gt, a)["instance_dice"].numpy() == pytest.approx(0.0, abs=1e-7)
+    # Hedge: inter = 0.5 * 4 = 2, sum(x) = 4, sum(y) = 4 -> 1 - 5/9.
+    assert dice_loss(half, gt, a)["instance_dice"].numpy() == pytest.approx(4 / 9, rel=1e-6)
+    # A step matched to the stop map adds no dice term; none matched gives 0, not NaN.
+    two = tf.concat([exact, half], axis=1)
+    assert dice_loss(two, gt, tf.constant([[0, -1]]))["instance_dice"].numpy() == (
+        pytest.approx(0.0, abs=1e-7))
+    assert dice_loss(two, gt, tf.constant([[-1, -1]]))["instance_dice"].numpy() == 0.0
+    # Gradients reach the prediction.
+    with tf.GradientTape() as tape:
+        tape.watch(half)
+        value = dice_loss(half, gt, a)["instance_dice"]
+    assert np.abs(tape.gradient(value, half).numpy()).max() > 0
+
+
+def test_weighted_total_applies_the_dice_weight():
+    terms = {"instance_dice": tf.constant(0.5), "category": tf.constant(1.0)}
+    assert weighted_total(terms, 1.0, 1.0, 1.0, dice_weight=2.0).numpy() == pytest.approx(2.0)
+    assert weighted_total(terms, 1.0, 1.0, 1.0).numpy() == pytest.approx(1.0)

@@ -11,9 +11,11 @@ from decompnet_tf.losses import weighted_sq_distance
 from decompnet_tf.matching import (
     INVALID_COST,
     SurplusObjectsWarning,
+    graph_assign,
     hungarian_assign,
     instance_cost_matrix,
     match,
+    ordered_assignment,
 )
 
 
@@ -188,3 +190,110 @@ def test_bce_cost_matrix_equals_double_loop_and_matching_is_optimal():
         n = int(valid[b].sum())
         got = _assignment_cost(cost[b], stop[b], assignment[b])
         assert got == pytest.approx(_brute_force(cost[b], stop[b], n), rel=1e-9)
+
+
+def test_first_n_rule_matches_the_first_n_steps_optimally():
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        steps, num_cols = int(rng.integers(1, 6)), int(rng.integers(0, 7))
+        cost = rng.integers(0, 4, size=(1, steps, num_cols)).astype(np.float64)
+        stop = rng.uniform(0, 1, size=(1, steps))
+        n = int(rng.integers(0, num_cols + 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SurplusObjectsWarning)
+            out = hungarian_assign(cost, stop, np.array([n]), first_n=True)[0]
+        k = min(n, steps)
+        assert (out[k:] == -1).all() and (out[:k] >= 0).all(), out
+        assert len(set(out[:k].tolist())) == k and (out[:k] < n).all()
+        # Optimal among the first k steps: brute force over injections into the n objects.
+        best = min(sum(cost[0, t, c] for t, c in enumerate(inj))
+                   for inj in itertools.permutations(range(n), k)) if k else 0.0
+        assert sum(cost[0, t, out[t]] for t in range(k)) == pytest.approx(best)
+
+
+def test_ordered_rule_goes_left_to_right_then_top_to_bottom():
+    boxes = np.zeros((2, 4, 4), np.float32)
+    # Image 0: centres x = 0.7, 0.2, 0.5 (+ padding); image 1: two at x = 0.3, y 0.8 and 0.1.
+    boxes[0, :3] = [[0.0, 0.6, 0.2, 0.8], [0.5, 0.1, 0.7, 0.3], [0.1, 0.4, 0.3, 0.6]]
+    boxes[1, :2] = [[0.7, 0.2, 0.9, 0.4], [0.0, 0.2, 0.2, 0.4]]
+    valid = np.array([[1, 1, 1, 0], [1, 1, 0, 0]])
+    got = ordered_assignment(tf.constant(boxes), tf.constant(valid), 5).numpy()
+    np.testing.assert_array_equal(got, [[1, 2, 0, -1, -1], [1, 0, -1, -1, -1]])
+    # T < n: the T leftmost objects; match() takes the same path and needs the boxes.
+    np.testing.assert_array_equal(ordered_assignment(boxes, valid, 2).numpy(), [[1, 2], [1, 0]])
+    pred = tf.zeros((2, 5, 3, 3))
+    gt = tf.zeros((2, 4, 3, 3))
+    np.testing.assert_array_equal(match(pred, gt, valid, 0.1, rule="ordered", gt_boxes=boxes),
+                                  got)
+    with pytest.raises(ValueError, match="needs the ground-truth boxes"):
+        match(pred, gt, valid, 0.1, rule="ordered")
+    with pytest.raises(ValueError, match="matching rule must be one of"):
+        match(pred, gt, valid, 0.1, rule="greedy")
+
+
+def _total(cost, stop, assignment):
+    return np.array([_assignment_cost(c, s, a) for c, s, a in zip(cost, stop, assignment)])
+
+
+def _cases(rng, batch, steps, num_cols, kind):
+    """Batched random matching problems of one shape; `kind` picks the nasty ones."""
+    if kind == "ties":
+        cost = rng.integers(0, 3, (batch, steps, num_cols)).astype(np.float64)
+        stop = rng.integers(0, 3, (batch, steps)).astype(np.float64)
+    elif kind == "zeros":
+        cost, stop = np.zeros((batch, steps, num_cols)), np.zeros((batch, steps))
+    elif kind == "huge":
+        cost = rng.choice([0.0, 1.0, 1e9, 1e12], (batch, steps, num_cols))
+        stop = rng.choice([0.0, 1e9], (batch, steps))
+    else:
+        cost, stop = rng.random((batch, steps, num_cols)), rng.random((batch, steps))
+    num_gt = rng.integers(0, num_cols + 1, batch).astype(np.int32)
+    num_gt[: min(batch, 3)] = [0, num_cols, min(steps, num_cols)][: min(batch, 3)]
+    padded = np.arange(num_cols)[None, None, :] >= num_gt[:, None, None]
+    return np.where(padded, INVALID_COST, cost), stop, num_gt  # Padded columns as match() has.
+
+
+@pytest.mark.parametrize("first_n", [False, True])
+def test_graph_matcher_equals_scipy_on_thousands_of_cases(first_n):
+    """The in-graph solver's total cost equals the host's on random and nasty problems (ties,
+    zero and huge costs, no objects, as many objects as steps, more objects than steps,
+    padded columns, the stop columns), for both matching rules that solve an assignment."""
+    rng = np.random.default_rng(11)
+    checked = 0
+    for steps, num_cols in [(1, 0), (1, 3), (3, 3), (4, 2), (4, 7), (8, 10), (11, 10)]:
+        for kind in ("random", "ties", "zeros", "huge"):
+            cost, stop, num_gt = _cases(rng, 100, steps, num_cols, kind)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SurplusObjectsWarning)
+                ref = hungarian_assign(cost, stop, num_gt, first_n=first_n)
+            got = graph_assign(tf.constant(cost), tf.constant(stop), tf.constant(num_gt),
+                               first_n).numpy()
+            scale = np.maximum(1.0, np.abs(cost[cost < INVALID_COST]).max(initial=1.0))
+            np.testing.assert_allclose(_total(cost, stop, got), _total(cost, stop, ref),
+                                       rtol=0, atol=1e-9 * scale, err_msg=f"{kind} {steps}")
+            # Same structure: which steps hold an object, each object at most once.
+            np.testing.assert_array_equal(got >= 0, ref >= 0) if first_n else (
+                np.testing.assert_array_equal((got >= 0).sum(1), (ref >= 0).sum(1)))
+            for row, n in zip(got, num_gt):
+                real = row[row >= 0]
+                assert len(set(real.tolist())) == len(real) and (real < n).all()
+            checked += len(cost)
+    assert checked == 2800
+
+
+def test_graph_matcher_compiles_with_xla_and_matches_eager():
+    rng = np.random.default_rng(5)
+    cost, stop, num_gt = _cases(rng, 48, 8, 10, "random")
+    fn = tf.function(lambda c, s, n: graph_assign(c, s, n), jit_compile=True)
+    got = fn(tf.constant(cost), tf.constant(stop), tf.constant(num_gt)).numpy()
+    eager = graph_assign(tf.constant(cost), tf.constant(stop), tf.constant(num_gt)).numpy()
+    np.testing.assert_allclose(_total(cost, stop, got), _total(cost, stop, eager), atol=1e-9)
+    # match() through the graph matcher, compiled, equals the host matcher's optimum.
+    pred, gt, valid = _random_problem(3, batch=2, steps=5, num_cols=6)
+    host = match(pred, gt, valid, 0.1).numpy()
+    compiled = tf.function(lambda: match(pred, gt, valid, 0.1, matcher="graph"),
+                           jit_compile=True)().numpy()
+    c, s = (x.numpy() for x in instance_cost_matrix(pred, gt, valid, 0.1))
+    np.testing.assert_allclose(_total(c, s, compiled), _total(c, s, host), atol=1e-9)
+    with pytest.raises(ValueError, match="matcher must be one of"):
+        match(pred, gt, valid, 0.1, matcher="auction")

@@ -1,9 +1,12 @@
 """Networks of section 2 / Appendix B: shapes, configs, serialisation, bad input."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
+from decompnet_tf.config import ModelConfig
 from decompnet_tf.models.box_regressor import BoxRegressor
 from decompnet_tf.models.category_net import CategoryNet
 from decompnet_tf.models.decompnet import DecompNet
@@ -55,34 +58,44 @@ def test_instance_cell_in_keras_rnn_and_loop_agree():
                          decoder_norm=True)),
      (InstanceCell, dict(units=5, filters=3, recurrence="convlstm", gated=True)),
      (BoxRegressor, dict(hidden=7, dropout=0.25)),
+     (InstanceCell, dict(units=5, filters=3, decoder="dynamic", gated=True)),
+     (InstanceCell, dict(units=5, filters=3, decoder="dynamic", canvas=True,
+                         recurrence="lstm")),
      (CategoryNet, dict(num_classes=2, full_resolution=True, skips=True, decoder_filters=8)),
-     (DecompNet, TINY),
-     (DecompNet, {**TINY, "stop_head": True, "instance_recurrence": "lstm",
-                  "instance_gated": True, "instance_pool": 2})],
+     (DecompNet, dict(config=ModelConfig(**TINY))),
+     (DecompNet, dict(config=ModelConfig(**{
+         **TINY, "stop_head": True, "instance_recurrence": "lstm", "instance_gated": True,
+         "instance_pool": 2, "instance_fine": True, "instance_decoder": "dynamic",
+         "instance_canvas": True})))],
 )
 def test_get_config_mirrors_constructor(layer, kwargs):
     config = layer(**kwargs).get_config()
     for key, value in kwargs.items():
-        assert config[key] == (list(value) if isinstance(value, tuple) else value), key
+        if isinstance(value, ModelConfig):  # DecompNet stores its one argument as a dict.
+            assert config[key] == dataclasses.asdict(value), key
+            assert ModelConfig(**config[key]) == value
+        else:
+            assert config[key] == (list(value) if isinstance(value, tuple) else value), key
     rebuilt = layer.from_config(config)
     assert rebuilt.get_config() == config
 
 
 def test_decompnet_shapes_both_resolutions():
     for full, hw in ((False, (16, 16)), (True, (32, 32))):
-        net = DecompNet(**{**TINY, "full_resolution": full})
+        net = DecompNet(ModelConfig(**{**TINY, "full_resolution": full}))
         out = net(_images(2, 32, 32))
         assert tuple(out["category_maps"].shape) == (2, *hw, 3)
         assert tuple(out["instance_maps"].shape) == (2, 3, 3, *hw)
-        for key in ("detection_scores", "segmentation_scores", "peaks"):
-            assert tuple(out[key].shape) == (2, 3, 3)
+        assert tuple(out["peaks"].shape) == (2, 3, 3)
+        # Scores are postprocessing's (decompnet_tf.postprocess.with_scores), not the net's.
+        assert "detection_scores" not in out and "segmentation_scores" not in out
         boxes = out["boxes"].numpy()
         assert boxes.shape == (2, 3, 3, 4)
         assert (boxes[..., 2] >= boxes[..., 0]).all() and (boxes[..., 3] >= boxes[..., 1]).all()
 
 
 def test_saved_and_reloaded_model_gives_identical_outputs(tmp_path):
-    net = DecompNet(**TINY)
+    net = DecompNet(ModelConfig(**TINY))
     x = _images(2, 32, 32)
     before = net(x, training=False)
     path = str(tmp_path / "m.keras")
@@ -97,7 +110,7 @@ def test_saved_and_reloaded_model_gives_identical_outputs(tmp_path):
                                           ((2, 30, 32, 1), r"got \[2, 30, 32, 1\]"),
                                           ((0, 32, 32, 1), "empty batch")])
 def test_bad_images_are_clear_errors(shape, match):
-    net = DecompNet(**TINY)
+    net = DecompNet(ModelConfig(**TINY))
     with pytest.raises(ValueError, match=match):
         net(np.zeros(shape, np.float32))
 
@@ -137,23 +150,11 @@ def test_unknown_recurrence_is_a_clear_error():
         InstanceCell(recurrence="gru")
 
 
-def test_stop_head_outputs_objectness_and_scales_scores():
-    net = DecompNet(**{**TINY, "stop_head": True, "instance_recurrence": "lstm"})
-    out = net(_images(2, 32, 32))
-    obj = out["objectness"].numpy()
+def test_stop_head_outputs_objectness():
+    net = DecompNet(ModelConfig(**{**TINY, "stop_head": True, "instance_recurrence": "lstm"}))
+    obj = net(_images(2, 32, 32))["objectness"].numpy()
     assert obj.shape == (2, 3, 3) and ((obj > 0) & (obj < 1)).all()
-    plain = DecompNet(**TINY)
-    plain.build()
-    # Same maps and boxes without the head: the scores are eq. 5 / 6 times the objectness.
-    from decompnet_tf.losses import detection_score, segmentation_score
-
-    np.testing.assert_allclose(
-        out["detection_scores"].numpy(),
-        detection_score(out["instance_maps"], out["boxes"]).numpy() * obj, rtol=1e-5)
-    np.testing.assert_allclose(
-        out["segmentation_scores"].numpy(),
-        segmentation_score(out["instance_maps"], 0.1).numpy() * obj, rtol=1e-5)
-    assert "objectness" not in plain(_images(1, 32, 32))
+    assert "objectness" not in DecompNet(ModelConfig(**TINY))(_images(1, 32, 32))
 
 
 def test_gated_cell_selects_from_its_input():
@@ -164,3 +165,71 @@ def test_gated_cell_selects_from_its_input():
     assert (out >= 0).all() and (out <= np.clip(x, 0, 1) + 1e-6).all()
     assert (out[x <= 0] == 0).all() and out.max() > 0
     assert cell.get_config()["gated"] is True
+
+
+@pytest.mark.parametrize("decoder, canvas", [("deconv", False), ("dynamic", False),
+                                             ("dynamic", True)])
+def test_decompose_encodes_once_and_equals_the_cell_called_per_step(decoder, canvas):
+    net = DecompNet(ModelConfig(**{**TINY, "instance_decoder": decoder, "stop_head": True,
+                                   "instance_canvas": canvas}))
+    x = _images(2, 32, 32)
+    out = net(x, training=False)
+    # The Keras RNN contract (encoder + step at every step) gives the same maps.
+    maps = np.transpose(out["category_maps"].numpy(), (0, 3, 1, 2)).reshape(-1, 16, 16, 1)
+    states = net.cell.get_initial_state(6)
+    assert out["objectness"].shape == (2, 3, 3)
+    for t in range(3):
+        step, states = net.cell(maps, states, training=False)
+        np.testing.assert_allclose(step.numpy().reshape(2, 3, 16, 16),
+                                   out["instance_maps"][:, :, t].numpy(), atol=1e-5)
+
+
+def test_fine_instance_maps_gate_the_category_maps_at_their_resolution():
+    cfg = ModelConfig(**{**TINY, "instance_gated": True, "instance_pool": 2,
+                         "instance_fine": True, "instance_decoder": "dynamic"})
+    net = DecompNet(cfg)
+    out = net(_images(2, 32, 32))
+    assert net.pooled_size == (8, 8) and net.instance_size == net.map_size == (16, 16)
+    maps = out["instance_maps"].numpy()
+    assert maps.shape == (2, 3, 3, 16, 16)
+    cat = np.clip(np.transpose(out["category_maps"].numpy(), (0, 3, 1, 2)), 0, 1)
+    assert (maps >= 0).all() and (maps <= cat[:, :, None] + 1e-6).all()
+    assert (maps[np.broadcast_to(cat[:, :, None] == 0, maps.shape)] == 0).all()
+    with pytest.raises(ValueError, match="needs instance_gated"):
+        ModelConfig(instance_fine=True)
+
+
+def test_dynamic_head_matches_a_numpy_reference():
+    from decompnet_tf.models.instance_cell import DYNAMIC_HIDDEN, _dynamic_head
+
+    rng = np.random.default_rng(0)
+    n, k = 5, DYNAMIC_HIDDEN
+    emb = rng.normal(size=(2, 3, 4, n)).astype(np.float32)
+    params = rng.normal(size=(2, (n + 2) * k + 1)).astype(np.float32)
+    got = _dynamic_head(emb, params).numpy()
+    for b in range(2):
+        w1 = params[b, : n * k].reshape(n, k)
+        b1, w2 = params[b, n * k : n * k + k], params[b, n * k + k : n * k + 2 * k]
+        ref = np.maximum(emb[b] @ w1 + b1, 0) @ w2 + params[b, -1]
+        np.testing.assert_allclose(got[b, ..., 0], ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("recurrence", ["rnn", "convlstm"])
+def test_canvas_state_is_the_sum_of_the_emitted_maps(recurrence):
+    cell = InstanceCell(units=6, filters=4, gated=True, decoder="dynamic", canvas=True,
+                        recurrence=recurrence)
+    x = _images(2, 20, 20)
+    seq = np.repeat(x[:, None], 3, axis=1)
+    rnn_out = keras.layers.RNN(cell, return_sequences=True)(seq)  # The Keras RNN contract.
+    assert cell.state_size[-1] == 400
+    states = cell.get_initial_state(2)
+    total = np.zeros((2, 20, 20, 1), np.float32)
+    for t in range(3):
+        out, states = cell(x, states)
+        np.testing.assert_allclose(out.numpy(), rnn_out[:, t].numpy(), atol=1e-5)
+        total += np.clip(out.numpy(), 0, 1)
+        np.testing.assert_allclose(states[-1].numpy().reshape(2, 20, 20, 1), total, atol=1e-5)
+    with pytest.raises(ValueError, match="needs decoder='dynamic'"):
+        InstanceCell(canvas=True)
+    with pytest.raises(ValueError, match="needs instance_decoder='dynamic'"):
+        ModelConfig(instance_canvas=True)

@@ -5,10 +5,14 @@ import tensorflow as tf
 
 from decompnet_tf.postprocess import (
     count_instances,
+    detection_score,
     detections,
     emitted,
+    main_component,
     mask_boxes,
+    segmentation_score,
     stop_signal,
+    with_scores,
 )
 
 
@@ -86,3 +90,69 @@ def test_stop_head_emits_every_marked_step_not_just_a_prefix():
                      stop_threshold=0.5)
     assert int(out["num_detections"][0]) == 4
     np.testing.assert_array_equal(out["detection_steps"][0, :4], [1, 2, 0, 2])  # by score
+
+
+def test_detection_score_hand_case():
+    maps = np.zeros((2, 4, 4), np.float32)
+    maps[0, :2, :2] = [[1.0, 0.5], [0.0, 1.0]]
+    maps[0, 3, 3] = 9.0  # outside the box
+    # Box covering the top-left 2x2 pixels (pixel centres 0.125 and 0.375 are inside).
+    boxes = np.array([[0.0, 0.0, 0.5, 0.5], [0.2, 0.2, 0.2, 0.2]], np.float32)
+    out = detection_score(tf.constant(maps), tf.constant(boxes)).numpy()
+    # (1 + 0.5 + 0 + 1) / 4 pixels; the second box has zero area -> 0.
+    np.testing.assert_allclose(out, [0.625, 0.0])
+
+
+def test_segmentation_score_hand_case():
+    maps = tf.constant([[[0.9, 0.05], [0.5, 0.0]], [[0.1, 0.05], [0.0, 0.0]]])
+    out = segmentation_score(maps, 0.1).numpy()
+    # Image 0: pixels above 0.1 are 0.9 and 0.5 -> 0.7. Image 1: none strictly above -> 0.
+    np.testing.assert_allclose(out, [0.7, 0.0], atol=1e-7)
+
+
+def test_with_scores_scores_the_reported_boxes_times_objectness():
+    rng = np.random.default_rng(0)
+    maps = rng.random((1, 2, 3, 8, 8)).astype(np.float32) * 0.2
+    maps[0, 0, 0, 1:4, 2:6] = 1.0  # one bright blob: its mask box is [1/8, 2/8, 4/8, 6/8]
+    regressed = np.tile(np.array([0.0, 0.0, 1.0, 1.0], np.float32), (1, 2, 3, 1))
+    obj = rng.random((1, 2, 3)).astype(np.float32)
+    outputs = {"instance_maps": tf.constant(maps), "boxes": tf.constant(regressed),
+               "peaks": tf.reduce_max(maps, axis=(-2, -1))}
+    plain = with_scores(outputs, "regressor", 0.1)
+    np.testing.assert_allclose(plain["detection_scores"], maps.mean(axis=(-2, -1)), rtol=1e-5)
+    masked = with_scores(outputs, "mask", 0.1)
+    np.testing.assert_allclose(masked["boxes"][0, 0, 0], [1 / 8, 2 / 8, 4 / 8, 6 / 8])
+    # Eq. 5 of the box that is evaluated: the blob's mean, 1.0, not the whole map's.
+    assert float(masked["detection_scores"][0, 0, 0]) == 1.0
+    np.testing.assert_allclose(masked["segmentation_scores"],
+                               segmentation_score(maps, 0.1), rtol=1e-6)
+    headed = with_scores({**outputs, "objectness": tf.constant(obj)}, "mask", 0.1)
+    np.testing.assert_allclose(headed["detection_scores"],
+                               masked["detection_scores"].numpy() * obj, rtol=1e-6)
+    np.testing.assert_allclose(headed["segmentation_scores"],
+                               masked["segmentation_scores"].numpy() * obj, rtol=1e-6)
+
+
+def test_main_component_matches_scipy_labelling():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    maps = (rng.random((40, 13, 17)) ** 3).astype(np.float32)  # Many small blobs per map.
+    maps[0] = 0.0  # An empty map: no component, the zero box.
+    got = main_component(tf.constant(maps)).numpy()
+    for i, m in enumerate(maps):
+        on = (m > 0.5 * m.max()) & (m.max() > 0)
+        labels, n = ndimage.label(on, structure=np.ones((3, 3)))
+        if n == 0:
+            assert not got[i].any()
+            continue
+        mass = ndimage.sum(m, labels, index=range(1, n + 1))
+        np.testing.assert_array_equal(got[i], labels == 1 + int(np.argmax(mass)), str(i))
+    boxes = mask_boxes(tf.constant(maps), on=tf.constant(got)).numpy()
+    np.testing.assert_array_equal(boxes[0], 0.0)
+    ys, xs = np.nonzero(got[1])
+    np.testing.assert_allclose(boxes[1], [ys.min() / 13, xs.min() / 17, (ys.max() + 1) / 13,
+                                          (xs.max() + 1) / 17], rtol=1e-6)
+    # Batch axes are kept: [2, 20, h, w] in, [2, 20, h, w] out.
+    np.testing.assert_array_equal(main_component(tf.constant(maps.reshape(2, 20, 13, 17))),
+                                  got.reshape(2, 20, 13, 17))

@@ -10,26 +10,21 @@ import time
 import h5py
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_FLAGS = ["--dataset=decomp_mnist/small", "--train_examples=320", "--batch_size=16",
-              "--instance_units=16", "--instance_filters=4", "--box_hidden=16", "--steps=3",
-              "--stages=1", "--epochs=3", "--learning_rates=0.01", "--verbose=2"]
+from tests.helpers import ROOT, TINY_FLAGS, run_script
+
+# Stage 1 only, 3 epochs of 20 steps: long enough to be killed after the first.
+KILL_FLAGS = [*TINY_FLAGS, "--train_examples=320", "--batch_size=16", "--stages=1",
+              "--epochs=3", "--learning_rates=0.01"]
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    import tensorflow_datasets as tfds
-
-    import tfds_builders  # noqa: F401
-
-    path = str(tmp_path_factory.mktemp("tfds"))
-    tfds.builder("decomp_mnist/small", data_dir=path).download_and_prepare()
-    return path
+def data_dir(small_data_dir):
+    return small_data_dir
 
 
 def _cmd(data_dir, model_dir, extra=()):
     return [sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={data_dir}",
-            f"--model_dir={model_dir}", *TINY_FLAGS, *extra]
+            f"--model_dir={model_dir}", *KILL_FLAGS, *extra]
 
 
 def _iterations(model_dir):
@@ -71,29 +66,52 @@ def test_killed_run_resumes_from_checkpoint(data_dir, tmp_path):
     assert "stage 1: finished earlier" in again.stdout + again.stderr
 
 
-def test_changed_model_flags_are_refused(data_dir, tmp_path):
-    model_dir = str(tmp_path / "run")
-    os.makedirs(model_dir)
-    first = subprocess.run(_cmd(data_dir, model_dir, ["--epochs=1"]), capture_output=True,
-                           text=True, timeout=300)
-    assert first.returncode == 0, first.stderr[-2000:]
-    second = subprocess.run(_cmd(data_dir, model_dir, ["--epochs=1", "--instance_units=32"]),
-                            capture_output=True, text=True, timeout=300)
+def _copy(run, tmp_path, name="copy"):
+    import shutil
+
+    return str(shutil.copytree(run, tmp_path / name))
+
+
+def _rerun(model_dir, *extra):
+    """train.py again with the flags of the shared `trained_run` (conftest.py)."""
+    from decompnet_tf.model_io import read_config
+
+    data_dir = read_config(model_dir).data.data_dir
+    return run_script("train.py", f"--data_dir={data_dir}", f"--model_dir={model_dir}",
+                      *TINY_FLAGS, "--stages=1,2", "--epochs=1,1", "--learning_rates=0.01,0.01",
+                      *extra)
+
+
+def test_changed_model_flags_are_refused(trained_run, tmp_path):
+    model_dir = _copy(trained_run, tmp_path)
+    second = _rerun(model_dir, "--instance_units=32")
     assert second.returncode != 0
     assert "holds a run with other model settings" in second.stderr
     assert "Traceback" not in second.stderr
 
 
-def test_init_category_from_shares_stage_one(data_dir, tmp_path):
-    first, second = str(tmp_path / "stage1"), str(tmp_path / "stage2")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(_cmd(data_dir, first, ["--epochs=1", "--train_examples=64"]),
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    variant = ["--train_examples=64", "--stages=2", "--epochs=1", "--learning_rates=0.001",
+def test_damaged_final_weights_retrain_that_stage(trained_run, tmp_path):
+    from decompnet_tf.model_io import load_trained
+
+    model_dir = _copy(trained_run, tmp_path)
+    weights = os.path.join(model_dir, "stage2", "final.weights.h5")
+    data = open(weights, "rb").read()
+    open(weights, "wb").write(data[: len(data) // 3])
+    done = _rerun(model_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = done.stdout + done.stderr
+    assert "stage 1: finished earlier" in log
+    assert "stage2/final.weights.h5 is damaged; training the stage again" in log
+    net, _ = load_trained(model_dir)  # Readable again.
+    assert net.built
+
+
+def test_init_category_from_shares_stage_one(trained_run, data_dir, tmp_path):
+    first, second = trained_run, str(tmp_path / "stage2")
+    variant = ["--stages=2", "--epochs=1", "--learning_rates=0.001",
                f"--init_category_from={first}", "--stop_head", "--instance_recurrence=lstm"]
-    done = subprocess.run(_cmd(data_dir, second, variant), capture_output=True, text=True,
-                          env=env, timeout=300)
+    done = run_script("train.py", f"--data_dir={data_dir}", f"--model_dir={second}",
+                      *TINY_FLAGS, *variant)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "category network initialised from" in done.stdout + done.stderr
     # Stage 2 freezes the category network: the variant's equals the source's exactly.
@@ -101,12 +119,12 @@ def test_init_category_from_shares_stage_one(data_dir, tmp_path):
 
     net, _ = load_trained(second)
     source = build_net(read_config(first))
-    source.load_weights(final_weights(first, 1))
+    source.load_weights(final_weights(first, 2))
     for a, b in zip(net.category_net.get_weights(), source.category_net.get_weights()):
         assert (a == b).all()
-    assert net.stop_head and net.instance_recurrence == "lstm"
+    assert net.stop_head and net.config.instance_recurrence == "lstm"
     # A source with another category network is refused with a clear message.
-    bad = subprocess.run(_cmd(data_dir, str(tmp_path / "bad"), [*variant, "--category_skips"]),
-                         capture_output=True, text=True, env=env, timeout=300)
+    bad = run_script("train.py", f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'bad'}",
+                     *TINY_FLAGS, *variant, "--category_skips")
     assert bad.returncode != 0 and "its category network differs" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from decompnet_tf.config import LossConfig
-from decompnet_tf.data.decomp_mnist import prepare_example
+from decompnet_tf.config import LossConfig, ModelConfig
+from decompnet_tf.data.pipeline import prepare_example
 from decompnet_tf.engine.trainer import DecompTrainer
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import count_instances, emitted
@@ -57,7 +57,7 @@ def _fit(net, stage, data, steps, lr):
 def test_overfit_tiny_images():
     keras.utils.set_random_seed(1)
     images, targets = tiny_dataset()
-    net = DecompNet(**TINY)
+    net = DecompNet(ModelConfig(**TINY))
     net.build()
     trainer = DecompTrainer(net, 2, LossConfig(category_p=1.0, instance_p=1.0))
     trainer.compile(optimizer="adam")
@@ -73,7 +73,7 @@ def test_overfit_tiny_images():
 
 def test_stage_two_freezes_category_net_and_stage_one_trains_only_it():
     images, targets = tiny_dataset(4)
-    net = DecompNet(**TINY)
+    net = DecompNet(ModelConfig(**TINY))
     net.build()
     snapshot = lambda layer: [w.numpy().copy() for w in layer.weights]  # noqa: E731
     cat, cell = snapshot(net.category_net), snapshot(net.cell)
@@ -86,7 +86,7 @@ def test_stage_two_freezes_category_net_and_stage_one_trains_only_it():
 
 
 def test_unknown_stage():
-    net = DecompNet(**TINY)
+    net = DecompNet(ModelConfig(**TINY))
     net.build()
     with pytest.raises(ValueError, match="stage must be 1, 2 or 3"):
         DecompTrainer(net, 4, LossConfig())
@@ -95,7 +95,7 @@ def test_unknown_stage():
 def test_stop_head_learns_the_count():
     keras.utils.set_random_seed(2)
     images, targets = tiny_dataset()
-    net = DecompNet(**TINY, stop_head=True)
+    net = DecompNet(ModelConfig(**TINY, stop_head=True))
     net.build()
     _fit(net, 1, (images, targets), 100, 3e-3)
     before = _fit(net, 2, (images, targets), 20, 2e-3)
@@ -109,3 +109,43 @@ def test_stop_head_learns_the_count():
     counts = emitted(out, 0.5).numpy().sum(axis=-1)
     exact = (counts == targets["num_objects"]).mean()
     assert exact >= 0.8, (counts.tolist(), targets["num_objects"].tolist())
+
+
+def _losses_after(matcher, jit_compile, data, steps=4):
+    keras.utils.set_random_seed(3)
+    net = DecompNet(ModelConfig(**{**TINY, "stop_head": True}))
+    net.build()
+    trainer = DecompTrainer(net, 2, LossConfig(category_p=1.0, instance_p=1.0,
+                                               warmup_weight=1.0), matcher=matcher)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=jit_compile)
+    ds = tf.data.Dataset.from_tensors(data).repeat()
+    losses = [trainer.fit(ds, epochs=1, steps_per_epoch=1, verbose=0).history["loss"][0]
+              for _ in range(steps)]
+    return np.array(losses), [w.numpy() for w in net.cell.weights]
+
+
+def test_xla_compiled_training_with_the_graph_matcher_equals_the_scipy_matcher():
+    data = tiny_dataset(8, seed=4)
+    ref, ref_weights = _losses_after("scipy", False, data)
+    xla, xla_weights = _losses_after("graph", True, data)
+    assert ref[-1] < ref[0]  # It trains.
+    np.testing.assert_allclose(xla, ref, rtol=2e-3)
+    for a, b in zip(ref_weights, xla_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-2, atol=1e-4)
+
+
+def test_xla_with_the_scipy_matcher_is_refused_with_the_fix():
+    from decompnet_tf.engine.trainer import resolve_matcher
+
+    net = DecompNet(ModelConfig(**TINY))
+    net.build()
+    trainer = DecompTrainer(net, 2, LossConfig(), matcher="scipy")
+    with pytest.raises(ValueError, match="use --matcher=graph"):
+        trainer.compile(optimizer="sgd", jit_compile=True)
+    trainer.compile(optimizer="sgd")  # XLA off unless asked for, never Keras's "auto".
+    assert trainer.jit_compile is False
+    assert resolve_matcher("auto", True, "default") == "graph"
+    assert resolve_matcher("auto", False, "tpu") == "graph"
+    assert resolve_matcher("auto", False, "mirrored") == "scipy"
+    with pytest.raises(ValueError, match="use --matcher=graph"):
+        resolve_matcher("scipy", False, "tpu")

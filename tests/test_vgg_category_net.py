@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from decompnet_tf.config import ModelConfig
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.models.vgg_category_net import (
     VGG16_NOTOP,
@@ -49,14 +50,14 @@ def test_weights_from_the_keras_cache_or_a_path_else_random_with_a_warning(tmp_p
 
 
 def test_decompnet_with_vgg16_takes_rgb_and_pools_the_instance_maps():
-    net = DecompNet(num_classes=1, steps=2, image_size=(64, 128), backbone="vgg16",
-                    backbone_weights="none", instance_pool=2, instance_units=8,
-                    instance_filters=4, box_hidden=8)
+    net = DecompNet(ModelConfig(num_classes=1, steps=2, image_size=(64, 128),
+                                backbone="vgg16", backbone_weights="none", instance_pool=2,
+                                instance_units=8, instance_filters=4, box_hidden=8))
     out = net(np.zeros((1, 64, 128, 3), "float32"))
     assert net.map_size == (32, 64) and net.instance_size == (16, 32)
     assert tuple(out["category_maps"].shape) == (1, 32, 64, 1)
     assert tuple(out["instance_maps"].shape) == (1, 1, 2, 16, 32)
     with pytest.raises(ValueError, match=r"\[batch, 64, 128, 3\] \(RGB"):
         net(np.zeros((1, 64, 128, 1), "float32"))
-    config = net.get_config()
+    config = net.get_config()["config"]
     assert (config["backbone"], config["instance_pool"]) == ("vgg16", 2)

@@ -12,32 +12,24 @@ import keras
 import numpy as np
 
 from decompnet_tf.config import Config
+from decompnet_tf.data.builders import open_builder
 from decompnet_tf.data.patches import sample_patches
 from decompnet_tf.engine.loop import Backup, write_config
+from decompnet_tf.model_io import build_classifier, classifier_weights
 from decompnet_tf.models.baseline import PatchClassifier
 
 
-def classifier_weights(model_dir: str) -> str:
-    return os.path.join(model_dir, "baseline", "final.weights.h5")
-
-
-def build_classifier(config: Config) -> PatchClassifier:
-    net = PatchClassifier(config.model.num_classes, config.baseline.patch_size)
-    net.build()
-    return net
-
-
 def patch_set(config: Config, split: str, limit: int, seed: int):
-    """(patches float32 [k, P, P, 1], labels [k]) sampled from the first `limit` images."""
+    """(patches float32 [k, P, P, 1], labels [k]) sampled from the first `limit` images of the
+    logical `split` ("train" or "validation", `decompnet_tf.data.builders`)."""
     import tensorflow_datasets as tfds
     from tqdm import tqdm
 
-    import tfds_builders  # noqa: F401
+    from decompnet_tf.data.pipeline import data_split
 
     b = config.baseline
-    builder = tfds.builder(config.data.dataset, data_dir=config.data.data_dir)
-    builder.download_and_prepare()
-    ds = builder.as_dataset(split=split)
+    builder = open_builder(config.data.dataset, config.data.data_dir)
+    ds = builder.as_dataset(split=data_split(config.data, split, builder))
     if limit:
         ds = ds.take(limit)
     rng = np.random.default_rng(seed)
@@ -64,7 +56,7 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
         log(f"baseline: finished earlier, weights in {classifier_weights(t.model_dir)}")
         return net
     x, y = patch_set(config, "train", config.data.train_examples, t.seed)
-    vx, vy = patch_set(config, "test", 200, t.seed + 1)
+    vx, vy = patch_set(config, "validation", 200, t.seed + 1)
     log(f"baseline: {len(x)} training patches ({(y == config.model.num_classes).mean():.0%} "
         "background)")
     lr = t.learning_rates[0]

@@ -17,11 +17,18 @@ from collections.abc import Callable
 import keras
 
 from decompnet_tf.config import Config
-from decompnet_tf.data.decomp_mnist import make_dataset, num_examples
+from decompnet_tf.data.pipeline import make_dataset, num_examples
 from decompnet_tf.engine.callbacks import EpochDecay, LossWeightSchedule, MapImages
 from decompnet_tf.engine.distribute import get_strategy
-from decompnet_tf.engine.trainer import DecompTrainer
-from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights, read_config
+from decompnet_tf.engine.trainer import DecompTrainer, resolve_matcher
+from decompnet_tf.model_io import (
+    CONFIG_FILE,
+    DamagedCheckpointError,
+    build_net,
+    final_weights,
+    load_weights,
+    read_config,
+)
 from decompnet_tf.models.decompnet import DecompNet
 
 
@@ -67,7 +74,7 @@ def init_category(net: DecompNet, source_dir: str, log: Callable[[str], None]) -
     if not done:
         raise FileNotFoundError(f"init_category_from={source_dir}: no finished stage there")
     other = build_net(source)
-    other.load_weights(final_weights(source_dir, done[-1]))
+    load_weights(other, final_weights(source_dir, done[-1]), source_dir)
     try:
         net.category_net.set_weights(other.category_net.get_weights())
     except ValueError as e:
@@ -83,6 +90,7 @@ def run_training(config: Config, log: Callable[[str], None] = print,
     if len(t.epochs) != len(t.stages) or len(t.learning_rates) != len(t.stages):
         raise ValueError(f"need one epochs and one learning_rates value per stage: stages "
                          f"{t.stages}, epochs {t.epochs}, learning_rates {t.learning_rates}")
+    matcher = resolve_matcher(t.matcher, t.jit_compile, t.strategy)
     write_config(config)
     keras.utils.set_random_seed(t.seed)
     strategy = get_strategy(t.strategy, t.tpu)
@@ -94,21 +102,31 @@ def run_training(config: Config, log: Callable[[str], None] = print,
     sizes = dict(image_size=net.image_size, instance_size=net.instance_size)
     train_ds = make_dataset(config.data, "train", c, map_size, training=True, repeat=True,
                             **sizes)
-    val_ds = make_dataset(config.data, "test", c, map_size, training=False, **sizes).take(
-        validation_steps)
+    # Held-out training images, never the test split (decompnet_tf.data.builders).
+    val_ds = make_dataset(config.data, "validation", c, map_size, training=False,
+                          **sizes).take(validation_steps)
     steps = max(1, num_examples(config.data, "train") // config.data.batch_size)
     preview = next(iter(val_ds))[0][:4].numpy()
     for i, stage in enumerate(t.stages):
         stage_dir = os.path.join(t.model_dir, f"stage{stage}")
         if os.path.isfile(final_weights(t.model_dir, stage)):
-            net.load_weights(final_weights(t.model_dir, stage))
-            log(f"stage {stage}: finished earlier, weights loaded from {stage_dir}")
-            continue
+            try:
+                load_weights(net, final_weights(t.model_dir, stage), t.model_dir)
+                log(f"stage {stage}: finished earlier, weights loaded from {stage_dir}")
+                continue
+            except DamagedCheckpointError:
+                # Cut short (a full disk, a partial copy): train the stage again, resuming from
+                # its last checkpoint in stage_dir/backup.
+                log(f"stage {stage}: {final_weights(t.model_dir, stage)} is damaged; training "
+                    "the stage again from its last checkpoint")
+                os.remove(final_weights(t.model_dir, stage))
         log(f"stage {stage}: {t.epochs[i]} epoch(s) of {steps} steps, batch "
-            f"{config.data.batch_size}, {t.optimizer} lr {t.learning_rates[i]}")
+            f"{config.data.batch_size}, {t.optimizer} lr {t.learning_rates[i]}"
+            + (f", {matcher} matcher" if stage > 1 else "") + (", XLA" if t.jit_compile else ""))
         with strategy.scope():
-            trainer = DecompTrainer(net, stage, config.loss)
-            trainer.compile(optimizer=_optimizer(config, t.learning_rates[i]))
+            trainer = DecompTrainer(net, stage, config.loss, t.instance_input, matcher)
+            trainer.compile(optimizer=_optimizer(config, t.learning_rates[i]),
+                            jit_compile=t.jit_compile)
         callbacks = [
             Backup(os.path.join(stage_dir, "backup"), save_freq=t.checkpoint_steps or "epoch",
                    delete_checkpoint=False),

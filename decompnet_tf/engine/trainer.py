@@ -4,6 +4,8 @@ One trainer per training stage (Appendix B): stage 1 trains the category network
 the instance network and box regressor with the category network frozen, stage 3 everything.
 The bipartite matching runs once per batch on the host (`matching.match`, through
 `tf.numpy_function`); under `tf.distribute` each replica matches its own part of the batch.
+With `instance_input="truth"` stage 2 decomposes the true category maps (the sum of the masks)
+instead of the category network's.
 """
 
 from __future__ import annotations
@@ -12,10 +14,30 @@ import keras
 import tensorflow as tf
 
 from decompnet_tf import losses
-from decompnet_tf.config import LossConfig
+from decompnet_tf.config import InferenceConfig, LossConfig
+from decompnet_tf.engine.distribute import in_multi_worker_mode
 from decompnet_tf.matching import match
 from decompnet_tf.models.decompnet import DecompNet
-from decompnet_tf.postprocess import stop_signal
+from decompnet_tf.postprocess import emitted
+
+XLA_NEEDS_GRAPH = (
+    "XLA (--jit_compile, or a TPU) cannot compile the scipy matcher, which runs on the host "
+    "through tf.numpy_function: use --matcher=graph (or --matcher=auto), the same Hungarian "
+    "matching in TensorFlow ops.")
+
+
+def resolve_matcher(matcher: str, jit_compile: bool, strategy: str) -> str:
+    """The solver a run uses: "auto" is the graph one when the step is compiled by XLA (asked
+    for, or on a TPU) and scipy otherwise (the fastest on CPUs, benchmarks/); "scipy" under
+    XLA is refused with the fix."""
+    compiled = jit_compile or strategy == "tpu"
+    if matcher == "auto":
+        return "graph" if compiled else "scipy"
+    if matcher == "scipy" and compiled:
+        raise ValueError(XLA_NEEDS_GRAPH)
+    if matcher not in ("scipy", "graph"):
+        raise ValueError(f"matcher must be auto, scipy or graph, got {matcher!r}")
+    return matcher
 
 
 def fold(x):
@@ -27,18 +49,34 @@ def fold(x):
 class DecompTrainer(keras.Model):
     """Computes the loss terms of one stage and applies them with the stage's optimizer.
 
-    Data: (images [B, H, W, 1], targets) from `decompnet_tf.data.decomp_mnist.make_dataset`.
+    Data: (images [B, H, W, 1], targets) from `decompnet_tf.data.pipeline.make_dataset`.
     Logged metrics: every loss term, "loss" (the weighted total), and for stages >= 2
-    "count_accuracy" (stop signal >= 0.5 counted against the truth; a cheap training signal).
+    "count_accuracy" (the steps `postprocess.emitted` reports at `stop_threshold`, the rule
+    evaluation applies, counted against the truth).
+
+    Args:
+      instance_input: "network" (the paper) or "truth": what stage 2 decomposes.
+      matcher: "scipy" (host) or "graph" (in-graph, XLA / TPU; `resolve_matcher`).
     """
 
-    def __init__(self, net: DecompNet, stage: int, loss_config: LossConfig, **kwargs):
+    def __init__(self, net: DecompNet, stage: int, loss_config: LossConfig,
+                 instance_input: str = "network", matcher: str = "scipy",
+                 stop_threshold: float = InferenceConfig.stop_threshold, **kwargs):
         super().__init__(**kwargs)
         if stage not in (1, 2, 3):
             raise ValueError(f"stage must be 1, 2 or 3, got {stage}")
+        if instance_input not in ("network", "truth"):
+            raise ValueError(f"instance_input must be 'network' or 'truth', got "
+                             f"{instance_input!r}")
+        if instance_input == "truth" and stage == 3:
+            raise ValueError("stage 3 trains the category network end to end: it cannot "
+                             "decompose the true category maps (instance_input='truth')")
         self.net = net
         self.stage = stage
         self.loss_config = loss_config
+        self.instance_input = instance_input
+        self.matcher = matcher
+        self.stop_threshold = stop_threshold
         # lambda and gamma change after the first epoch (LossWeightSchedule callback).
         self.lam = tf.Variable(loss_config.lam, trainable=False, dtype=tf.float32, name="lam")
         self.gamma = tf.Variable(loss_config.gamma, trainable=False, dtype=tf.float32,
@@ -53,9 +91,26 @@ class DecompTrainer(keras.Model):
         names = ["loss", losses.CATEGORY] if stage == 1 else (
             ["loss", losses.INSTANCE_MATCHED, losses.INSTANCE_SUM, losses.BOX, "count_accuracy"]
             + ([losses.STOP] if net.stop_head else [])
+            + ([losses.INSTANCE_DICE] if loss_config.dice_weight else [])
             + ([losses.CATEGORY] if stage == 3 else []))
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True  # Its only weights are the (built) network's and lam/gamma.
+
+    def compile(self, optimizer, jit_compile: bool = False, **kwargs):
+        """keras.Model.compile with XLA off unless asked for (never Keras's "auto", which
+        picks XLA on a GPU), and a clear error where XLA meets the host matcher."""
+        if jit_compile and self.stage >= 2 and self.matcher == "scipy":
+            raise ValueError(XLA_NEEDS_GRAPH)
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras (3.15) averages the first distributed batch as one nest before fit builds the
+        model, which MultiWorkerMirroredStrategy's collective reduce cannot do ("Attempt to
+        convert a value (PerReplica ...) to a Tensor"). This trainer and its network are built
+        when made and it has no compiled loss or metrics, so no batch is needed: build the
+        optimizer (what that step comes down to here) without one."""
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
 
     @property
     def metrics(self):
@@ -72,14 +127,17 @@ class DecompTrainer(keras.Model):
         cat_maps = cat["category_maps"]
         if self.stage == 1:
             return losses.category_loss(cat_maps, targets["category_target"], cfg.category_p), cat
-        out = self.net.decompose(cat_maps, training=training)
+        source = targets["category_target"] if self.instance_input == "truth" else cat_maps
+        out = self.net.decompose(source, training=training)
         pred = fold(out["instance_maps"])  # [B*C, T, h, w]
-        gt, valid = fold(targets["masks"]), fold(targets["valid"])
-        assignment = match(pred, gt, valid, cfg.instance_p, cfg.instance_loss)
+        gt, valid, boxes = (fold(targets[k]) for k in ("masks", "valid", "boxes"))
+        assignment = match(pred, gt, valid, cfg.instance_p, cfg.instance_loss, cfg.matching,
+                           boxes, self.matcher)
         terms = {**losses.instance_losses(pred, gt, assignment, cfg.instance_p,
                                           cfg.instance_loss, cfg.size_weighting),
-                 **losses.box_loss(fold(out["boxes_xywh"]), fold(targets["boxes"]),
-                                   assignment)}
+                 **losses.box_loss(fold(out["boxes_xywh"]), boxes, assignment)}
+        if cfg.dice_weight:
+            terms.update(losses.dice_loss(pred, gt, assignment))
         if "objectness" in out:
             terms.update(losses.stop_loss(fold(out["objectness"]), assignment))
         if self.stage == 3:
@@ -92,17 +150,25 @@ class DecompTrainer(keras.Model):
         for name, value in terms.items():
             self.trackers[name].update_state(value)
         if "count_accuracy" in self.trackers:
-            emitted = tf.reduce_sum(tf.cast(stop_signal(outputs) >= 0.5, tf.int32), axis=-1)
-            correct = tf.cast(tf.equal(emitted, targets["num_objects"]), tf.float32)
+            counts = tf.reduce_sum(tf.cast(emitted(outputs, self.stop_threshold), tf.int32), -1)
+            correct = tf.cast(tf.equal(counts, targets["num_objects"]), tf.float32)
             self.trackers["count_accuracy"].update_state(tf.reduce_mean(correct))
-        return {name: t.result() for name, t in self.trackers.items()}
+        logs = {name: t.result() for name, t in self.trackers.items()}
+        if in_multi_worker_mode(tf.distribute.get_strategy()):
+            logs = {name: tf.reshape(v, [1]) for name, v in logs.items()}
+        return logs
+
+    def total_loss(self, terms):
+        """The weighted sum, with this stage's lambda and gamma (`losses.weighted_total`)."""
+        cfg = self.loss_config
+        return losses.weighted_total(terms, self.lam, self.gamma, cfg.eta, cfg.stop_weight,
+                                     cfg.dice_weight)
 
     def train_step(self, data):
         images, targets = data
         with tf.GradientTape() as tape:
             terms, outputs = self.compute_terms(images, targets, training=True)
-            total = losses.weighted_total(terms, self.lam, self.gamma, self.loss_config.eta,
-                                       self.loss_config.stop_weight)
+            total = self.total_loss(terms)
             # Keras sums gradients across replicas: scale each replica's loss accordingly.
             scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
         variables = self.trainable_variables
@@ -113,7 +179,6 @@ class DecompTrainer(keras.Model):
     def test_step(self, data):
         images, targets = data
         terms, outputs = self.compute_terms(images, targets, training=False)
-        total = losses.weighted_total(terms, self.lam, self.gamma, self.loss_config.eta,
-                                       self.loss_config.stop_weight)
+        total = self.total_loss(terms)
         return self._update(terms, total, outputs, targets)
 

@@ -39,18 +39,40 @@ def iterate_examples(split_ds, batch_size: int, max_images: int = 0):
         yield np.stack(images), gts
 
 
+class PredictionLoop:
+    """Calls a detector on every batch and times the model calls alone (not the data reading
+    or the metrics): iterate over `loop(batches)` for (images, gts, outputs); then `seconds`
+    and `images` hold the totals. Shared by the decomp_mnist and KITTI evaluations.
+
+    Args:
+      detector: has `predict(images, gts) -> dict of numpy arrays`.
+      progress: called with the number of images after each batch (a progress bar).
+    """
+
+    def __init__(self, detector, progress: Callable | None = None):
+        self.detector, self.progress = detector, progress
+        self.seconds, self.images = 0.0, 0
+
+    def __call__(self, batches):
+        for images, gts in batches:
+            start = time.perf_counter()
+            out = self.detector.predict(images, gts)
+            self.seconds += time.perf_counter() - start
+            self.images += len(images)
+            if self.progress:
+                self.progress(len(images))
+            yield images, gts, out
+
+
 def run_detector(detector, batches, mask_threshold: float, progress: Callable | None = None):
     """Predicts every batch; returns per-image detections, ground truth and model-call timing.
 
     Returns:
       (dets, gts, seconds in the model call, images, first batch's raw outputs for the sheets)
     """
-    dets, gts, seconds, n, first = [], [], 0.0, 0, None
-    for images, batch_gts in batches:
-        start = time.perf_counter()
-        out = detector.predict(images)
-        seconds += time.perf_counter() - start
-        n += len(images)
+    dets, gts, first = [], [], None
+    loop = PredictionLoop(detector, progress)
+    for images, batch_gts, out in loop(batches):
         if first is None:
             first = (images, batch_gts, out)
         for b in range(len(images)):
@@ -64,9 +86,14 @@ def run_detector(detector, batches, mask_threshold: float, progress: Callable | 
                     b, :k]
             dets.append(det)
         gts.extend(batch_gts)
-        if progress:
-            progress(len(images))
-    return dets, gts, seconds, n, first
+    return dets, gts, loop.seconds, loop.images, first
+
+
+def speed(loop_seconds: float, images: int, batch_size: int) -> dict:
+    """metrics.json's "speed" entry."""
+    return {"images_per_second": images / loop_seconds, "ms_per_image":
+            1000 * loop_seconds / images, "batch_size": batch_size, "images": images,
+            "cpu_cores": os.cpu_count()}
 
 
 def _curves(results):
@@ -117,6 +144,75 @@ def summary_row(name: str, m: dict, class_names) -> str:
 def table_header(class_names) -> str:
     per = "  ".join(f"'{n}' AP50/R@.84" for n in class_names)
     return f"{'model':<24} {per}   {'segm AP50':<20} count   ms/img"
+
+
+def evaluate_split(detector, builder, split: str, out_dir: str, batch_size: int = 32,
+                   max_images: int = 0, mask_threshold: float = 0.1, num_sheets: int = 4,
+                   validation_examples: int = 0, describe: dict | None = None) -> dict:
+    """Runs `detector` over a logical split of decomp_mnist and writes everything evaluate.py
+    promises to `out_dir`: metrics.json, the COCO files, PR plots (Figures 4, 5) and
+    qualitative sheets (Figures 3, 6). Returns the metrics.
+
+    Args:
+      split: "train", "validation" or "test" (`decompnet_tf.data.builders.tfds_split`).
+      max_images: the first N images of the split (0: all).
+      validation_examples: the training images held out as the validation split.
+      describe: more entries for metrics.json's "model".
+    """
+    import tensorflow_datasets as tfds
+    from tqdm import tqdm
+
+    from decompnet_tf import viz
+    from decompnet_tf.data.builders import tfds_split
+    from decompnet_tf.eval import plots
+
+    names = builder.info.features["objects"]["label"].names
+    tfds_name = tfds_split(builder.info.full_name, split, validation_examples,
+                           builder.info.splits["train"].num_examples)
+    total = builder.info.splits[tfds_name].num_examples
+    total = min(total, max_images) if max_images else total
+    if total == 0:
+        raise ValueError(f"split {split!r} ({tfds_name}) of {builder.info.full_name} is empty")
+    image_size = builder.info.features["image"].shape[:2]
+    batches = iterate_examples(tfds.as_numpy(builder.as_dataset(split=tfds_name)), batch_size,
+                               max_images)
+    first_images, first_gts = next(iterate_examples(
+        tfds.as_numpy(builder.as_dataset(split=tfds_name)), batch_size, 1))
+    detector.predict(np.repeat(first_images, batch_size, axis=0), first_gts * batch_size)
+    with tqdm(total=total, desc=f"evaluating on {split}", unit="img") as bar:
+        dets, gts, seconds, n, first = run_detector(detector, batches, mask_threshold,
+                                                    bar.update)
+    m = compute_metrics(dets, gts, names, image_size)
+    m["speed"] = speed(seconds, n, batch_size)
+    m["model"] = {**detector.describe(), **(describe or {}), "dataset": builder.info.full_name,
+                  "digit_source": builder.info.metadata.get("digit_source"),
+                  "split": split, "tfds_split": tfds_name, "mask_threshold": mask_threshold}
+    write_results(out_dir, m)
+    det = m["detection"]["iou_0.5"]
+    plots.pr_figure({"model": {k: (det[k]["recall"], det[k]["precision"], det[k]["ap_voc"])
+                               for k in det}},
+                    "Detection, IoU 0.5 (Fig. 4)", os.path.join(out_dir, "pr_detection.png"),
+                    names)
+    if "segmentation" in m:
+        seg = {f"IoU {t}": {k: (r["recall"], r["precision"], r["ap_voc"]) for k, r in
+                            m["segmentation"][f"iou_{t}"].items()} for t in SEGM_THRESHOLDS}
+        plots.pr_figure(seg, "Instance segmentation (Fig. 5)",
+                        os.path.join(out_dir, "pr_segmentation.png"), names)
+    images, batch_gts, out = first
+    for i in range(min(num_sheets, len(images))):
+        if "instance_maps" not in out:
+            sheet = plots.boxes_sheet(images[i], out["detection_boxes"][i],
+                                      out["detection_classes"][i], out["detection_scores"][i],
+                                      batch_gts[i]["boxes"], batch_gts[i]["classes"], names)
+            viz.save_png(os.path.join(out_dir, f"sheet_detection_{i}.png"), sheet)
+            continue
+        for seg_sheet, name in ((False, "detection"), (True, "segmentation")):
+            sheet = plots.qualitative_sheet(
+                images[i], out["instance_maps"][i], out["boxes"][i], out["emitted"][i],
+                batch_gts[i]["boxes"], batch_gts[i]["classes"], names,
+                segmentation=seg_sheet, mask_threshold=mask_threshold)
+            viz.save_png(os.path.join(out_dir, f"sheet_{name}_{i}.png"), sheet)
+    return m
 
 
 def write_results(out_dir: str, m: dict) -> None:

@@ -12,11 +12,10 @@ import re
 
 import tensorflow as tf
 
+from decompnet_tf.config import InferenceConfig
+from decompnet_tf.inference import run_tflite as _invoke
 from decompnet_tf.models.decompnet import DecompNet
-from decompnet_tf.postprocess import check_box_source, detections, with_box_source
-
-OUTPUT_KEYS = ("detection_boxes", "detection_classes", "detection_scores", "detection_masks",
-               "num_detections")
+from decompnet_tf.postprocess import OUTPUT_KEYS, check_box_source, detections, with_scores
 
 
 class DetectorModule(tf.Module):
@@ -33,13 +32,11 @@ class DetectorModule(tf.Module):
     detection_masks float32 [batch, N, H, W] in [0, 1], num_detections int32 [batch]; N = C * T.
     """
 
-    def __init__(self, net: DecompNet, stop_threshold: float = 0.5,
-                 box_source: str = "regressor"):
+    def __init__(self, net: DecompNet, settings: InferenceConfig | None = None):
         super().__init__()
-        check_box_source(box_source)
+        self.settings = settings or InferenceConfig()
+        check_box_source(self.settings.box_source)
         self.net = net
-        self.stop_threshold = float(stop_threshold)
-        self.box_source = box_source
 
     def _normalise(self, images):
         """uint8 [B, H, W, 1 or 3] -> float32 [B, h, w, channels] at the model's size (its
@@ -70,8 +67,9 @@ class DetectorModule(tf.Module):
         return tf.image.resize(x, self.net.image_size, method="bilinear")
 
     def _detect(self, x, mask_size):
-        out = with_box_source(self.net(x, training=False), self.box_source)
-        dets = detections(out, self.stop_threshold, image_size=mask_size)
+        s = self.settings
+        out = with_scores(self.net(x, training=False), s.box_source, s.segmentation_delta)
+        dets = detections(out, s.stop_threshold, image_size=mask_size)
         return {k: dets[k] for k in OUTPUT_KEYS}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8,
@@ -133,10 +131,10 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
         convert_variables_to_constants_v2,
     )
 
-    if module.box_source != "regressor":
+    if module.settings.box_source != "regressor":
         # The TFLite interpreter (TF 2.21) aborted the process on the mask-box graph.
         raise ValueError("TFLite export supports the box regressor's boxes only "
-                         f"(box_source={module.box_source!r}); export the SavedModel with "
+                         f"(box_source={module.settings.box_source!r}); export the SavedModel with "
                          "box_source='mask', or the TFLite model with box_source='regressor'")
 
     h, w = module.net.image_size
@@ -156,7 +154,4 @@ def run_tflite(path: str, image) -> dict:
     """Runs an exported TFLite model on one float32 [1, h, w, channels] image in [0, 1]."""
     interpreter = tf.lite.Interpreter(model_path=path)
     interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
-    interpreter.invoke()
-    return {k: interpreter.get_tensor(d["index"])
-            for k, d in zip(OUTPUT_KEYS, interpreter.get_output_details())}
+    return _invoke(interpreter, image)

@@ -124,7 +124,8 @@ class SlidingWindowDetector:
         return {"detection_boxes": boxes, "detection_classes": classes,
                 "detection_scores": scores, "num_detections": num}
 
-    def predict(self, images: np.ndarray) -> dict:
+    def predict(self, images: np.ndarray, gts: list | None = None) -> dict:
+        del gts  # The detector protocol's ground truth: unused here.
         return {k: v.numpy() for k, v in self._fn(tf.constant(images, tf.float32)).items()}
 
     def describe(self) -> dict:

@@ -32,6 +32,25 @@ the response map it decomposes: map = sigmoid(head) * clip(input, 0, 1). The cel
 decides which pixels of the category map belong to this step's object; it no longer has to
 redraw their intensity, and a map cannot light up where the category map is dark.
 
+The encoder's input, the category map being decomposed, is the same at every step, so
+`encode` runs once per category and `step` runs T times on its output (`call` = both, for the
+Keras RNN contract); the paper's network computes the same thing T times.
+
+`decoder` picks how a step's bottleneck becomes a map (issue 12):
+- "deconv": the paper's deconvolutions, run at every step.
+- "dynamic" (not in the paper): the deconvolutions run ONCE per category (in `encode`), giving
+  per-pixel embeddings E [h, w, filters] plus two coordinate channels; each step turns its
+  recurrent state into the weights of a tiny per-pixel network (1x1 convolutions
+  filters + 2 -> 8 -> 1, as CondInst's dynamic mask head, Tian et al. 2020), so a step costs a
+  few dense layers instead of a decoder. With the coordinates, 4 hidden units can already draw
+  a box-shaped selection (relu ramps on each side); the embeddings separate what a box holds.
+
+`canvas=True` (dynamic decoder only; not in the paper, after Ren & Zemel 2017's recurrent
+instance segmentation) carries the sum of the maps emitted so far (gradient stopped) as a last
+state: each step sees it, area-pooled to the bottleneck grid, beside the encoder's output, and
+the per-pixel network sees it beside the embeddings, so a step knows what is already explained
+without a hard subtraction (the issue's naive "residual as the gate" lost localisation).
+
 `recurrence` picks the bottleneck (section 5 names the last two as future work for images with
 many objects):
 - "rnn": the paper's two fully connected relu RNN layers (above); states [h1, h2].
@@ -53,6 +72,8 @@ from decompnet_tf.models.layers import ConvBlock, crop_like
 ENCODER = ((32, 5, 2), (32, 3, 2), (32, 3, 2))  # (filters, kernel, stride), Appendix B.
 DECODER_KERNELS = (3, 3, 5)
 RECURRENCES = ("rnn", "lstm", "convlstm")
+DECODERS = ("deconv", "dynamic")
+DYNAMIC_HIDDEN = 8  # Hidden units of the dynamic per-pixel network.
 
 
 def lstm_update(gates, c):
@@ -76,10 +97,16 @@ class InstanceCell(layers.Layer):
 
     def __init__(self, units: int = 2048, filters: int = 32, skips: bool = False,
                  output_activation: str = "sigmoid", decoder_norm: bool = False,
-                 recurrence: str = "rnn", gated: bool = False, **kwargs):
+                 recurrence: str = "rnn", gated: bool = False, decoder: str = "deconv",
+                 canvas: bool = False, **kwargs):
         super().__init__(**kwargs)
         if recurrence not in RECURRENCES:
             raise ValueError(f"recurrence must be one of {RECURRENCES}, got {recurrence!r}")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        if canvas and decoder != "dynamic":
+            raise ValueError("canvas=True needs decoder='dynamic' (the deconv decoder would have "
+                             "to run its encoder again at every step)")
         self.units = units
         self.filters = filters
         self.skips = skips
@@ -87,6 +114,8 @@ class InstanceCell(layers.Layer):
         self.decoder_norm = decoder_norm
         self.recurrence = recurrence
         self.gated = gated
+        self.decoder_kind = decoder
+        self.canvas = canvas
         self.state_size = [units, units] if recurrence == "rnn" else [units] * 4
 
     def build(self, input_shape):
@@ -96,13 +125,18 @@ class InstanceCell(layers.Layer):
         shape = (None, h, w, input_shape[-1])
         self.encoder, enc_shapes = [], [shape]
         for i, (f, k, s) in enumerate(ENCODER):
-            block = ConvBlock(f, k, s, name=f"conv{i + 1}")
+            # Momentum 0.9: the encoder runs once per training step (not once per recurrent
+            # step, as when it was called T times), and its moving statistics must still settle
+            # in short runs (0.99 ** T ~ 0.9 per step before).
+            block = ConvBlock(f, k, s, momentum=0.9, name=f"conv{i + 1}")
             block.build(shape)
             shape = block.compute_output_shape(shape)
             self.encoder.append(block)
             enc_shapes.append(shape)
         self.grid = shape[1:3]
-        self._build_recurrence(shape)
+        self._build_recurrence(shape[:3] + (shape[3] + int(self.canvas),))
+        if self.canvas:
+            self.state_size = self.state_size + [h * w]  # The canvas, flattened.
         self.decoder = []
         channels = shape[3]
         for i, k in enumerate(DECODER_KERNELS):
@@ -113,9 +147,16 @@ class InstanceCell(layers.Layer):
             self.decoder.append(block)
             channels = self.filters
         in_ch = channels + (enc_shapes[0][3] if self.skips else 0)
-        activation = "sigmoid" if self.gated else self.output_activation
-        self.head = layers.Conv2DTranspose(1, 1, 1, activation=activation, name="head")
-        self.head.build((None, None, None, in_ch))
+        if self.decoder_kind == "dynamic":
+            # Step state h2 -> the weights of (filters + 2) -> DYNAMIC_HIDDEN -> 1.
+            self.embedding = layers.Conv2D(self.filters, 1, name="embedding")
+            self.embedding.build((None, None, None, in_ch))
+            n_in = self.filters + 2 + int(self.canvas)  # Embeddings, y, x (, canvas).
+            self.dynamic = layers.Dense((n_in + 2) * DYNAMIC_HIDDEN + 1, name="dynamic_head")
+            self.dynamic.build((None, self.top_state_size))
+        else:  # Linear: `step` applies the activation (or the gate) itself.
+            self.head = layers.Conv2DTranspose(1, 1, 1, name="head")
+            self.head.build((None, None, None, in_ch))
         super().build(input_shape)
 
     def _build_recurrence(self, shape):
@@ -130,9 +171,11 @@ class InstanceCell(layers.Layer):
             self.fc2 = layers.Conv2D(gates, 3, padding="same", name="rnn_fc2")
             self.rec2 = layers.Conv2D(gates, 3, padding="same", use_bias=False,
                                       name="rnn_fc2_recurrent")
-            self.to_grid = layers.Conv2D(ch, 1, activation="relu", name="to_grid")
-            for conv, c_in in ((self.fc1, ch), (self.rec1, n), (self.fc2, n), (self.rec2, n),
-                               (self.to_grid, n)):
+            layer_inputs = [(self.fc1, ch), (self.rec1, n), (self.fc2, n), (self.rec2, n)]
+            if self.decoder_kind == "deconv":  # The dynamic decoder reads h2 as it is.
+                self.to_grid = layers.Conv2D(ch, 1, activation="relu", name="to_grid")
+                layer_inputs.append((self.to_grid, n))
+            for conv, c_in in layer_inputs:
                 conv.build((None, gh, gw, c_in))
             return
         flat = gh * gw * ch
@@ -142,49 +185,107 @@ class InstanceCell(layers.Layer):
         self.fc2 = layers.Dense(gates, name="rnn_fc2")
         self.rec2 = layers.Dense(gates, use_bias=False, name="rnn_fc2_recurrent",
                                  kernel_initializer="orthogonal")
-        self.to_grid = layers.Dense(flat, activation="relu", name="to_grid")
-        for dense, n_in in ((self.fc1, flat), (self.rec1, n), (self.fc2, n), (self.rec2, n),
-                            (self.to_grid, n)):
+        layer_inputs = [(self.fc1, flat), (self.rec1, n), (self.fc2, n), (self.rec2, n)]
+        if self.decoder_kind == "deconv":  # The dynamic decoder reads h2 as it is.
+            self.to_grid = layers.Dense(flat, activation="relu", name="to_grid")
+            layer_inputs.append((self.to_grid, n))
+        for dense, n_in in layer_inputs:
             dense.build((None, n_in))
 
     def _recur(self, x, states):
-        """Bottleneck step: encoder output [B, gh, gw, ch] -> (decoder input, new states)."""
+        """Bottleneck step: encoder output [B, gh, gw, ch] -> new states (without the canvas)."""
         gh, gw, ch = self.grid[0], self.grid[1], x.shape[-1]
         if self.recurrence == "rnn":
             h1 = ops.relu(self.fc1(ops.reshape(x, (-1, gh * gw * ch))) + self.rec1(states[0]))
-            h2 = ops.relu(self.fc2(h1) + self.rec2(states[1]))
-            return ops.reshape(self.to_grid(h2), (-1, gh, gw, ch)), [h1, h2]
+            return [h1, ops.relu(self.fc2(h1) + self.rec2(states[1]))]
         if self.recurrence == "lstm":
             h1, c1 = lstm_update(self.fc1(ops.reshape(x, (-1, gh * gw * ch)))
                                  + self.rec1(states[0]), states[1])
             h2, c2 = lstm_update(self.fc2(h1) + self.rec2(states[2]), states[3])
-            return ops.reshape(self.to_grid(h2), (-1, gh, gw, ch)), [h1, c1, h2, c2]
+            return [h1, c1, h2, c2]
         grid = lambda s: ops.reshape(s, (-1, gh, gw, self.units))  # noqa: E731
         h1, c1 = lstm_update(self.fc1(x) + self.rec1(grid(states[0])), grid(states[1]))
         h2, c2 = lstm_update(self.fc2(h1) + self.rec2(grid(states[2])), grid(states[3]))
         flat = lambda s: ops.reshape(s, (-1, gh * gw * self.units))  # noqa: E731
-        return self.to_grid(h2), [flat(h1), flat(c1), flat(h2), flat(c2)]
+        return [flat(h1), flat(c1), flat(h2), flat(c2)]
+
+    def _to_grid(self, states, channels: int):
+        """The top state h2 back on the bottleneck grid [B, gh, gw, channels] (the deconv
+        decoder's input)."""
+        gh, gw = self.grid
+        h2 = self.top_state(states)
+        if self.recurrence == "convlstm":
+            return self.to_grid(ops.reshape(h2, (-1, gh, gw, self.units)))
+        return ops.reshape(self.to_grid(h2), (-1, gh, gw, channels))
+
+    @property
+    def top_state_size(self) -> int:
+        """The size of `top_state`: h2, flattened for the convolutional LSTM."""
+        return self.state_size[1] if self.recurrence == "rnn" else self.state_size[2]
 
     def top_state(self, states):
         """The top recurrent layer's output h2 [batch, state size] (what a stop head reads)."""
         return states[1] if self.recurrence == "rnn" else states[2]
 
-    def call(self, inputs, states, training=None):
-        features, x = [inputs], inputs
+    def encode(self, inputs, training=None) -> dict:
+        """What does not change from step to step, computed once per category map.
+
+        inputs [B, h, w, 1] -> {"inputs", "features": the encoder maps (strides 2, 4, 8),
+        "embedding" [B, h, w, filters + 2] (the dynamic decoder only: the per-pixel embeddings
+        and the y, x coordinates in [-1, 1])}.
+        """
+        features, x = [], inputs
         for block in self.encoder:
             x = block(x, training=training)
             features.append(x)
-        y, states = self._recur(x, states)
+        encoded = {"inputs": inputs, "features": features}
+        if self.decoder_kind == "dynamic":
+            y = self._decode(features[-1], encoded, training)
+            encoded["embedding"] = ops.concatenate(
+                [self.embedding(y), _coordinates(inputs)], axis=-1)
+        return encoded
+
+    def _decode(self, y, encoded, training):
+        """The deconvolutions (with skips) from the bottleneck grid back to the input's size."""
+        features, inputs = encoded["features"], encoded["inputs"]
         for i, block in enumerate(self.decoder):
             if self.skips:
                 y = ops.concatenate([y, features[-1 - i]], axis=-1)
-            y = crop_like(block(y, training=training), features[-2 - i])
-        if self.skips:
-            y = ops.concatenate([y, inputs], axis=-1)
-        out = self.head(y)
+            y = crop_like(block(y, training=training), ([inputs] + features)[-2 - i])
+        return ops.concatenate([y, inputs], axis=-1) if self.skips else y
+
+    def step(self, encoded, states, training=None, return_logits: bool = False):
+        """One recurrent step on `encode`'s output -> (instance map [B, h, w, 1], states).
+
+        return_logits: return the pre-activation map instead (the gate's logits when gated),
+        for a caller that applies the gate at another resolution (`DecompNet`'s fine maps).
+        """
+        inputs, bottleneck = encoded["inputs"], encoded["features"][-1]
+        embedding = encoded.get("embedding")
+        if self.canvas:
+            h, w = inputs.shape[1], inputs.shape[2]
+            canvas = ops.reshape(states[-1], (-1, h, w, 1))
+            pooled = ops.image.resize(canvas, self.grid, interpolation="area")
+            bottleneck = ops.concatenate([bottleneck, pooled], axis=-1)
+            embedding = ops.concatenate([embedding, canvas], axis=-1)
+            states = states[:-1]
+        states = self._recur(bottleneck, states)
+        if self.decoder_kind == "dynamic":
+            logits = _dynamic_head(embedding, self.dynamic(self.top_state(states)))
+        else:
+            y = self._to_grid(states, bottleneck.shape[-1])
+            logits = self.head(self._decode(y, encoded, training))
         if self.gated:  # A selection from the (non-negative part of the) response map.
-            out = out * ops.clip(inputs, 0.0, 1.0)
-        return out, states
+            out = ops.sigmoid(logits) * ops.clip(inputs, 0.0, 1.0)
+        else:
+            out = ops.sigmoid(logits) if self.output_activation == "sigmoid" else logits
+        if self.canvas:  # What is explained so far: the emitted maps, in [0, 1].
+            drawn = ops.stop_gradient(ops.clip(out, 0.0, 1.0))
+            states = states + [ops.reshape(canvas + drawn, (-1, h * w))]
+        return (logits if return_logits else out), states
+
+    def call(self, inputs, states, training=None):
+        return self.step(self.encode(inputs, training=training), states, training=training)
 
     def get_initial_state(self, batch_size=None):
         return [ops.zeros((batch_size, size)) for size in self.state_size]
@@ -193,4 +294,26 @@ class InstanceCell(layers.Layer):
         return {**super().get_config(), "units": self.units, "filters": self.filters,
                 "skips": self.skips, "output_activation": self.output_activation,
                 "decoder_norm": self.decoder_norm, "recurrence": self.recurrence,
-                "gated": self.gated}
+                "gated": self.gated, "decoder": self.decoder_kind, "canvas": self.canvas}
+
+
+def _coordinates(x):
+    """[B, h, w, C] -> [B, h, w, 2]: each pixel centre's (y, x) in [-1, 1]."""
+    h, w = x.shape[1], x.shape[2]
+    ys = (ops.arange(h, dtype="float32") + 0.5) / h * 2.0 - 1.0
+    xs = (ops.arange(w, dtype="float32") + 0.5) / w * 2.0 - 1.0
+    grid = ops.stack(ops.meshgrid(ys, xs, indexing="ij"), axis=-1)  # [h, w, 2]
+    return ops.zeros_like(x[..., :1]) + grid[None]
+
+
+def _dynamic_head(embedding, params):
+    """Per-pixel network with per-map weights: embedding [B, h, w, n] and params
+    [B, (n + 2) * k + 1] (k = DYNAMIC_HIDDEN: weights n x k, biases k, output weights k, output
+    bias 1) -> logits [B, h, w, 1]."""
+    n, k = embedding.shape[-1], DYNAMIC_HIDDEN
+    w1 = ops.reshape(params[:, : n * k], (-1, n, k))
+    b1 = params[:, n * k : n * k + k]
+    w2 = params[:, n * k + k : n * k + 2 * k]
+    b2 = params[:, n * k + 2 * k :]
+    hidden = ops.relu(ops.einsum("bhwn,bnk->bhwk", embedding, w1) + b1[:, None, None, :])
+    return ops.einsum("bhwk,bk->bhw", hidden, w2)[..., None] + b2[:, None, None, :]

@@ -15,18 +15,21 @@ from keras import layers, ops
 class ConvBlock(layers.Layer):
     """conv or deconv -> batch norm -> ReLU, 'same' padding (norm=False: conv + bias -> ReLU).
 
+    `momentum` is the batch norm's moving-average momentum.
+
     Input [batch, H, W, C_in] -> output [batch, ceil(H / s), ceil(W / s), filters] for a conv
     with stride s, [batch, H * s, W * s, filters] for a deconv.
     """
 
     def __init__(self, filters: int, kernel_size: int, strides: int = 1,
-                 transpose: bool = False, norm: bool = True, **kwargs):
+                 transpose: bool = False, norm: bool = True, momentum: float = 0.99, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
         self.transpose = transpose
         self.norm = norm
+        self.momentum = momentum
 
     def build(self, input_shape):
         conv_cls = layers.Conv2DTranspose if self.transpose else layers.Conv2D
@@ -34,7 +37,8 @@ class ConvBlock(layers.Layer):
         self.conv = conv_cls(self.filters, self.kernel_size, strides=self.strides,
                              padding="same", use_bias=not self.norm, name="conv")
         self.conv.build(input_shape)
-        self.bn = layers.BatchNormalization(name="bn") if self.norm else None
+        self.bn = (layers.BatchNormalization(momentum=self.momentum, name="bn") if self.norm
+                   else None)
         if self.bn is not None:
             self.bn.build(self.conv.compute_output_shape(input_shape))
         super().build(input_shape)
@@ -49,7 +53,7 @@ class ConvBlock(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "strides": self.strides,
-                "transpose": self.transpose, "norm": self.norm}
+                "transpose": self.transpose, "norm": self.norm, "momentum": self.momentum}
 
 
 def crop_like(x, reference):

@@ -1,38 +1,16 @@
-"""tf.data pipeline over decomp_mnist: TFDS examples -> (images, per-category targets).
+"""The tf.data pipeline of training: TFDS examples -> (images, per-category targets).
 
-Pure preprocessing (`prepare_example`) works eagerly and inside `tf.data`; `make_dataset` wires
-it to TFDS with shuffling, batching and prefetching.
+Serves decomp_mnist and decomp_kitti (whose examples are first turned into box-mask examples by
+`decomp_kitti.kitti_example`). Pure preprocessing (`prepare_example`) works eagerly and inside
+`tf.data`; `make_dataset` wires it to TFDS with shuffling, batching and prefetching.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import tensorflow as tf
 
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """Input pipeline settings.
-
-    Attributes:
-      dataset: TFDS name with config, e.g. "decomp_mnist/small".
-      data_dir: TFDS data dir (None: ~/tensorflow_datasets).
-      batch_size: global batch size.
-      max_per_class: objects per category kept in the targets (padding size M); decomp_mnist
-        has at most 10 objects per image, so 10 loses nothing.
-      shuffle_buffer: examples in the shuffle buffer (training only).
-      train_examples: use only the first N training images (0: all); for quick runs.
-      seed: shuffling seed.
-    """
-
-    dataset: str = "decomp_mnist/small"
-    data_dir: str | None = None
-    batch_size: int = 32
-    max_per_class: int = 10
-    shuffle_buffer: int = 2048
-    train_examples: int = 0
-    seed: int = 0
+from decompnet_tf.config import DataConfig
+from decompnet_tf.data.builders import is_kitti, open_builder, tfds_split
 
 
 def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
@@ -91,30 +69,24 @@ def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
     return image, targets
 
 
-def dataset_split(dataset: str, split: str) -> str:
-    """The TFDS split for "train" / "test": decomp_kitti names its held-out split "validation"
-    (the standard 3,712 / 3,769 split; KITTI's own test set has no labels)."""
-    from decompnet_tf.data.decomp_kitti import is_kitti
-
-    return "validation" if is_kitti(dataset) and split == "test" else split
-
-
 def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, training: bool,
                  repeat: bool = False, image_size=None, instance_size=None) -> tf.data.Dataset:
     """Batched (images [B, H, W, channels], targets as in `prepare_example` with a batch axis).
+
+    Args:
+      split: a logical split, "train", "validation" or "test" (`builders.tfds_split`).
+      training: shuffle (and keep only `config.train_examples` images of "train").
 
     decomp_kitti examples are first turned into box-mask examples at `image_size` (required
     for it) by `decomp_kitti.kitti_example`.
     """
     import tensorflow_datasets as tfds
 
-    import tfds_builders  # noqa: F401  (registers decomp_mnist and decomp_kitti)
-    from decompnet_tf.data.decomp_kitti import is_kitti, kitti_example
+    from decompnet_tf.data.decomp_kitti import kitti_example
 
-    builder = tfds.builder(config.dataset, data_dir=config.data_dir)
-    builder.download_and_prepare()
+    builder = open_builder(config.dataset, config.data_dir)
     read_config = tfds.ReadConfig(shuffle_seed=config.seed)
-    ds = builder.as_dataset(split=dataset_split(config.dataset, split), shuffle_files=training,
+    ds = builder.as_dataset(split=data_split(config, split, builder), shuffle_files=training,
                             read_config=read_config)
     if training and config.train_examples:
         ds = ds.take(config.train_examples)
@@ -133,17 +105,25 @@ def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, tra
                                instance_size)
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
-    return ds.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    # Under tf.distribute with several workers every worker reads its own share of the
+    # examples: shard by element (the datasets have too few files for file sharding), after
+    # the same seeded shuffle on every worker.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def data_split(config: DataConfig, split: str, builder) -> str:
+    """The TFDS split string of the logical `split` for this data config."""
+    return tfds_split(config.dataset, split, config.validation_examples,
+                      builder.info.splits["train"].num_examples)
 
 
 def num_examples(config: DataConfig, split: str) -> int:
-    """Images in `split`, after the `train_examples` limit."""
-    import tensorflow_datasets as tfds
-
-    import tfds_builders  # noqa: F401
-
-    info = tfds.builder(config.dataset, data_dir=config.data_dir).info
-    n = info.splits[dataset_split(config.dataset, split)].num_examples
+    """Images in the logical `split`, after the `train_examples` limit."""
+    builder = open_builder(config.dataset, config.data_dir, prepare=False)
+    n = builder.info.splits[data_split(config, split, builder)].num_examples
     if split == "train" and config.train_examples:
         n = min(n, config.train_examples)
     return n

@@ -1,0 +1,95 @@
+"""absl flags derived from the configuration dataclasses' fields (decompnet_tf.config).
+
+An entry script defines its flags with `define_flags(ModelConfig, ...)` and turns them into the
+frozen dataclasses once with `from_flags(ModelConfig)`: names, defaults, help texts, choices and
+bounds are written once, in the dataclass. Bounds are absl validators, so a bad value stops
+the script when the flags are parsed, with the flag's name in the message:
+
+    FATAL Flags parsing error: flag --max_images=-5: ... must be >= 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+from absl import flags
+
+
+def _flag_name(field: dataclasses.Field) -> str:
+    return field.metadata.get("flag") or field.name
+
+
+def _cli_fields(cls) -> list[tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.metadata.get("cli", False)]
+
+
+def _element_type(hint) -> type:
+    """tuple[int, ...] -> int."""
+    return typing.get_args(hint)[0]
+
+
+def _is_tuple(hint) -> bool:
+    return typing.get_origin(hint) is tuple
+
+
+def _list_validator(name: str, lower, upper, element: type):
+    def check(values) -> bool:
+        for v in values:
+            try:
+                v = element(v)
+            except (TypeError, ValueError):
+                raise flags.ValidationError(
+                    f"--{name}: {v!r} is not a {element.__name__}") from None
+            if lower is not None and v < lower:
+                raise flags.ValidationError(f"--{name}: {v} must be >= {lower}")
+            if upper is not None and v > upper:
+                raise flags.ValidationError(f"--{name}: {v} must be <= {upper}")
+        return True
+
+    return check
+
+
+def define_flags(*classes, flag_values: flags.FlagValues = flags.FLAGS,
+                 exclude: tuple[str, ...] = ()) -> None:
+    """Defines one absl flag per field (with `cli`) of each dataclass, skipping the names in
+    `exclude` (`from_flags` gives those fields their default) and names already defined by an
+    earlier class (the `seed` that DataConfig and TrainConfig share)."""
+    for cls in classes:
+        for field, hint in _cli_fields(cls):
+            name = _flag_name(field)
+            if name in flag_values or name in exclude:
+                continue
+            meta, default = field.metadata, field.default
+            lower, upper, kw = meta.get("lower"), meta.get("upper"), {"flag_values": flag_values}
+            if _is_tuple(hint):  # Each element is checked: a list flag has no bounds of its own.
+                flags.DEFINE_list(name, [str(v) for v in default], meta["help"], **kw)
+                flags.register_validator(
+                    name, _list_validator(name, lower, upper, _element_type(hint)), **kw)
+            elif meta.get("choices"):
+                flags.DEFINE_enum(name, default, list(meta["choices"]), meta["help"], **kw)
+            elif hint is bool:
+                flags.DEFINE_boolean(name, default, meta["help"], **kw)
+            elif hint in (int, float):  # absl's own bounds: checked at parse time, in --help.
+                define = flags.DEFINE_integer if hint is int else flags.DEFINE_float
+                define(name, default, meta["help"], lower_bound=lower, upper_bound=upper, **kw)
+            elif hint is str or type(None) in typing.get_args(hint):
+                flags.DEFINE_string(name, default, meta["help"], **kw)
+            else:
+                raise TypeError(f"{cls.__name__}.{field.name}: no flag type for {hint}")
+
+
+def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS, **overrides):
+    """The dataclass `cls` built from the parsed flags (list flags become tuples of the field's
+    element type); `overrides` replace fields, and fields without a flag keep their default."""
+    values = {}
+    for field, hint in _cli_fields(cls):
+        if field.name in overrides or _flag_name(field) not in flag_values:
+            continue
+        value = flag_values[_flag_name(field)].value
+        if _is_tuple(hint):
+            value = tuple(_element_type(hint)(v) for v in value)
+        values[field.name] = value
+    return cls(**values, **overrides)

@@ -1,0 +1,82 @@
+"""The detectors evaluate.py can score, built from a trained model_dir and checked against the
+dataset they will see: decompNet (the Keras model or its exported TFLite file), the
+sliding-window baseline, and the connected-components yardstick."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from decompnet_tf.config import InferenceConfig
+
+DETECTORS = ("decompnet", "components")
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorSpec:
+    """What to evaluate from a model_dir (evaluate.py's flags, once).
+
+    detector: "decompnet", or "components" (connected components of the category maps,
+      `inference.ComponentsDetector`); a baseline model_dir is always the baseline.
+    category_source: "network", or "truth" (the TRUE category maps: stage 2 alone).
+    tflite: an exported .tflite file of the model to evaluate instead of the Keras model.
+    window_step: the baseline's window stride in px (0: as trained).
+    """
+
+    settings: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
+    detector: str = "decompnet"
+    category_source: str = "network"
+    tflite: str | None = None
+    window_step: int = 0
+
+
+def check_compatible(model_config, names, image_size, dataset: str) -> None:
+    """A clear error when the model's classes or input size do not fit the dataset (KITTI
+    images are resized to the model's size, so only the classes must fit there)."""
+    from decompnet_tf.data.builders import is_kitti
+
+    size_ok = is_kitti(dataset) or tuple(model_config.image_size) == tuple(image_size)
+    if model_config.num_classes != len(names) or not size_ok:
+        raise ValueError(
+            f"the model ({model_config.num_classes} classes, input "
+            f"{tuple(model_config.image_size)}) does not match the dataset {dataset} "
+            f"({len(names)} classes {names}, images {tuple(image_size)}); pass the --dataset "
+            "the model was trained for")
+
+
+def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None,
+                  data_dir: str | None = None):
+    """(detector, TFDS builder, Config) for the model in `model_dir` on `dataset` (default:
+    the one it was trained on)."""
+    import os
+
+    from decompnet_tf.data.builders import open_builder
+    from decompnet_tf.model_io import read_config
+
+    config = read_config(model_dir)
+    builder = open_builder(dataset or config.data.dataset, data_dir or config.data.data_dir)
+    names = builder.info.features["objects"]["label"].names
+    check_compatible(config.model, names, builder.info.features["image"].shape[:2],
+                     builder.info.full_name)
+    if spec.detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {DETECTORS}, got {spec.detector!r}")
+    if config.kind == "baseline":
+        from decompnet_tf.model_io import load_classifier
+        from decompnet_tf.models.baseline import SlidingWindowDetector
+
+        net, _ = load_classifier(model_dir)
+        b = config.baseline
+        return SlidingWindowDetector(net, config.model.image_size, b.min_size, b.max_size,
+                                     spec.window_step or b.step, b.nms_iou), builder, config
+    if spec.tflite:
+        from decompnet_tf.inference import TFLiteDetector
+
+        if not os.path.isfile(spec.tflite):
+            raise FileNotFoundError(f"--tflite={spec.tflite}: no such file; run export.py")
+        return TFLiteDetector(spec.tflite), builder, config
+    from decompnet_tf.inference import ComponentsDetector, DecompDetector
+    from decompnet_tf.model_io import load_trained
+
+    net, _ = load_trained(model_dir)
+    if spec.detector == "components":
+        return ComponentsDetector(net, spec.category_source), builder, config
+    return DecompDetector(net, spec.settings, spec.category_source), builder, config
