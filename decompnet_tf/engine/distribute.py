@@ -26,3 +26,11 @@ def get_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def in_multi_worker_mode(strategy: tf.distribute.Strategy) -> bool:
+    """True under MultiWorkerMirroredStrategy with more than one worker: Keras 3 then averages
+    each logged value across workers along its axis 0, which a scalar has not
+    (tensorflow/tensorflow#72388), so the trainer logs 1-element vectors there."""
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
