@@ -48,6 +48,9 @@ flags.DEFINE_enum("category_maps", "network", ["network", "truth"],
                   "network's maps, or the TRUE category maps (stage 2 measured alone).")
 flags.DEFINE_integer("window_step", 0, "Baseline only: window stride in px (0: as trained).",
                      lower_bound=0)
+flags.DEFINE_integer("stage", 0, "Evaluate the network as this training stage left it (e.g. "
+                     "2: the instance network before stage 3's fine-tuning; 0: the last).",
+                     lower_bound=0, upper_bound=3)
 flags.DEFINE_string("tflite", None, "Evaluate this exported .tflite file of --model_dir's "
                     "model instead of the Keras model (export.py writes it).")
 flags.DEFINE_integer("num_sheets", 4, "Qualitative sheets (Figures 3 and 6) to draw.",
@@ -64,7 +67,7 @@ def evaluate_dir(model_dir: str, out_dir: str):
 
     settings = from_flags(InferenceConfig)
     spec = DetectorSpec(settings, FLAGS.detector, FLAGS.category_maps, FLAGS.tflite,
-                        FLAGS.window_step)
+                        FLAGS.window_step, FLAGS.stage)
     detector, builder, config = load_detector(model_dir, spec, FLAGS.dataset, FLAGS.data_dir)
     describe = {"model_dir": model_dir}
     validation = config.data.validation_examples
@@ -87,9 +90,9 @@ def evaluate_dir(model_dir: str, out_dir: str):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from decompnet_tf.console import import_tensorflow
+    from decompnet_tf.console import quiet_start
 
-    import_tensorflow()  # Before anything else imports it: a console without C++ start-up noise.
+    quiet_start()  # Before anything imports TensorFlow: a console without start-up noise.
     dirs = FLAGS.compare or ([FLAGS.model_dir] if FLAGS.model_dir else [])
     if not dirs:
         raise app.UsageError("pass --model_dir=DIR or --compare=DIR1,DIR2")

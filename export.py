@@ -32,9 +32,9 @@ flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from decompnet_tf.console import import_tensorflow
+    from decompnet_tf.console import quiet_start
 
-    import_tensorflow()  # Before anything else imports it: a console without C++ start-up noise.
+    quiet_start()  # Before anything imports TensorFlow: a console without start-up noise.
     from decompnet_tf.export.saved_model import DetectorModule, export_saved_model, export_tflite
     from decompnet_tf.model_io import load_trained
 

@@ -22,9 +22,9 @@ flags.DEFINE_string("data_dir", None, "TFDS data dir (default: ~/tensorflow_data
 
 def main(argv):
     del argv
-    from decompnet_tf.console import import_tensorflow
+    from decompnet_tf.console import quiet_start
 
-    import_tensorflow()
+    quiet_start()
     import tensorflow_datasets as tfds
 
     import tfds_builders  # noqa: F401  (registers decomp_mnist)

@@ -43,9 +43,9 @@ def config_from_flags() -> Config:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from decompnet_tf.console import import_tensorflow
+    from decompnet_tf.console import quiet_start
 
-    import_tensorflow()  # Before anything else imports it: a console without C++ start-up noise.
+    quiet_start()  # Before anything imports TensorFlow: a console without start-up noise.
     try:
         config = config_from_flags()
         if config.kind == "baseline":

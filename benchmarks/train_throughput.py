@@ -1,97 +1,119 @@
-"""Training throughput per stage on this machine, and the share of step time in the matching.
+"""Training throughput on this machine: each stage, each matcher with and without XLA, and how
+the step time grows with the objects per image and with T.
 
-    python benchmarks/train_throughput.py                      # paper-sized networks
-    python benchmarks/train_throughput.py --instance_units=512 --category_skips --instance_skips
+    python benchmarks/train_throughput.py --flagfile=configs/mnist_quick.flags
+    python benchmarks/train_throughput.py --flagfile=configs/mnist.flags --batch_size=32
 
-Measures, on random decomp_mnist-shaped batches (no dataset needed): images/s of the training
-step of stages 1, 2 and 3, and the time of the Hungarian matching (cost matrix + host scipy call)
-as a share of the stage-2 step. Ratios come from one run, so they compare like with like.
+Any train.py flag file works (the benchmark defines the same flags and reads the model, loss
+and batch settings from it). Batches are random decomp_mnist-shaped tensors (no dataset):
+`objects` objects per image, spread over the categories. Every figure comes from one run, so
+the ratios compare like with like; nothing is asserted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+from decompnet_tf.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from decompnet_tf.config_flags import define_flags, from_flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch_size", 32, "Batch size.")
-flags.DEFINE_integer("warmup", 2, "Untimed steps (tracing).")
-flags.DEFINE_integer("iters", 5, "Timed steps per stage.")
-flags.DEFINE_integer("steps", 11, "Recurrent steps T.")
-flags.DEFINE_integer("instance_units", 2048, "Recurrent units.")
-flags.DEFINE_integer("instance_filters", 32, "InstanceCell deconvolution filters.")
-flags.DEFINE_integer("box_hidden", 4096, "Box regressor hidden units.")
-flags.DEFINE_boolean("category_skips", False, "CategoryNet skips.")
-flags.DEFINE_boolean("instance_skips", False, "InstanceCell skips.")
-flags.DEFINE_boolean("full_resolution", False, "Full-resolution maps.")
-flags.DEFINE_list("stages", ["1", "2", "3"], "Stages to time.")
+flags.DEFINE_integer("warmup", 2, "Untimed steps (tracing, XLA compilation).", lower_bound=1)
+flags.DEFINE_integer("iters", 5, "Timed steps per measurement.", lower_bound=1)
+flags.DEFINE_list("bench_stages", ["1", "2", "3"], "Stages to time with the run's matcher.")
+flags.DEFINE_list("objects", ["5", "10", "20"], "Objects per image for the growth rows.")
+flags.DEFINE_list("steps_sweep", ["4", "8", "16"], "Values of T for the growth rows.")
+define_flags(DataConfig, ModelConfig, LossConfig, TrainConfig)
 
 
-def random_batch(batch, map_size, c=3, m=10, seed=0):
+def random_batch(batch, map_size, c, m, objects, seed=0):
+    """Images and targets as data.pipeline gives them, `objects` objects per image (split over
+    the categories at random, at most m per category), random masks and boxes."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     images = rng.random((batch, 100, 100, 1), dtype=np.float32)
-    counts = rng.integers(1, 5, size=(batch, c))
-    valid = np.arange(m)[None, None, :] < counts[..., None]
-    masks = (rng.random((batch, c, m, *map_size)) > 0.9).astype(np.float32) * valid[..., None,
-                                                                                    None]
-    boxes = np.tile(np.array([0.1, 0.1, 0.4, 0.4], np.float32), (batch, c, m, 1))
+    counts = np.stack([np.bincount(rng.integers(0, c, objects), minlength=c)
+                       for _ in range(batch)]).clip(0, m)
+    valid = (np.arange(m)[None, None, :] < counts[..., None]).astype(np.int32)
+    masks = (rng.random((batch, c, m, *map_size)) > 0.95).astype(np.float32) * valid[
+        ..., None, None]
+    corner = rng.random((batch, c, m, 2)).astype(np.float32) * 0.7
+    boxes = np.concatenate([corner, corner + 0.2], axis=-1)
     return images, {"masks": masks, "boxes": boxes, "valid": valid,
                     "category_target": masks.sum(2).transpose(0, 2, 3, 1),
                     "num_objects": counts.astype(np.int32)}
 
 
-def main(argv):
-    del argv
+def step_time(model_cfg, loss_cfg, batch, stage, matcher, jit_compile, objects):
+    """Seconds per training step of `stage` on a random batch."""
     import keras
     import tensorflow as tf
 
-    from decompnet_tf.config import LossConfig, ModelConfig
-    from decompnet_tf.engine.trainer import DecompTrainer, fold
-    from decompnet_tf.matching import match
+    from decompnet_tf.engine.trainer import DecompTrainer
     from decompnet_tf.models.decompnet import DecompNet
 
-    cfg = ModelConfig(steps=FLAGS.steps, instance_units=FLAGS.instance_units,
-                      instance_filters=FLAGS.instance_filters, box_hidden=FLAGS.box_hidden,
-                      category_skips=FLAGS.category_skips, instance_skips=FLAGS.instance_skips,
-                      full_resolution=FLAGS.full_resolution)
-    net = DecompNet(cfg)
+    net = DecompNet(model_cfg)
     net.build()
-    images, targets = random_batch(FLAGS.batch_size, net.map_size)
-    data = (tf.constant(images), {k: tf.constant(v) for k, v in targets.items()})
-    print(f"{cfg}\nbatch {FLAGS.batch_size}, {net.count_params():,} parameters, "
-          f"{os.cpu_count()} CPU cores, TF {tf.__version__}")
-    step_time = {}
-    for stage in (int(s) for s in FLAGS.stages):
-        trainer = DecompTrainer(net, stage, LossConfig())
-        trainer.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9))
-        step = tf.function(trainer.train_step)
-        for _ in range(FLAGS.warmup):
-            step(data)
-        start = time.perf_counter()
-        for _ in range(FLAGS.iters):
-            logs = step(data)
-        float(logs["loss"])
-        step_time[stage] = (time.perf_counter() - start) / FLAGS.iters
-        print(f"stage {stage}: {FLAGS.batch_size / step_time[stage]:8.1f} images/s "
-              f"({step_time[stage] * 1000:.0f} ms/step)")
-    if 2 in step_time:
-        out = net(data[0], training=False)
-        pred = fold(out["instance_maps"])
-        gt, valid = fold(data[1]["masks"]), fold(data[1]["valid"])
-        matcher = tf.function(lambda: match(pred, gt, valid, 0.1))
-        matcher()
-        start = time.perf_counter()
-        for _ in range(FLAGS.iters):
-            matcher().numpy()
-        t = (time.perf_counter() - start) / FLAGS.iters
-        print(f"matching: {t * 1000:.1f} ms/batch = {100 * t / step_time[2]:.2f}% of the "
-              "stage-2 step")
+    images, targets = random_batch(batch, net.map_size, model_cfg.num_classes,
+                                   FLAGS.max_per_class, objects)
+    images = tf.constant(images)
+    targets = {k: tf.constant(v) for k, v in targets.items()}
+    if model_cfg.instance_pool > 1 and not model_cfg.instance_fine:
+        size = net.instance_size
+        masks = tf.reshape(targets["masks"], (-1, *net.map_size, 1))
+        targets["masks"] = tf.reshape(tf.image.resize(masks, size, "area"),
+                                      (batch, model_cfg.num_classes, -1, *size))
+    trainer = DecompTrainer(net, stage, loss_cfg, matcher=matcher)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit_compile)
+    ds = tf.data.Dataset.from_tensors((images, targets)).repeat()
+    it = iter(ds)
+    trainer.make_train_function()
+    for _ in range(FLAGS.warmup):
+        logs = trainer.train_function(it)
+    float(logs["loss"])
+    start = time.perf_counter()
+    for _ in range(FLAGS.iters):
+        logs = trainer.train_function(it)
+    float(logs["loss"])
+    return (time.perf_counter() - start) / FLAGS.iters
+
+
+def main(argv):
+    del argv
+    from decompnet_tf.console import quiet_start
+
+    quiet_start()
+    import tensorflow as tf
+
+    model_cfg, loss_cfg = from_flags(ModelConfig), from_flags(LossConfig)
+    batch = FLAGS.batch_size
+    print(f"{os.cpu_count()} CPU cores, TF {tf.__version__}, batch {batch}, T = "
+          f"{model_cfg.steps}, {model_cfg.instance_decoder} decoder, instance maps pooled by "
+          f"{model_cfg.instance_pool}, matching {loss_cfg.matching}")
+    rows = []
+    objects = int(FLAGS.objects[0]) if FLAGS.objects else 7
+    for stage in (int(s) for s in FLAGS.bench_stages):
+        t = step_time(model_cfg, loss_cfg, batch, stage, "scipy", False, objects)
+        rows.append((f"stage {stage}, scipy matcher", t))
+    if loss_cfg.matching != "ordered":
+        for matcher, xla in (("scipy", False), ("graph", False), ("graph", True)):
+            t = step_time(model_cfg, loss_cfg, batch, 2, matcher, xla, objects)
+            rows.append((f"stage 2, {matcher} matcher{', XLA' if xla else ''}", t))
+    for n in (int(x) for x in FLAGS.objects):
+        t = step_time(model_cfg, loss_cfg, batch, 2, "scipy", False, n)
+        rows.append((f"stage 2, {n} objects per image", t))
+    for steps in (int(x) for x in FLAGS.steps_sweep):
+        cfg = dataclasses.replace(model_cfg, steps=steps)
+        t = step_time(cfg, loss_cfg, batch, 2, "scipy", False, objects)
+        rows.append((f"stage 2, T = {steps}", t))
+    print(f"{'measurement':<36} {'ms/step':>9} {'images/s':>9}")
+    for name, t in rows:
+        print(f"{name:<36} {t * 1000:9.1f} {batch / t:9.1f}", flush=True)
 
 
 if __name__ == "__main__":

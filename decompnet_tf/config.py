@@ -74,6 +74,10 @@ class ModelConfig:
     box_hidden: int = setting(4096, "Hidden units of the box regressor (section 2.3).", lower=1)
     box_dropout: float = setting(0.5, "Dropout rate of the box regressor.", lower=0.0,
                                  upper=1.0)
+    box_input: str = setting(
+        "map", "What the box regressor reads: each instance map (section 2.3), or 'state': the "
+        "step's recurrent state, the query that chose the object (as DETR's box head reads "
+        "its queries; not in the paper).", choices=("map", "state"))
     backbone: str = setting(
         "mnist", "Category network: the paper's MNIST network (grayscale) or Appendix A's VGG16 "
         "with deconvolutions (RGB; decomp_kitti).", choices=BACKBONES)
@@ -89,6 +93,11 @@ class ModelConfig:
         "every step, or 'dynamic': deconvolutions once per category and a tiny per-pixel "
         "network whose weights each step emits (not in the paper; models/instance_cell.py).",
         choices=("deconv", "dynamic"))
+    instance_image: bool = setting(
+        False, "Give the instance network the image (at the maps' resolution) beside each "
+        "category map, so it can tell strokes from clutter and see where touching digits meet "
+        "(the issue's 'features of the category network, not only its output map'; not in "
+        "the paper).")
     instance_canvas: bool = setting(
         False, "With --instance_decoder=dynamic: each step also sees the sum of the maps "
         "emitted so far (gradient stopped), pooled into its recurrent input and beside the "
@@ -125,6 +134,13 @@ class LossConfig:
     warmup_weight: float = setting(0.3, "lambda = gamma during a stage's first epoch "
                                    "(Appendix B: 0.3, then 1.0).", lower=0.0)
     eta: float = setting(1.0, "eta: weight of the box-regression term.", lower=0.0)
+    box_loss: str = setting(
+        "smooth_l1", "The box term's distance: eq. 4's smooth L1, or 'l1' (DETR's; the smooth "
+        "L1 never leaves its quadratic part on [0, 1] coordinates, so small errors get small "
+        "gradients).", choices=("smooth_l1", "l1"))
+    giou_weight: float = setting(
+        0.0, "Weight of a 1 - GIoU term per matched box, beside the box term (DETR; not in the "
+        "paper; 0: off).", lower=0.0)
     instance_loss: str = setting(
         "l2", "Matched instance-map loss: eq. 2's weighted L2, or section 5's pixel-wise "
         "cross-entropy (needs --instance_activation=sigmoid).", choices=INSTANCE_LOSSES)
@@ -189,9 +205,10 @@ class TrainConfig:
         "", "Start from the category network of this earlier run's model_dir (then train "
         "--stages=2 only): instance-network variants share one stage 1.")
     instance_input: str = setting(
-        "network", "What the instance network decomposes while it trains: the category "
-        "network's maps (the paper; stage 1 first) or 'truth', the true category maps (the "
-        "sum of the masks), so stage 2 trains without stage 1 (not in the paper).",
+        "network", "What the instance network decomposes in stage 2: the category network's "
+        "maps (the paper; stage 1 first) or 'truth', the true category maps (the sum of the "
+        "masks), so stage 2 needs no stage 1 and learns from clean input (not in the paper). "
+        "Stage 3 always trains end to end on the category network's maps.",
         choices=("network", "truth"))
     matcher: str = setting(
         "auto", "The Hungarian matching's solver: 'scipy' on the host (tf.numpy_function; the "

@@ -13,6 +13,10 @@ appropriate compiler flags", which a new user reads as an error. Two sources, tw
 
 A user who sets `TF_CPP_MIN_LOG_LEVEL` themselves gets TensorFlow's own behaviour, unfiltered.
 Python warnings, progress bars and results are untouched (they come after the import).
+
+`quiet_start` also lowers absl's Python logging to errors (TFDS logs "Reusing dataset ..." and
+its own deprecation notes through it), unless the user passed `--verbosity`; this project's
+messages are printed, and its warnings are Python warnings, so they stay.
 """
 
 from __future__ import annotations
@@ -65,3 +69,13 @@ def import_tensorflow(environ=None) -> None:
             kept = [line for line in text.splitlines(keepends=True) if not startup_noise(line)]
             sys.stderr.write("".join(kept))
             sys.stderr.flush()
+
+
+def quiet_start(environ=None) -> None:
+    """The entry scripts' start: `import_tensorflow`, and absl logging at ERROR unless the
+    command line set `--verbosity`. Call it first in `main`, after the flags are parsed."""
+    from absl import flags, logging
+
+    import_tensorflow(environ)
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.ERROR)

@@ -69,7 +69,7 @@ class DecompDetector:
     def _forward(self, images, category_maps):
         if self.category_source == "truth":
             raw = {"category_maps": category_maps,
-                   **self.net.decompose(category_maps, training=False)}
+                   **self.net.decompose(category_maps, training=False, images=images)}
         else:
             raw = self.net(images, training=False)
         s = self.settings

@@ -12,6 +12,8 @@ Term names (the keys of the returned dicts):
 * ``"box"``               - smooth-L1 box regression (section 2.3, eq. 4).
 * ``"stop"``              - binary cross-entropy of the optional stop head ("this step holds a
   matched object"); not in the paper (issue 5).
+* ``"box_giou"``          - one minus the generalized IoU of each matched box (DETR's box
+  loss pairs it with L1); not in the paper (issue 12).
 * ``"instance_dice"``     - one minus the dice overlap of each matched instance map with its
   object's mask (DETR's mask loss); not in the paper (issue 12).
 
@@ -30,7 +32,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
-from decompnet_tf.ops.boxes import yxyx_to_xywh
+from decompnet_tf.ops.boxes import generalized_iou, xywh_to_yxyx, yxyx_to_xywh
 
 CATEGORY = "category"
 INSTANCE_MATCHED = "instance_matched"
@@ -38,7 +40,9 @@ INSTANCE_SUM = "instance_sum"
 BOX = "box"
 STOP = "stop"
 INSTANCE_DICE = "instance_dice"
-TERM_NAMES = (CATEGORY, INSTANCE_MATCHED, INSTANCE_SUM, BOX, STOP, INSTANCE_DICE)
+BOX_GIOU = "box_giou"
+TERM_NAMES = (CATEGORY, INSTANCE_MATCHED, INSTANCE_SUM, BOX, STOP, INSTANCE_DICE, BOX_GIOU)
+BOX_LOSSES = ("smooth_l1", "l1")
 INSTANCE_LOSSES = ("l2", "bce")
 PROB_EPS = 1e-6  # Clips probabilities away from 0 and 1 before a log (here and in matching).
 
@@ -318,13 +322,19 @@ def smooth_l1(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
 
 
 def box_loss(
-    pred_boxes: tf.Tensor, gt_boxes: tf.Tensor, assignment: tf.Tensor
+    pred_boxes: tf.Tensor, gt_boxes: tf.Tensor, assignment: tf.Tensor,
+    distance: str = "smooth_l1", giou: bool = False,
 ) -> dict[str, tf.Tensor]:
     """Bounding-box regression loss (paper section 2.3, eq. 4).
 
     Each instance map's regressed box is compared with the box of the ground-truth object it
     was matched to. Predictions matched to the stop map (``assignment == -1``) have no box and
     contribute nothing.
+
+    ``distance="l1"`` replaces eq. 4's smooth L1: on coordinates in [0, 1] the smooth L1
+    (beta 1) never leaves its quadratic part, where a 4 px error on a 100 px image gets a
+    gradient of 0.04; L1's stays 1 (DETR). ``giou`` adds the term ``"box_giou"``, the mean of
+    ``1 - GIoU`` over the matched boxes (`decompnet_tf.ops.boxes.generalized_iou`).
 
     Args:
         pred_boxes: float ``[B, T, 4]`` predicted boxes ``(x_center, y_center, w, h)`` in
@@ -334,9 +344,12 @@ def box_loss(
         assignment: int32 ``[B, T]`` from ``decompnet_tf.matching.match`` (-1 = stop).
 
     Returns:
-        ``{"box": scalar}``: smooth L1 summed over the 4 coordinates and averaged over the
-        matched real objects (``assignment >= 0``) of the whole batch; 0 when there are none.
+        ``{"box": scalar}`` (and ``"box_giou"``): the distance summed over the 4 coordinates
+        and averaged over the matched real objects (``assignment >= 0``) of the whole batch;
+        0 when there are none.
     """
+    if distance not in BOX_LOSSES:
+        raise ValueError(f"box distance must be one of {BOX_LOSSES}, got {distance!r}")
     pred_boxes = _as_float(pred_boxes)
     gt_xywh = tf.stop_gradient(yxyx_to_xywh(tf.cast(gt_boxes, pred_boxes.dtype)))
     assignment = tf.cast(assignment, tf.int32)
@@ -346,9 +359,16 @@ def box_loss(
     # 0 loss and 0 gradient even if their box is NaN/inf (masking afterwards would leak NaN
     # gradients through tf.where).
     pred_boxes = tf.where(matched[..., None], pred_boxes, target)
-    per_pred = tf.reduce_sum(smooth_l1(pred_boxes, target), axis=-1)  # [B, T]
-    total = tf.reduce_sum(per_pred)
-    return {BOX: tf.math.divide_no_nan(total, tf.reduce_sum(tf.cast(matched, total.dtype)))}
+    dist = smooth_l1(pred_boxes, target) if distance == "smooth_l1" else tf.abs(
+        pred_boxes - target)
+    count = tf.reduce_sum(tf.cast(matched, pred_boxes.dtype))
+    out = {BOX: tf.math.divide_no_nan(tf.reduce_sum(dist), count)}
+    if giou:
+        # Stop predictions: their box equals the (zero) target, so their term is masked out.
+        g = generalized_iou(xywh_to_yxyx(pred_boxes), xywh_to_yxyx(target))
+        out[BOX_GIOU] = tf.math.divide_no_nan(
+            tf.reduce_sum(tf.where(matched, 1.0 - g, 0.0)), count)
+    return out
 
 
 def weighted_total(
@@ -358,11 +378,12 @@ def weighted_total(
     eta: float | tf.Tensor,
     stop_weight: float | tf.Tensor = 1.0,
     dice_weight: float | tf.Tensor = 0.0,
+    giou_weight: float | tf.Tensor = 0.0,
 ) -> tf.Tensor:
     """Combines the loss terms; the ONLY place where lambda, gamma and eta are applied.
 
     ``total = category + lam * instance_matched + gamma * instance_sum + eta * box
-    + stop_weight * stop + dice_weight * instance_dice``
+    + stop_weight * stop + dice_weight * instance_dice + giou_weight * box_giou``
 
     Reading of the paper (sections 2.2, 2.3 and Appendix B; eq. 3 was lost in extraction):
     lambda weights the matched-instance distance term ``D_lambda``, gamma the sum
@@ -382,6 +403,7 @@ def weighted_total(
         lam, gamma, eta: scalar weights (Python floats or scalar tensors, e.g. a schedule).
         stop_weight: weight of the stop head's term (not in the paper).
         dice_weight: weight of the dice term (not in the paper).
+        giou_weight: weight of the GIoU box term (not in the paper).
 
     Returns:
         float scalar tensor (float32 unless the terms are float64).
@@ -394,7 +416,7 @@ def weighted_total(
     if unknown:
         raise ValueError(f"Unknown loss terms {unknown}; expected a subset of {TERM_NAMES}.")
     weights = {CATEGORY: 1.0, INSTANCE_MATCHED: lam, INSTANCE_SUM: gamma, BOX: eta,
-               STOP: stop_weight, INSTANCE_DICE: dice_weight}
+               STOP: stop_weight, INSTANCE_DICE: dice_weight, BOX_GIOU: giou_weight}
     dtype = tf.float32
     if any(tf.convert_to_tensor(v).dtype == tf.float64 for v in terms.values()):
         dtype = tf.float64

@@ -84,7 +84,7 @@ def _warn_surplus() -> None:
 
 def instance_cost_matrix(
     pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Tensor,
-    loss: str = "l2",
+    loss: str = "l2", dtype: tf.DType = tf.float64,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Pairwise matching costs, using exactly the loss distance D (section 2.1 eq. 2, 2.2).
 
@@ -95,8 +95,10 @@ def instance_cost_matrix(
         ``sum_i v (x - y)^2 = sum_i x^2 v - 2 sum_i x (v y) + sum_i v y^2``
 
     is exact and the first two sums are batched matmuls over the flattened pixels (no Python
-    loop over pairs). It is evaluated in float64, which keeps the cancellation harmless and is
-    immune to TF32 matmul rounding on GPUs; tiny negative round-off is clipped to 0.
+    loop over pairs). It is evaluated in float64 (`dtype`), which keeps the cancellation
+    harmless and is immune to TF32 matmul rounding on GPUs; tiny negative round-off is clipped
+    to 0. TPUs have no float64: there the trainer asks for float32, whose rounding can only
+    reorder costs that are equal to about 1e-6.
 
     With ``loss="bce"`` the cost is ``losses.weighted_bce``: with ``A = -log x`` and
     ``B = -log(1 - x)``, ``v * bce = A (v y) + B (v (1 - y))``, again two matmuls, exact for
@@ -111,33 +113,33 @@ def instance_cost_matrix(
         loss: "l2" or "bce", the loss's matched-map distance (``losses.map_distance``).
 
     Returns:
-        ``(cost, stop_cost)``: float64 ``[B, T, N]`` (``INVALID_COST`` in invalid columns) and
-        float64 ``[B, T]``. Differentiable w.r.t. ``pred``; :func:`match` stops the gradient.
+        ``(cost, stop_cost)``: `dtype` ``[B, T, N]`` (``INVALID_COST`` in invalid columns) and
+        `dtype` ``[B, T]``. Differentiable w.r.t. ``pred``; :func:`match` stops the gradient.
     """
-    pred = tf.cast(pred, tf.float64)
-    gt = tf.cast(gt, tf.float64)
+    pred = tf.cast(pred, dtype)
+    gt = tf.cast(gt, dtype)
     shape = tf.shape(pred)
     batch, steps = shape[0], shape[1]
     num_pixels = shape[2] * shape[3]
     x = tf.reshape(pred, tf.stack([batch, steps, num_pixels]))  # [B, T, P]
     y = tf.reshape(gt, tf.stack([batch, tf.shape(gt)[1], num_pixels]))  # [B, N, P]
     v = pixel_weight(y, p)  # [B, N, P]
-    denom = tf.cast(num_pixels, tf.float64)
+    denom = tf.cast(num_pixels, dtype)
     valid = tf.cast(gt_valid, tf.bool)[:, None, :]  # [B, 1, N]
     if loss == "bce":
         x = tf.clip_by_value(x, PROB_EPS, 1.0 - PROB_EPS)  # As losses.weighted_bce.
         a, b = -tf.math.log(x), -tf.math.log(1.0 - x)
         cost = (tf.einsum("btp,bnp->btn", a, v * y)
                 + tf.einsum("btp,bnp->btn", b, v * (1.0 - y))) / denom
-        stop_cost = pixel_weight(tf.zeros([], tf.float64), p) * tf.reduce_mean(b, -1)
-        return tf.where(valid, cost, tf.constant(INVALID_COST, tf.float64)), stop_cost
+        stop_cost = pixel_weight(tf.zeros([], dtype), p) * tf.reduce_mean(b, -1)
+        return tf.where(valid, cost, tf.constant(INVALID_COST, dtype)), stop_cost
     xx_v = tf.einsum("btp,bnp->btn", tf.square(x), v)
     x_vy = tf.einsum("btp,bnp->btn", x, v * y)
     yy_v = tf.reduce_sum(v * tf.square(y), axis=-1)  # [B, N]
     cost = tf.maximum((xx_v - 2.0 * x_vy + yy_v[:, None, :]) / denom, 0.0)  # [B, T, N]
     # D(x, 0): the weight of an all-zero target is v(0) = p everywhere.
-    stop_cost = pixel_weight(tf.zeros([], tf.float64), p) * tf.reduce_mean(tf.square(x), -1)
-    cost = tf.where(valid, cost, tf.constant(INVALID_COST, tf.float64))
+    stop_cost = pixel_weight(tf.zeros([], dtype), p) * tf.reduce_mean(tf.square(x), -1)
+    cost = tf.where(valid, cost, tf.constant(INVALID_COST, dtype))
     return cost, stop_cost
 
 
@@ -282,7 +284,8 @@ def ordered_assignment(gt_boxes: tf.Tensor, gt_valid: tf.Tensor, steps: int) -> 
 
 def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Tensor,
           loss: str = "l2", rule: str = "hungarian",
-          gt_boxes: tf.Tensor | None = None, matcher: str = "scipy") -> tf.Tensor:
+          gt_boxes: tf.Tensor | None = None, matcher: str = "scipy",
+          cost_dtype: tf.DType = tf.float64) -> tf.Tensor:
     """Hungarian matching of instance maps to ground-truth masks (paper section 2.2, "idx()").
 
     Computes :func:`instance_cost_matrix` under ``tf.stop_gradient`` and calls
@@ -304,6 +307,7 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
         rule: "hungarian", "first_n" or "ordered" (see the module docstring).
         gt_boxes: float ``[B, N, 4]``, needed by the "ordered" rule.
         matcher: "scipy" (host) or "graph" (TensorFlow ops: XLA, TPUs); same optimum.
+        cost_dtype: the cost matrix's precision (float32 on TPUs, which have no float64).
 
     Returns:
         int32 ``[B, T]``: index of the gt object matched to each prediction, -1 = stop map.
@@ -319,7 +323,7 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
                                pred.shape[:2])
     pred = tf.stop_gradient(pred)
     gt = tf.stop_gradient(gt)
-    cost, stop_cost = instance_cost_matrix(pred, gt, gt_valid, p, loss)
+    cost, stop_cost = instance_cost_matrix(pred, gt, gt_valid, p, loss, cost_dtype)
     num_gt = tf.reduce_sum(tf.cast(gt_valid, tf.int32), axis=1)  # [B]
     if matcher == "graph":
         return tf.ensure_shape(graph_assign(cost, stop_cost, num_gt, rule == "first_n"),

@@ -79,8 +79,12 @@ def read_config(model_dir: str) -> Config:
         return Config.from_json(f.read())
 
 
-def load_trained(model_dir: str) -> tuple[DecompNet, Config]:
-    """The DecompNet of a training run: its config.json and its last finished stage."""
+def load_trained(model_dir: str, min_stage: int = 2,
+                 stage: int | None = None) -> tuple[DecompNet, Config]:
+    """The DecompNet of a training run: its config.json and its last finished stage (or the
+    network as `stage` left it), which must be at least `min_stage` (2: detection needs the
+    instance network; 1: the category network is enough, e.g. for the connected-components
+    yardstick)."""
     config = read_config(model_dir)
     if config.kind == "baseline":
         raise ValueError(
@@ -93,7 +97,12 @@ def load_trained(model_dir: str) -> tuple[DecompNet, Config]:
         raise FileNotFoundError(
             f"{model_dir}: no training stage has finished yet (no stage*/final.weights.h5); "
             "finish or resume the train.py run first")
-    if max(done) < 2:
+    if stage:
+        if stage not in done:
+            raise FileNotFoundError(f"{model_dir}: stage {stage} has not finished (finished: "
+                                    f"{done}); pass one of those, or none for the last")
+        done = done[: done.index(stage) + 1]
+    if max(done) < min_stage:
         raise ValueError(
             f"{model_dir}: only stage {max(done)} (the category network) is trained; detection "
             "needs stage 2 (the instance network)")

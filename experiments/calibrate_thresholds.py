@@ -31,9 +31,9 @@ flags.adopt_module_key_flags(config_flags)
 
 def main(argv):
     del argv
-    from decompnet_tf.console import import_tensorflow
+    from decompnet_tf.console import quiet_start
 
-    import_tensorflow()
+    quiet_start()
     import numpy as np
     import tensorflow_datasets as tfds
 

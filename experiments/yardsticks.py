@@ -27,6 +27,8 @@ flags.DEFINE_integer("batch_size", 32, "Images per model call.", lower_bound=1)
 flags.DEFINE_string("output_dir", None, "Default: <model_dir>/yardsticks_<split>.")
 flags.DEFINE_list("rows", ["decompnet", "decompnet_truth", "components", "components_truth"],
                   "Which rows: detector[_truth].")
+flags.DEFINE_integer("stage", 0, "The network as this stage left it (0: the last).",
+                     lower_bound=0, upper_bound=3)
 define_flags(InferenceConfig)
 flags.adopt_module_key_flags(config_flags)
 
@@ -40,9 +42,9 @@ ROW_NAMES = {
 
 def main(argv):
     del argv
-    from decompnet_tf.console import import_tensorflow
+    from decompnet_tf.console import quiet_start
 
-    import_tensorflow()
+    quiet_start()
     from decompnet_tf.eval import runner
     from decompnet_tf.eval.detectors import DetectorSpec, load_detector
 
@@ -52,7 +54,7 @@ def main(argv):
              "|---|---|---|---|---|"]
     for row in FLAGS.rows:
         kind, _, truth = row.partition("_")
-        spec = DetectorSpec(settings, kind, "truth" if truth else "network")
+        spec = DetectorSpec(settings, kind, "truth" if truth else "network", stage=FLAGS.stage)
         detector, builder, config = load_detector(FLAGS.model_dir, spec)
         m = runner.evaluate_split(detector, builder, FLAGS.split, os.path.join(out_root, row),
                                   FLAGS.batch_size, FLAGS.max_images, settings.mask_threshold,

@@ -1,6 +1,7 @@
 """Tests for decompnet_tf.ops.boxes (format conversion and IoU)."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from decompnet_tf.ops.boxes import box_iou_np, box_iou_yxyx, xywh_to_yxyx, yxyx_to_xywh
@@ -46,3 +47,24 @@ def test_box_ioa_is_intersection_over_the_first_box():
     np.testing.assert_allclose(box_ioa_np(a, b), [[0.25, 0.0]])
     np.testing.assert_allclose(box_ioa_np(b[:1], a), [[1 / 16]])
     assert box_ioa_np(b[1:], a)[0, 0] == 0.0  # empty first box: 0, not NaN
+
+
+def test_generalized_iou_against_a_direct_formula():
+    from decompnet_tf.ops.boxes import generalized_iou
+
+    rng = np.random.default_rng(0)
+    corners = np.sort(rng.random((2, 200, 2, 2)), axis=2)  # [pair, n, (min, max), (y, x)]
+    a, b = (c.transpose(0, 2, 1).reshape(200, 4)[:, [0, 2, 1, 3]] for c in corners)
+    got = generalized_iou(tf.constant(a), tf.constant(b)).numpy()
+    for x, y, g in zip(a, b, got):
+        inter = (max(0, min(x[2], y[2]) - max(x[0], y[0]))
+                 * max(0, min(x[3], y[3]) - max(x[1], y[1])))
+        union = (x[2] - x[0]) * (x[3] - x[1]) + (y[2] - y[0]) * (y[3] - y[1]) - inter
+        hull = (max(x[2], y[2]) - min(x[0], y[0])) * (max(x[3], y[3]) - min(x[1], y[1]))
+        assert g == pytest.approx(inter / union - (hull - union) / hull, abs=1e-6)
+    assert generalized_iou(tf.constant(a[:1]), tf.constant(a[:1])).numpy()[0] == pytest.approx(1)
+    far = generalized_iou(tf.constant([[0.0, 0.0, 0.1, 0.1]]),
+                          tf.constant([[0.9, 0.9, 1.0, 1.0]]))
+    assert -1.0 < float(far[0]) < -0.9  # Disjoint and far apart: close to -1.
+    zero = generalized_iou(tf.zeros((1, 4)), tf.zeros((1, 4)))
+    assert float(zero[0]) == 0.0  # No area at all: 0, not NaN.

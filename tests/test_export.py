@@ -24,8 +24,14 @@ from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights
 from decompnet_tf.postprocess import detections, with_scores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The main job's architecture (configs/mnist_quick.flags), tiny.
 TINY = ModelConfig(steps=3, instance_units=16, instance_filters=4, box_hidden=16,
-                   instance_activation="linear")
+                   instance_activation="linear", category_skips=True, instance_skips=True,
+                   stop_head=True, instance_gated=True, instance_decoder="dynamic",
+                   instance_image=True, box_input="state")
+# The paper's (Appendix B: per-step deconvolutions, boxes from the maps), tiny.
+PAPER_TINY = ModelConfig(steps=3, instance_units=16, instance_filters=4, box_hidden=16,
+                         instance_activation="linear")
 # Documented tolerances: float paths agree to float32 rounding; the dynamic-range model
 # quantises weights to int8, so its maps may move by a few hundredths.
 FLOAT_ATOL = 1e-4
@@ -165,6 +171,21 @@ def test_tflite_models_match_keras(model_dir, exported):
         os.path.getsize(os.path.join(exported, "model.tflite")))
 
 
+def test_paper_architecture_tflite_matches_keras(tmp_path):
+    from decompnet_tf.models.decompnet import DecompNet
+
+    net = DecompNet(PAPER_TINY)
+    net.build()
+    module = DetectorModule(net, InferenceConfig(stop_threshold=0.0))
+    path = str(tmp_path / "paper.tflite")
+    export_tflite(module, path)
+    image = _images((1, 100, 100, 1), seed=6)
+    x = image.astype(np.float32) / 255.0
+    ref = detections(with_scores(net(x, training=False)), 0.0, image_size=(100, 100))
+    assert_same_detections(run_tflite(path, x), {k: ref[k].numpy() for k in OUTPUT_KEYS},
+                           FLOAT_ATOL, "paper tflite")
+
+
 def test_versions(model_dir, tmp_path):
     from decompnet_tf.model_io import load_trained
 
@@ -234,15 +255,16 @@ def test_rgb_model_serves_rgb_and_matches_keras(tmp_path):
     assert_same_detections(got, {k: ref[k].numpy() for k in OUTPUT_KEYS}, FLOAT_ATOL, "gray")
 
 
-def test_mask_boxes_in_saved_model_not_tflite(model_dir, tmp_path):
+@pytest.mark.parametrize("box_source", ["mask", "component"])
+def test_map_boxes_in_saved_model_not_tflite(model_dir, tmp_path, box_source):
     from decompnet_tf.model_io import load_trained
 
     net, _ = load_trained(model_dir)
-    module = DetectorModule(net, InferenceConfig(stop_threshold=0.0, box_source="mask"))
+    module = DetectorModule(net, InferenceConfig(stop_threshold=0.0, box_source=box_source))
     images = _images((2, 100, 100, 1), seed=5)
     x = tf.cast(images, tf.float32) / 255.0
     out = net(x, training=False)
-    ref = detections(with_scores(out, "mask"), 0.0, image_size=(100, 100))
+    ref = detections(with_scores(out, box_source), 0.0, image_size=(100, 100))
     ref = {k: ref[k].numpy() for k in OUTPUT_KEYS}
     served = tf.saved_model.load(export_saved_model(module, str(tmp_path / "e")))
     got = served.signatures["serving_default"](images=tf.constant(images))

@@ -194,3 +194,18 @@ def test_weighted_total_applies_the_dice_weight():
     terms = {"instance_dice": tf.constant(0.5), "category": tf.constant(1.0)}
     assert weighted_total(terms, 1.0, 1.0, 1.0, dice_weight=2.0).numpy() == pytest.approx(2.0)
     assert weighted_total(terms, 1.0, 1.0, 1.0).numpy() == pytest.approx(1.0)
+
+
+def test_box_loss_l1_and_giou_terms():
+    gt = tf.constant([[[0.2, 0.2, 0.6, 0.4], [0.0, 0.0, 0.0, 0.0]]])  # yxyx; one real object
+    # Prediction (x, y, w, h) off by 0.02 in x: L1 0.02, GIoU 1 - IoU with IoU = 0.18 / 0.22.
+    pred = tf.constant([[[0.32, 0.4, 0.2, 0.4], [0.9, 0.9, 0.1, 0.1]]])
+    a = tf.constant([[0, -1]])
+    l1 = box_loss(pred, gt, a, "l1", giou=True)
+    assert l1["box"].numpy() == pytest.approx(0.02, abs=1e-6)
+    assert l1["box_giou"].numpy() == pytest.approx(1 - 0.072 / 0.088, abs=1e-5)
+    smooth = box_loss(pred, gt, a)
+    assert smooth["box"].numpy() == pytest.approx(0.5 * 0.02**2, abs=1e-7)
+    assert "box_giou" not in smooth
+    with pytest.raises(ValueError, match="box distance must be one of"):
+        box_loss(pred, gt, a, "huber")

@@ -233,3 +233,30 @@ def test_canvas_state_is_the_sum_of_the_emitted_maps(recurrence):
         InstanceCell(canvas=True)
     with pytest.raises(ValueError, match="needs instance_decoder='dynamic'"):
         ModelConfig(instance_canvas=True)
+
+
+def test_box_regressor_reads_the_step_state_when_asked():
+    net = DecompNet(ModelConfig(**{**TINY, "box_input": "state", "instance_units": 12}))
+    out = net(_images(2, 32, 32))
+    assert net.box_regressor.fc.kernel.shape[0] == net.cell.top_state_size == 12
+    boxes = out["boxes_xywh"].numpy()
+    assert boxes.shape == (2, 3, 3, 4) and ((boxes > 0) & (boxes < 1)).all()
+    # Different steps (states), different boxes, although every step sees the same map.
+    assert np.abs(boxes[:, :, 0] - boxes[:, :, 1]).max() > 1e-6
+
+
+def test_instance_network_sees_the_image_beside_each_category_map():
+    cfg = ModelConfig(**{**TINY, "instance_image": True, "instance_gated": True,
+                         "instance_decoder": "dynamic"})
+    net = DecompNet(cfg)
+    x = _images(2, 32, 32)
+    out = net(x)
+    assert net.cell.encoder[0].conv.kernel.shape[2] == 2  # Category map + image.
+    cat = np.clip(np.transpose(out["category_maps"].numpy(), (0, 3, 1, 2)), 0, 1)
+    maps = out["instance_maps"].numpy()
+    assert (maps <= cat[:, :, None] + 1e-6).all()  # Still a selection of the category map.
+    # The same category maps with another image give other instance maps.
+    other = net.decompose(out["category_maps"], images=_images(2, 32, 32, seed=9))
+    assert np.abs(other["instance_maps"].numpy() - maps).max() > 1e-6
+    with pytest.raises(ValueError, match="needs the images"):
+        net.decompose(out["category_maps"])

@@ -149,3 +149,22 @@ def test_xla_with_the_scipy_matcher_is_refused_with_the_fix():
     assert resolve_matcher("auto", False, "mirrored") == "scipy"
     with pytest.raises(ValueError, match="use --matcher=graph"):
         resolve_matcher("scipy", False, "tpu")
+
+
+def test_stage_two_on_true_maps_ignores_the_category_network():
+    images, targets = tiny_dataset(4)
+    net = DecompNet(ModelConfig(**{**TINY, "box_dropout": 0.0}))
+    net.build()
+    truth = DecompTrainer(net, 2, LossConfig(), instance_input="truth")
+    network = DecompTrainer(net, 2, LossConfig())
+    before = truth.compute_terms(images, targets, training=False)[0]
+    uses_net = network.compute_terms(images, targets, training=False)[0]
+    for w in net.category_net.weights:  # Another category network...
+        w.assign(w + 0.5)
+    after = truth.compute_terms(images, targets, training=False)[0]
+    for name in before:  # ...and the same terms on the true maps,
+        np.testing.assert_allclose(after[name].numpy(), before[name].numpy(), rtol=1e-5)
+    changed = network.compute_terms(images, targets, training=False)[0]
+    assert any(abs(float(changed[k]) - float(uses_net[k])) > 1e-6 for k in uses_net)
+    with pytest.raises(ValueError, match="only stage 2 can decompose the true"):
+        DecompTrainer(net, 3, LossConfig(), instance_input="truth")

@@ -124,7 +124,9 @@ def run_training(config: Config, log: Callable[[str], None] = print,
             f"{config.data.batch_size}, {t.optimizer} lr {t.learning_rates[i]}"
             + (f", {matcher} matcher" if stage > 1 else "") + (", XLA" if t.jit_compile else ""))
         with strategy.scope():
-            trainer = DecompTrainer(net, stage, config.loss, t.instance_input, matcher)
+            # The true maps are stage 2's input only: stage 3 is end to end.
+            source = t.instance_input if stage == 2 else "network"
+            trainer = DecompTrainer(net, stage, config.loss, source, matcher)
             trainer.compile(optimizer=_optimizer(config, t.learning_rates[i]),
                             jit_compile=t.jit_compile)
         callbacks = [
@@ -136,7 +138,8 @@ def run_training(config: Config, log: Callable[[str], None] = print,
                                         update_freq=50),
             MapImages(os.path.join(t.model_dir, "logs", f"stage{stage}", "maps"), preview, stage),
         ]
-        trainer.fit(train_ds, epochs=t.epochs[i], steps_per_epoch=steps,
+        # shuffle=False: make_dataset shuffles (Keras would only warn that it cannot).
+        trainer.fit(train_ds, epochs=t.epochs[i], steps_per_epoch=steps, shuffle=False,
                     validation_data=val_ds, callbacks=callbacks, verbose=t.verbose)
         net.save_weights(final_weights(t.model_dir, stage))
         with open(os.path.join(stage_dir, "history.json"), "w") as f:

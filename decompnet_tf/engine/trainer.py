@@ -68,9 +68,10 @@ class DecompTrainer(keras.Model):
         if instance_input not in ("network", "truth"):
             raise ValueError(f"instance_input must be 'network' or 'truth', got "
                              f"{instance_input!r}")
-        if instance_input == "truth" and stage == 3:
-            raise ValueError("stage 3 trains the category network end to end: it cannot "
-                             "decompose the true category maps (instance_input='truth')")
+        if instance_input == "truth" and stage != 2:
+            raise ValueError("only stage 2 can decompose the true category maps "
+                             "(instance_input='truth'): stage 3 trains end to end on the "
+                             "category network's")
         self.net = net
         self.stage = stage
         self.loss_config = loss_config
@@ -88,10 +89,13 @@ class DecompTrainer(keras.Model):
             net.category_net.backbone.trainable = stage == 3
         net.cell.trainable = stage in (2, 3)
         net.box_regressor.trainable = stage in (2, 3)
+        if net.stop_head:  # Stage 1 has no stop loss: its optimizer must not hold the head.
+            net.objectness.trainable = stage in (2, 3)
         names = ["loss", losses.CATEGORY] if stage == 1 else (
             ["loss", losses.INSTANCE_MATCHED, losses.INSTANCE_SUM, losses.BOX, "count_accuracy"]
             + ([losses.STOP] if net.stop_head else [])
             + ([losses.INSTANCE_DICE] if loss_config.dice_weight else [])
+            + ([losses.BOX_GIOU] if loss_config.giou_weight else [])
             + ([losses.CATEGORY] if stage == 3 else []))
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True  # Its only weights are the (built) network's and lam/gamma.
@@ -128,14 +132,16 @@ class DecompTrainer(keras.Model):
         if self.stage == 1:
             return losses.category_loss(cat_maps, targets["category_target"], cfg.category_p), cat
         source = targets["category_target"] if self.instance_input == "truth" else cat_maps
-        out = self.net.decompose(source, training=training)
+        out = self.net.decompose(source, training=training, images=images)
         pred = fold(out["instance_maps"])  # [B*C, T, h, w]
         gt, valid, boxes = (fold(targets[k]) for k in ("masks", "valid", "boxes"))
+        tpu = isinstance(self.distribute_strategy, tf.distribute.TPUStrategy)
         assignment = match(pred, gt, valid, cfg.instance_p, cfg.instance_loss, cfg.matching,
-                           boxes, self.matcher)
+                           boxes, self.matcher, tf.float32 if tpu else tf.float64)
         terms = {**losses.instance_losses(pred, gt, assignment, cfg.instance_p,
                                           cfg.instance_loss, cfg.size_weighting),
-                 **losses.box_loss(fold(out["boxes_xywh"]), boxes, assignment)}
+                 **losses.box_loss(fold(out["boxes_xywh"]), boxes, assignment, cfg.box_loss,
+                                   cfg.giou_weight > 0)}
         if cfg.dice_weight:
             terms.update(losses.dice_loss(pred, gt, assignment))
         if "objectness" in out:
@@ -162,7 +168,7 @@ class DecompTrainer(keras.Model):
         """The weighted sum, with this stage's lambda and gamma (`losses.weighted_total`)."""
         cfg = self.loss_config
         return losses.weighted_total(terms, self.lam, self.gamma, cfg.eta, cfg.stop_weight,
-                                     cfg.dice_weight)
+                                     cfg.dice_weight, cfg.giou_weight)
 
     def train_step(self, data):
         images, targets = data

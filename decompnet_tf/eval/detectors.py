@@ -20,6 +20,7 @@ class DetectorSpec:
     category_source: "network", or "truth" (the TRUE category maps: stage 2 alone).
     tflite: an exported .tflite file of the model to evaluate instead of the Keras model.
     window_step: the baseline's window stride in px (0: as trained).
+    stage: the network as this training stage left it (0: the last finished stage).
     """
 
     settings: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
@@ -27,6 +28,7 @@ class DetectorSpec:
     category_source: str = "network"
     tflite: str | None = None
     window_step: int = 0
+    stage: int = 0
 
 
 def check_compatible(model_config, names, image_size, dataset: str) -> None:
@@ -76,7 +78,8 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
     from decompnet_tf.inference import ComponentsDetector, DecompDetector
     from decompnet_tf.model_io import load_trained
 
-    net, _ = load_trained(model_dir)
-    if spec.detector == "components":
+    if spec.detector == "components":  # The category maps are enough.
+        net, _ = load_trained(model_dir, min_stage=1, stage=spec.stage)
         return ComponentsDetector(net, spec.category_source), builder, config
+    net, _ = load_trained(model_dir, stage=spec.stage)
     return DecompDetector(net, spec.settings, spec.category_source), builder, config

@@ -9,12 +9,14 @@ units", with dropout, predicting (x, y, w, h): the box centre, width and height,
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 
 @keras.saving.register_keras_serializable(package="decompnet_tf")
 class BoxRegressor(layers.Layer):
-    """Call: instance maps [batch, h, w, 1] -> boxes [batch, 4] (x, y, w, h) in [0, 1]."""
+    """Call: instance maps [batch, h, w, 1] (or any [batch, ...] input, e.g. a recurrent state
+    [batch, units]) -> boxes [batch, 4] (x, y, w, h) in [0, 1]."""
 
     def __init__(self, hidden: int = 4096, dropout: float = 0.5, **kwargs):
         super().__init__(**kwargs)
@@ -22,7 +24,7 @@ class BoxRegressor(layers.Layer):
         self.dropout = dropout
 
     def build(self, input_shape):
-        flat = int(input_shape[-3] * input_shape[-2] * input_shape[-1])
+        flat = int(np.prod(input_shape[1:]))
         self.fc = layers.Dense(self.hidden, activation="relu", name="fc")
         self.drop = layers.Dropout(self.dropout, name="dropout")
         self.out = layers.Dense(4, activation="sigmoid", name="xywh")
@@ -31,7 +33,7 @@ class BoxRegressor(layers.Layer):
         super().build(input_shape)
 
     def call(self, maps, training=None):
-        flat = ops.reshape(maps, (-1, maps.shape[-3] * maps.shape[-2] * maps.shape[-1]))
+        flat = ops.reshape(maps, (-1, int(np.prod(maps.shape[1:]))))
         return self.out(self.drop(self.fc(flat), training=training))
 
     def get_config(self):

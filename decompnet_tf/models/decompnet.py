@@ -114,8 +114,9 @@ class DecompNet(keras.Model):
         self.box_regressor = BoxRegressor(cfg.box_hidden, cfg.box_dropout,
                                           name="box_regressor")
         self.category_net.build((None, *self.image_size, self.channels))
-        self.cell.build((None, *self.pooled_size, 1))
-        self.box_regressor.build((None, *self.instance_size, 1))
+        self.cell.build((None, *self.pooled_size, 1 + self.channels * cfg.instance_image))
+        self.box_regressor.build((None, self.cell.top_state_size) if cfg.box_input == "state"
+                                 else (None, *self.instance_size, 1))
         if cfg.stop_head:
             self.objectness = keras.layers.Dense(1, activation="sigmoid", name="stop_head")
             self.objectness.build((None, self.cell.top_state_size))
@@ -138,23 +139,31 @@ class DecompNet(keras.Model):
     def call(self, images, training=None):
         self.check_images(images)
         category_maps = self.category_net(images, training=training)["category_maps"]
-        return {"category_maps": category_maps, **self.decompose(category_maps, training)}
+        return {"category_maps": category_maps,
+                **self.decompose(category_maps, training, images)}
 
-    def decompose(self, category_maps, training=None):
+    def decompose(self, category_maps, training=None, images=None):
         """Category maps [batch, h, w, C] -> the instance outputs of `call` (all but
-        "category_maps"). Encodes each map once, then unrolls the T recurrent steps."""
+        "category_maps"). Encodes each map once, then unrolls the T recurrent steps.
+
+        images: [batch, H, W, channels], needed with `instance_image` (the cell's context)."""
         cfg = self.config
         h, w = self.instance_size
         c, t = cfg.num_classes, cfg.steps
         fold = lambda m: ops.reshape(ops.transpose(m, (0, 3, 1, 2)),  # noqa: E731
                                      (-1, m.shape[1], m.shape[2], 1))  # [B*C, h, w, 1]
-        pooled = category_maps
-        if cfg.instance_pool > 1:
-            k = cfg.instance_pool
-            pooled = ops.average_pool(category_maps, k, k, padding="same")
-        encoded = self.cell.encode(fold(pooled), training=training)
+        pool = lambda m: m if cfg.instance_pool == 1 else ops.average_pool(  # noqa: E731
+            m, cfg.instance_pool, cfg.instance_pool, padding="same")
+        inputs = fold(pool(category_maps))
+        if cfg.instance_image:
+            if images is None:
+                raise ValueError("instance_image: decompose() needs the images too")
+            # The image at the maps' size, once per category: [B*C, h', w', channels].
+            context = pool(ops.image.resize(images, self.map_size, interpolation="area"))
+            inputs = ops.concatenate([inputs, ops.repeat(context, c, axis=0)], axis=-1)
+        encoded = self.cell.encode(inputs, training=training)
         states = self.cell.get_initial_state(ops.shape(encoded["inputs"])[0])
-        maps, objectness = [], []
+        maps, objectness, queries = [], [], []
         for _ in range(t):
             # Fine maps: the cell's gate logits, upsampled, gate the full-resolution maps.
             out, states = self.cell.step(encoded, states, training=training,
@@ -163,10 +172,13 @@ class DecompNet(keras.Model):
                 gate = ops.sigmoid(ops.image.resize(out, (h, w), interpolation="bilinear"))
                 out = gate * ops.clip(fold(category_maps), 0.0, 1.0)
             maps.append(out)
+            queries.append(self.cell.top_state(states))
             if cfg.stop_head:
-                objectness.append(self.objectness(self.cell.top_state(states)))
+                objectness.append(self.objectness(queries[-1]))
         maps = ops.stack(maps, axis=1)  # [B*C, T, h', w', 1]
-        xywh = self.box_regressor(ops.reshape(maps, (-1, h, w, 1)), training=training)
+        box_input = (ops.reshape(ops.stack(queries, axis=1), (-1, queries[0].shape[-1]))
+                     if cfg.box_input == "state" else ops.reshape(maps, (-1, h, w, 1)))
+        xywh = self.box_regressor(box_input, training=training)
         xywh = ops.reshape(xywh, (-1, c, t, 4))
         maps = ops.reshape(maps, (-1, c, t, h, w))
         out = {"instance_maps": maps, "boxes": xywh_to_yxyx(xywh), "boxes_xywh": xywh,

@@ -87,7 +87,9 @@ def lstm_update(gates, c):
 class InstanceCell(layers.Layer):
     """A Keras RNN cell: response map in, one instance map out.
 
-    Call: (inputs [batch, h, w, 1], states) -> (instance map [batch, h, w, 1], states), with
+    Call: (inputs [batch, h, w, channels], states) -> (instance map [batch, h, w, 1], states):
+    channel 0 is the response map to decompose (the one a gated map selects from), any further
+    channels are context (the image, `DecompNet`'s instance_image); states are
     states [h1, h2] ("rnn", each [batch, units]) or [h1, c1, h2, c2] ("lstm": [batch, units];
     "convlstm": [batch, grid_h * grid_w * units]). `top_state(states)` is h2, what a stop head
     reads.
@@ -276,7 +278,7 @@ class InstanceCell(layers.Layer):
             y = self._to_grid(states, bottleneck.shape[-1])
             logits = self.head(self._decode(y, encoded, training))
         if self.gated:  # A selection from the (non-negative part of the) response map.
-            out = ops.sigmoid(logits) * ops.clip(inputs, 0.0, 1.0)
+            out = ops.sigmoid(logits) * ops.clip(inputs[..., :1], 0.0, 1.0)
         else:
             out = ops.sigmoid(logits) if self.output_activation == "sigmoid" else logits
         if self.canvas:  # What is explained so far: the emitted maps, in [0, 1].

@@ -90,3 +90,28 @@ def box_mask(boxes: tf.Tensor, h: int | tf.Tensor, w: int | tf.Tensor) -> tf.Ten
     in_y = tf.cast((rows >= ymin) & (rows <= ymax), dtype)  # [..., h]
     in_x = tf.cast((cols >= xmin) & (cols <= xmax), dtype)  # [..., w]
     return in_y[..., :, None] * in_x[..., None, :]
+
+
+def generalized_iou(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """Elementwise generalized IoU of paired corner boxes (Rezatofighi et al. 2019):
+    ``IoU - (C - U) / C`` with ``C`` the area of the smallest box enclosing both and ``U`` the
+    union; in [-1, 1], 1 for equal boxes. Degenerate boxes have zero area; a pair whose
+    enclosing box has no area gets 0 (not NaN).
+
+    Args:
+        a, b: float ``[..., 4]`` ``(ymin, xmin, ymax, xmax)``, broadcastable.
+
+    Returns:
+        float ``[...]``.
+    """
+    a = tf.convert_to_tensor(a)
+    b = tf.cast(b, a.dtype)
+    area = lambda x: tf.nn.relu(x[..., 2] - x[..., 0]) * tf.nn.relu(x[..., 3] - x[..., 1])  # noqa: E731
+    inter_h = tf.nn.relu(tf.minimum(a[..., 2], b[..., 2]) - tf.maximum(a[..., 0], b[..., 0]))
+    inter_w = tf.nn.relu(tf.minimum(a[..., 3], b[..., 3]) - tf.maximum(a[..., 1], b[..., 1]))
+    inter = inter_h * inter_w
+    union = area(a) + area(b) - inter
+    hull = (tf.maximum(a[..., 2], b[..., 2]) - tf.minimum(a[..., 0], b[..., 0])) * (
+        tf.maximum(a[..., 3], b[..., 3]) - tf.minimum(a[..., 1], b[..., 1]))
+    hull = tf.nn.relu(hull)
+    return tf.math.divide_no_nan(inter, union) - tf.math.divide_no_nan(hull - union, hull)
