@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 
 import keras
@@ -100,6 +101,7 @@ def run_training(config: Config, log: Callable[[str], None] = print,
             init_category(net, t.init_category_from, log)
     c, map_size = config.model.num_classes, net.map_size
     sizes = dict(image_size=net.image_size, instance_size=net.instance_size)
+    start = time.perf_counter()  # The first run builds the dataset here (TFDS).
     train_ds = make_dataset(config.data, "train", c, map_size, training=True, repeat=True,
                             **sizes)
     # Held-out training images, never the test split (decompnet_tf.data.builders).
@@ -107,6 +109,9 @@ def run_training(config: Config, log: Callable[[str], None] = print,
                           **sizes).take(validation_steps)
     steps = max(1, num_examples(config.data, "train") // config.data.batch_size)
     preview = next(iter(val_ds))[0][:4].numpy()
+    log(f"data: {config.data.dataset} ready in {time.perf_counter() - start:.0f} s "
+        f"({num_examples(config.data, 'train')} training images, "
+        f"{config.data.validation_examples} held out for validation)")
     for i, stage in enumerate(t.stages):
         stage_dir = os.path.join(t.model_dir, f"stage{stage}")
         if os.path.isfile(final_weights(t.model_dir, stage)):
