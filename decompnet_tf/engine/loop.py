@@ -143,10 +143,12 @@ def run_training(config: Config, log: Callable[[str], None] = print,
                                         update_freq=50),
             MapImages(os.path.join(t.model_dir, "logs", f"stage{stage}", "maps"), preview, stage),
         ]
+        began = time.perf_counter()
         # shuffle=False: make_dataset shuffles (Keras would only warn that it cannot).
         trainer.fit(train_ds, epochs=t.epochs[i], steps_per_epoch=steps, shuffle=False,
                     validation_data=val_ds, callbacks=callbacks, verbose=t.verbose)
         net.save_weights(final_weights(t.model_dir, stage))
+        log(f"stage {stage}: done in {(time.perf_counter() - began) / 60:.1f} min")
         with open(os.path.join(stage_dir, "history.json"), "w") as f:
             json.dump({k: [float(v) for v in vs] for k, vs in trainer.history.history.items()},
                       f, indent=1)
