@@ -27,11 +27,10 @@ def main(argv):
     quiet_start()
     import tensorflow_datasets as tfds
 
-    import tfds_builders  # noqa: F401  (registers decomp_mnist)
     from decompnet_tf import viz
+    from decompnet_tf.data.builders import open_builder
 
-    builder = tfds.builder(f"decomp_mnist/{FLAGS.config}", data_dir=FLAGS.data_dir)
-    builder.download_and_prepare()
+    builder = open_builder(f"decomp_mnist/{FLAGS.config}", FLAGS.data_dir)
     names = builder.info.features["objects"]["label"].names
     tiles = []
     for ex in tfds.as_numpy(builder.as_dataset(split=FLAGS.split).take(FLAGS.num)):

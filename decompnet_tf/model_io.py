@@ -23,6 +23,25 @@ def build_net(config: Config) -> DecompNet:
     return net
 
 
+def write_config(config: Config) -> None:
+    """Writes config.json into the run's model_dir; refuses a model_dir that holds a run
+    with other model settings or stages (resuming must not mix two runs)."""
+    model_dir = config.train.model_dir
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if os.path.isfile(path):
+        with open(path) as f:
+            old = Config.from_json(f.read())
+        if (old.kind, old.model, old.train.stages) != (config.kind, config.model,
+                                                        config.train.stages):
+            raise ValueError(
+                f"{model_dir} holds a run with other model settings or stages:\n  was "
+                f"{old.model}, stages {old.train.stages}\n  now {config.model}, stages "
+                f"{config.train.stages}\nUse a new --model_dir, or the flags of that run.")
+    with open(path, "w") as f:
+        f.write(config.to_json())
+
+
 def build_classifier(config: Config):
     """The baseline's built patch classifier (section 3.1) with the run's settings."""
     from decompnet_tf.models.baseline import PatchClassifier

@@ -14,8 +14,14 @@ import numpy as np
 from decompnet_tf.config import Config
 from decompnet_tf.data.builders import open_builder
 from decompnet_tf.data.patches import sample_patches
-from decompnet_tf.engine.loop import Backup, write_config
-from decompnet_tf.model_io import build_classifier, classifier_weights
+from decompnet_tf.engine.callbacks import Backup
+from decompnet_tf.engine.trainer import make_optimizer
+from decompnet_tf.model_io import (
+    build_classifier,
+    classifier_weights,
+    load_weights,
+    write_config,
+)
 from decompnet_tf.models.baseline import PatchClassifier
 
 
@@ -52,18 +58,15 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
     keras.utils.set_random_seed(t.seed)
     net = build_classifier(config)
     if os.path.isfile(classifier_weights(t.model_dir)):
-        net.load_weights(classifier_weights(t.model_dir))
+        load_weights(net, classifier_weights(t.model_dir), t.model_dir)
         log(f"baseline: finished earlier, weights in {classifier_weights(t.model_dir)}")
         return net
     x, y = patch_set(config, "train", config.data.train_examples, t.seed)
     vx, vy = patch_set(config, "validation", 200, t.seed + 1)
     log(f"baseline: {len(x)} training patches ({(y == config.model.num_classes).mean():.0%} "
         "background)")
-    lr = t.learning_rates[0]
-    opt = (keras.optimizers.Adam(lr) if t.optimizer == "adam"
-           else keras.optimizers.SGD(lr, momentum=t.momentum))
     net_out = LogitsModel(net, name="patch_classifier_logits")
-    net_out.compile(optimizer=opt,
+    net_out.compile(optimizer=make_optimizer(t, t.learning_rates[0]),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=["accuracy"])
     stage_dir = os.path.join(t.model_dir, "baseline")

@@ -1,5 +1,5 @@
-"""Callbacks of the training loop: the lambda/gamma warm-up, learning-rate decay, and
-TensorBoard images of the response and instance maps."""
+"""Callbacks of the training loops: checkpoints, the lambda/gamma warm-up, learning-rate decay,
+and TensorBoard images of the response and instance maps."""
 
 from __future__ import annotations
 
@@ -8,6 +8,15 @@ import numpy as np
 import tensorflow as tf
 
 from decompnet_tf import viz
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that also saves at every epoch end when saving every N steps."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            self._save_model()
 
 
 class LossWeightSchedule(keras.callbacks.Callback):

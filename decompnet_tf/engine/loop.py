@@ -19,53 +19,18 @@ import keras
 
 from decompnet_tf.config import Config
 from decompnet_tf.data.pipeline import make_dataset, num_examples
-from decompnet_tf.engine.callbacks import EpochDecay, LossWeightSchedule, MapImages
+from decompnet_tf.engine.callbacks import Backup, EpochDecay, LossWeightSchedule, MapImages
 from decompnet_tf.engine.distribute import get_strategy
-from decompnet_tf.engine.trainer import DecompTrainer, resolve_matcher
+from decompnet_tf.engine.trainer import DecompTrainer, make_optimizer, resolve_matcher
 from decompnet_tf.model_io import (
-    CONFIG_FILE,
     DamagedCheckpointError,
     build_net,
     final_weights,
     load_weights,
     read_config,
+    write_config,
 )
 from decompnet_tf.models.decompnet import DecompNet
-
-
-class Backup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that also saves at every epoch end when saving every N steps."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if self.save_freq != "epoch":
-            self._save_model()
-
-
-def write_config(config: Config) -> None:
-    model_dir = config.train.model_dir
-    os.makedirs(model_dir, exist_ok=True)
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if os.path.isfile(path):
-        with open(path) as f:
-            old = Config.from_json(f.read())
-        if (old.kind, old.model, old.train.stages) != (config.kind, config.model,
-                                                        config.train.stages):
-            raise ValueError(
-                f"{model_dir} holds a run with other model settings or stages:\n  was "
-                f"{old.model}, stages {old.train.stages}\n  now {config.model}, stages "
-                f"{config.train.stages}\nUse a new --model_dir, or the flags of that run.")
-    with open(path, "w") as f:
-        f.write(config.to_json())
-
-
-def _optimizer(config: Config, lr: float) -> keras.optimizers.Optimizer:
-    t = config.train
-    if t.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=t.momentum, clipnorm=t.clipnorm or None)
-    if t.optimizer == "adam":
-        return keras.optimizers.Adam(lr, clipnorm=t.clipnorm or None)
-    raise ValueError(f"unknown optimizer {t.optimizer!r}; choose sgd or adam")
 
 
 def init_category(net: DecompNet, source_dir: str, log: Callable[[str], None]) -> None:
@@ -132,7 +97,7 @@ def run_training(config: Config, log: Callable[[str], None] = print,
             # The true maps are stage 2's input only: stage 3 is end to end.
             source = t.instance_input if stage == 2 else "network"
             trainer = DecompTrainer(net, stage, config.loss, source, matcher)
-            trainer.compile(optimizer=_optimizer(config, t.learning_rates[i]),
+            trainer.compile(optimizer=make_optimizer(config.train, t.learning_rates[i]),
                             jit_compile=t.jit_compile)
         callbacks = [
             Backup(os.path.join(stage_dir, "backup"), save_freq=t.checkpoint_steps or "epoch",
