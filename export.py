@@ -52,7 +52,10 @@ def main(argv):
     if FLAGS.tflite:
         for name, quantize in (("model.tflite", False), ("model_dynamic_range.tflite", True)):
             out = os.path.join(FLAGS.export_dir, name)
-            size = export_tflite(module, out, quantize)
+            try:
+                size = export_tflite(module, out, quantize)
+            except ValueError as e:
+                raise SystemExit(f"error: {e}") from None
             print(f"TFLite: {out} ({size / 1e6:.1f} MB)")
 
 

@@ -144,7 +144,13 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
         [convert_variables_to_constants_v2(fn)])
     if quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    data = converter.convert()
+    try:
+        data = converter.convert()
+    except Exception as e:  # tf.lite's ConverterError lives in a private module.
+        ops_line = next((line for line in str(e).splitlines() if "op is neither" in line), "")
+        raise ValueError(f"TFLite conversion failed{': ' + ops_line.strip() if ops_line else ''}"
+                         " (an op outside TFLite's builtins); the SavedModel is written: export "
+                         "with --notflite, or report the op") from None
     with open(path, "wb") as f:
         f.write(data)
     return len(data)

@@ -29,6 +29,7 @@ from decompnet_tf.config import ModelConfig
 from decompnet_tf.models.box_regressor import BoxRegressor
 from decompnet_tf.models.category_net import CategoryNet
 from decompnet_tf.models.instance_cell import InstanceCell
+from decompnet_tf.models.layers import area_resize
 from decompnet_tf.models.vgg_category_net import VGGCategoryNet
 from decompnet_tf.ops.boxes import xywh_to_yxyx
 
@@ -159,7 +160,7 @@ class DecompNet(keras.Model):
             if images is None:
                 raise ValueError("instance_image: decompose() needs the images too")
             # The image at the maps' size, once per category: [B*C, h', w', channels].
-            context = pool(ops.image.resize(images, self.map_size, interpolation="area"))
+            context = pool(area_resize(images, self.map_size))
             inputs = ops.concatenate([inputs, ops.repeat(context, c, axis=0)], axis=-1)
         encoded = self.cell.encode(inputs, training=training)
         states = self.cell.get_initial_state(ops.shape(encoded["inputs"])[0])

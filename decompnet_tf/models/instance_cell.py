@@ -67,7 +67,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from decompnet_tf.models.layers import ConvBlock, crop_like
+from decompnet_tf.models.layers import ConvBlock, area_resize, crop_like
 
 ENCODER = ((32, 5, 2), (32, 3, 2), (32, 3, 2))  # (filters, kernel, stride), Appendix B.
 DECODER_KERNELS = (3, 3, 5)
@@ -267,7 +267,7 @@ class InstanceCell(layers.Layer):
         if self.canvas:
             h, w = inputs.shape[1], inputs.shape[2]
             canvas = ops.reshape(states[-1], (-1, h, w, 1))
-            pooled = ops.image.resize(canvas, self.grid, interpolation="area")
+            pooled = area_resize(canvas, self.grid)
             bottleneck = ops.concatenate([bottleneck, pooled], axis=-1)
             embedding = ops.concatenate([embedding, canvas], axis=-1)
             states = states[:-1]

@@ -65,3 +65,18 @@ def crop_like(x, reference):
     """
     shape = ops.shape(reference)
     return x[:, : shape[1], : shape[2], :]
+
+
+def area_resize(x, size):
+    """Area (box-filter) resize of [batch, H, W, channels] to `size` = (h, w).
+
+    Where H and W are multiples of h and w (the usual case: 100x100 images to 50x50 maps) this
+    is an average pool, which equals the area resize exactly and, unlike TensorFlow's
+    ResizeArea, is a TFLite builtin; other ratios fall back to the area resize."""
+    height, width = x.shape[1], x.shape[2]
+    if (height, width) == tuple(size):
+        return x
+    if height and width and height % size[0] == 0 and width % size[1] == 0:
+        pool = (height // size[0], width // size[1])
+        return ops.average_pool(x, pool, pool, padding="valid")
+    return ops.image.resize(x, size, interpolation="area")
