@@ -128,3 +128,17 @@ def test_init_category_from_shares_stage_one(trained_run, data_dir, tmp_path):
                      *TINY_FLAGS, *variant, "--category_skips")
     assert bad.returncode != 0 and "its category network differs" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_zero_epochs_save_the_untrained_stage(data_dir, tmp_path):
+    """--epochs=...,0 is an untrained reference for a stage (tests/test_quick_config.py's
+    floors were measured against one): the stage's weights are written, not a crash."""
+    from decompnet_tf.model_io import final_weights, load_trained
+
+    model_dir = str(tmp_path / "zero")
+    done = run_script("train.py", f"--data_dir={data_dir}", f"--model_dir={model_dir}",
+                      *TINY_FLAGS, "--stages=1,2", "--epochs=0,0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert all(os.path.isfile(final_weights(model_dir, s)) for s in (1, 2))
+    net, _ = load_trained(model_dir)
+    assert net.built

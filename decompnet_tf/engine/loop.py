@@ -112,6 +112,8 @@ def run_training(config: Config, log: Callable[[str], None] = print,
         # shuffle=False: make_dataset shuffles (Keras would only warn that it cannot).
         trainer.fit(train_ds, epochs=t.epochs[i], steps_per_epoch=steps, shuffle=False,
                     validation_data=val_ds, callbacks=callbacks, verbose=t.verbose)
+        # Zero epochs (an untrained reference for a later stage) never made the stage's folder.
+        os.makedirs(stage_dir, exist_ok=True)
         net.save_weights(final_weights(t.model_dir, stage))
         log(f"stage {stage}: done in {(time.perf_counter() - began) / 60:.1f} min")
         with open(os.path.join(stage_dir, "history.json"), "w") as f:
