@@ -42,7 +42,9 @@ ds = make_dataset(config.data, "train", 3, (50, 50), training=True, repeat=True)
 images, _ = next(iter(strategy.experimental_distribute_dataset(ds)))
 local = images.numpy() if hasattr(images, "numpy") else images.values[0].numpy()
 print("SHARD", local.shape[0], float(np.abs(local).sum()), flush=True)
-run_training(config)  # Its own MultiWorkerMirroredStrategy, as train.py makes it.
+# The same strategy: a second MultiWorkerMirroredStrategy in one process re-enables collective
+# ops, and its rendezvous sometimes hung both workers for minutes.
+run_training(config, strategy=strategy)
 print("DONE", flush=True)
 """
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import keras
+import tensorflow as tf
 
 from decompnet_tf.config import Config
 from decompnet_tf.data.pipeline import make_dataset, num_examples
@@ -50,8 +51,13 @@ def init_category(net: DecompNet, source_dir: str, log: Callable[[str], None]) -
 
 
 def run_training(config: Config, log: Callable[[str], None] = print,
-                 validation_steps: int = 10) -> DecompNet:
-    """Runs the configured stages; reruns with the same config resume where they stopped."""
+                 validation_steps: int = 10,
+                 strategy: tf.distribute.Strategy | None = None) -> DecompNet:
+    """Runs the configured stages; reruns with the same config resume where they stopped.
+
+    strategy: one the caller already made (default: `config.train.strategy`'s). A process
+    should make one MultiWorkerMirroredStrategy only: a second one re-enables collective ops
+    and can hang its workers."""
     t = config.train
     if len(t.epochs) != len(t.stages) or len(t.learning_rates) != len(t.stages):
         raise ValueError(f"need one epochs and one learning_rates value per stage: stages "
@@ -59,7 +65,7 @@ def run_training(config: Config, log: Callable[[str], None] = print,
     matcher = resolve_matcher(t.matcher, t.jit_compile, t.strategy)
     write_config(config)
     keras.utils.set_random_seed(t.seed)
-    strategy = get_strategy(t.strategy, t.tpu)
+    strategy = strategy or get_strategy(t.strategy, t.tpu)
     with strategy.scope():
         net = build_net(config)
         if t.init_category_from:
