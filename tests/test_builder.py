@@ -51,6 +51,23 @@ def test_parallel_generation_gives_the_same_dataset(tmp_path):
         np.testing.assert_array_equal(a[k], b[k])
 
 
+def test_parallel_build_after_opencv_ran_in_the_parent(tmp_path):
+    """A process whose OpenCV thread pool already ran (a user who resized an image before
+    tfds.load) builds with worker processes; forked workers deadlocked there."""
+    script = (
+        "import cv2, numpy as np, tensorflow_datasets as tfds, tfds_builders\n"
+        "from tfds_builders.decomp_mnist import DecompMnistConfig\n"
+        "cv2.resize(np.zeros((500, 500), np.float32), (1000, 1000))\n"
+        "cfg = DecompMnistConfig(name='t', source='bundled', num_train=70, num_test=1, "
+        "num_workers=2)\n"
+        f"builder = tfds_builders.DecompMnist(config=cfg, data_dir={str(tmp_path)!r})\n"
+        "builder.download_and_prepare()\n"
+        "print('BUILT')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert done.returncode == 0 and "BUILT" in done.stdout, done.stderr[-2000:]
+
+
 def test_full_config_reads_manual_dir(tmp_path):
     manual = tmp_path / "manual"
     manual.mkdir()

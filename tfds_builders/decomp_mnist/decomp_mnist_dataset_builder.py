@@ -74,6 +74,15 @@ class _Worker:
         return index, example_to_features(ex, index)
 
 
+def _set_worker(worker: _Worker) -> None:
+    """Pool initializer: the one worker of this pool process (process-local state)."""
+    _run_worker.worker = worker
+
+
+def _run_worker(index: int) -> tuple[int, dict]:
+    return _run_worker.worker(index)
+
+
 def _png(array: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", array)
     if not ok:
@@ -173,7 +182,10 @@ class DecompMnist(tfds.core.GeneratorBasedBuilder):
         if processes == 1 or num < 64:
             yield from map(worker, range(num))
             return
-        # Fork: the workers only run numpy/OpenCV. Chunks keep inter-process traffic small.
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(processes) as pool:
-            yield from pool.imap_unordered(worker, range(num), chunksize=64)
+        # Spawn, not fork: a process forked from one whose OpenCV thread pool (or TensorFlow's
+        # threads) already ran can deadlock in its first OpenCV call; it did in a test session.
+        # The worker (with the digit pools) goes to each process once, via the initializer;
+        # tasks carry only indices. Chunks keep inter-process traffic small.
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(processes, initializer=_set_worker, initargs=(worker,)) as pool:
+            yield from pool.imap_unordered(_run_worker, range(num), chunksize=64)
