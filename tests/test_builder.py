@@ -92,6 +92,7 @@ def test_unknown_config_is_a_clear_error():
         tfds.builder("decomp_mnist/nope")
 
 
+@pytest.mark.slow(30)  # seconds with -n 2 on 2 cores
 def test_tfds_build_cli(tmp_path):
     """`tfds build` on the builder's folder works (the small config, 800 + 200 images)."""
     folder = os.path.dirname(tfds_builders.decomp_mnist.__file__)

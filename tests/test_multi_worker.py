@@ -85,6 +85,7 @@ def _log(tmp_path, index):
     return (tmp_path / f"worker{index}.log").read_text()
 
 
+@pytest.mark.slow(60)  # seconds with -n 2 on 2 cores
 def test_two_workers_shard_agree_and_a_killed_run_resumes(small_data_dir, tmp_path):
     meta = [tmp_path / f"worker{i}" / "stage2" / "backup" / "training_metadata.json"
             for i in range(2)]

@@ -7,6 +7,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from tests.helpers import ROOT, run_script
 
@@ -22,6 +23,7 @@ def _metrics(out_dir):
     return float(np.mean(ap50)), m["counting"]["accuracy"]
 
 
+@pytest.mark.slow(140)  # seconds with -n 2 on 2 cores
 def test_short_quick_training_detects_digits(small_data_dir, tmp_path):
     model_dir = str(tmp_path / "quick")
     done = run_script("train.py", *SHORT, f"--data_dir={small_data_dir}",

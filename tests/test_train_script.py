@@ -32,6 +32,7 @@ def _iterations(model_dir):
         return int(f["optimizer/vars/0"][()])
 
 
+@pytest.mark.slow(40)  # seconds with -n 2 on 2 cores
 def test_killed_run_resumes_from_checkpoint(data_dir, tmp_path):
     model_dir = str(tmp_path / "run")
     meta = os.path.join(model_dir, "stage1", "backup", "training_metadata.json")
