@@ -45,18 +45,13 @@ def main(argv):
     try:
         net, _ = load_trained(FLAGS.model_dir)
         module = DetectorModule(net, settings)
-        path = export_saved_model(module, FLAGS.export_dir, FLAGS.version)
+        print(f"SavedModel: {export_saved_model(module, FLAGS.export_dir, FLAGS.version)}")
+        tflite = (("model.tflite", False), ("model_dynamic_range.tflite", True))
+        for name, quantize in tflite if FLAGS.tflite else ():
+            out = os.path.join(FLAGS.export_dir, name)
+            print(f"TFLite: {out} ({export_tflite(module, out, quantize) / 1e6:.1f} MB)")
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None  # The message, not the flags' usage.
-    print(f"SavedModel: {path}")
-    if FLAGS.tflite:
-        for name, quantize in (("model.tflite", False), ("model_dynamic_range.tflite", True)):
-            out = os.path.join(FLAGS.export_dir, name)
-            try:
-                size = export_tflite(module, out, quantize)
-            except ValueError as e:
-                raise SystemExit(f"error: {e}") from None
-            print(f"TFLite: {out} ({size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":
