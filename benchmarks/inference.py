@@ -11,24 +11,16 @@ TFLite graph is built for one image), with the model sizes on disk.
 from __future__ import annotations
 
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
+from timing import timed  # benchmarks/timing.py: the script's folder is on sys.path  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "train.py --model_dir.", required=True)
 flags.DEFINE_string("export_dir", None, "export.py --export_dir.", required=True)
 flags.DEFINE_integer("iters", 20, "Timed calls per measurement.")
-
-
-def timed(fn, iters):
-    fn()
-    start = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    return (time.perf_counter() - start) / iters
 
 
 def du(path):

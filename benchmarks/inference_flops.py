@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 
 from absl import app, flags
+from timing import timed  # benchmarks/timing.py: the script's folder is on sys.path
 
 from decompnet_tf.config import (
     DataConfig,
@@ -35,14 +35,6 @@ flags.DEFINE_integer("matmul_size", 2048, "Side of the square matmul that sets t
                      lower_bound=64)
 flags.DEFINE_list("steps_sweep", ["4", "8", "16"], "Values of T for the growth rows.")
 define_flags(DataConfig, ModelConfig, LossConfig, TrainConfig, InferenceConfig)
-
-
-def timed(fn, iters):
-    fn()
-    start = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    return (time.perf_counter() - start) / iters
 
 
 def graph_flops(concrete) -> int:
