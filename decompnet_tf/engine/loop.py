@@ -78,10 +78,11 @@ def run_training(config: Config, log: Callable[[str], None] = print,
     # Held-out training images, never the test split (decompnet_tf.data.builders).
     val_ds = make_dataset(config.data, "validation", c, map_size, training=False,
                           **sizes).take(validation_steps)
-    steps = max(1, num_examples(config.data, "train") // config.data.batch_size)
+    n_train = num_examples(config.data, "train")  # Opens the builder: once.
+    steps = max(1, n_train // config.data.batch_size)
     preview = next(iter(val_ds))[0][:4].numpy()
     log(f"data: {config.data.dataset} ready in {time.perf_counter() - start:.0f} s "
-        f"({num_examples(config.data, 'train')} training images, "
+        f"({n_train} training images, "
         f"{config.data.validation_examples} held out for validation)")
     for i, stage in enumerate(t.stages):
         stage_dir = os.path.join(t.model_dir, f"stage{stage}")
