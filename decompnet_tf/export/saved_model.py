@@ -125,7 +125,7 @@ class DetectorModule(tf.Module):
         return tuple(dets[k] for k in OUTPUT_KEYS)
 
 
-def write_labels(class_names, path: str) -> str:
+def write_labels(class_names: list[str] | tuple[str, ...], path: str) -> str:
     """Writes the labels file (line i = the name of class id i); returns its path."""
     with tf.io.gfile.GFile(path, "w") as f:
         f.write("".join(f"{name}\n" for name in class_names))
