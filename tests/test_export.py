@@ -442,3 +442,23 @@ def test_a_baseline_model_dir_is_refused_with_the_reason(tmp_path):
     assert "holds the sliding-window baseline" in proc.stderr
     assert "no training stage has finished" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_labels_fall_back_to_class_ids_for_an_unknown_dataset(tmp_path):
+    import dataclasses
+
+    from tests.helpers import run_script
+
+    model_dir = tmp_path / "model"
+    config = Config(model=TINY, train=TrainConfig(model_dir=str(model_dir), stages=(1, 2)))
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data,
+                                                                  dataset="no_such_dataset"))
+    net = build_net(config)
+    os.makedirs(os.path.dirname(final_weights(str(model_dir), 2)))
+    net.save_weights(final_weights(str(model_dir), 2))
+    (model_dir / CONFIG_FILE).write_text(config.to_json())
+    proc = run_script("export.py", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'e'}",
+                      "--notflite")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "labels.txt lists the class ids" in proc.stdout
+    assert read_labels(str(tmp_path / "e" / "1" / "assets" / LABELS_FILE)) == ["0", "1", "2"]
