@@ -53,6 +53,9 @@ flags.DEFINE_integer("stage", 0, "Evaluate the network as this training stage le
                      lower_bound=0, upper_bound=3)
 flags.DEFINE_string("tflite", None, "Evaluate this exported .tflite file of --model_dir's "
                     "model instead of the Keras model (export.py writes it).")
+flags.DEFINE_string("saved_model", None, "Evaluate this exported SavedModel version folder "
+                    "(export_dir/<version>) of --model_dir's model instead of the Keras model: "
+                    "its serving_default signature, what TF Serving serves.")
 flags.DEFINE_integer("num_sheets", 4, "Qualitative sheets (Figures 3 and 6) to draw.",
                      lower_bound=0)
 define_flags(InferenceConfig)
@@ -67,7 +70,7 @@ def evaluate_dir(model_dir: str, out_dir: str):
 
     settings = from_flags(InferenceConfig)
     spec = DetectorSpec(settings, FLAGS.detector, FLAGS.category_maps, FLAGS.tflite,
-                        FLAGS.window_step, FLAGS.stage)
+                        FLAGS.window_step, FLAGS.stage, saved_model=FLAGS.saved_model)
     detector, builder, config = load_detector(model_dir, spec, FLAGS.dataset, FLAGS.data_dir)
     describe = {"model_dir": model_dir}
     validation = config.data.validation_examples

@@ -2,8 +2,9 @@
 
     python export.py --model_dir=runs/mnist_quick --export_dir=exported/decompnet
 
-writes exported/decompnet/<version>/ (signatures serving_default and serve_encoded),
-exported/decompnet/model.tflite (float32) and model_dynamic_range.tflite (int8 weights). The
+writes exported/decompnet/<version>/ (signatures serving_default, serve_encoded and
+serving_boxes; the class names as assets/labels.txt), exported/decompnet/model.tflite
+(float32) and model_dynamic_range.tflite (int8 weights) with labels.txt beside them. The
 inference settings (--stop_threshold, --box_source, --segmentation_delta) are evaluate.py's.
 """
 
@@ -22,11 +23,25 @@ flags.DEFINE_string("model_dir", None, "A train.py --model_dir.", required=True)
 flags.DEFINE_string("export_dir", None, "Where the versioned SavedModel goes.", required=True)
 flags.DEFINE_integer("version", None, "SavedModel version (default: next free integer).",
                      lower_bound=1)
-flags.DEFINE_boolean("tflite", True, "Also write the TFLite models (box_source=regressor "
-                     "only: use --notflite with --box_source=mask).")
+flags.DEFINE_boolean("tflite", True, "Also write the TFLite models (same boxes and settings "
+                     "as the SavedModel).")
 # The exported masks are the soft instance maps: a client thresholds them itself.
 define_flags(InferenceConfig, exclude=("mask_threshold",))
 flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's own.
+
+
+def class_names(config) -> list[str] | None:
+    """The dataset's class names (its TFDS builder's info, which needs no prepared data);
+    None (the class ids as names) when the dataset's builder cannot be opened."""
+    from decompnet_tf.data.builders import open_builder
+
+    try:
+        builder = open_builder(config.data.dataset, config.data.data_dir, prepare=False)
+        return list(builder.info.features["objects"]["label"].names)
+    except Exception as e:  # An unknown or unregistered dataset: the ids still name classes.
+        print(f"warning: class names of {config.data.dataset!r} unavailable ({e}); labels.txt "
+              "lists the class ids")
+        return None
 
 
 def main(argv):
@@ -39,12 +54,9 @@ def main(argv):
     from decompnet_tf.model_io import load_trained
 
     settings = from_flags(InferenceConfig)
-    if FLAGS.tflite and settings.box_source != "regressor":
-        raise app.UsageError("TFLite export supports --box_source=regressor only; pass "
-                             "--notflite to export the SavedModel with --box_source=mask")
     try:
-        net, _ = load_trained(FLAGS.model_dir)
-        module = DetectorModule(net, settings)
+        net, config = load_trained(FLAGS.model_dir)
+        module = DetectorModule(net, settings, class_names(config))
         print(f"SavedModel: {export_saved_model(module, FLAGS.export_dir, FLAGS.version)}")
         tflite = (("model.tflite", False), ("model_dynamic_range.tflite", True))
         for name, quantize in tflite if FLAGS.tflite else ():

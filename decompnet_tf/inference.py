@@ -217,3 +217,31 @@ class TFLiteDetector:
 
     def describe(self) -> dict:
         return {"kind": "tflite", "path": self.path, "windows_per_image": 0}
+
+
+class SavedModelDetector:
+    """An exported SavedModel (export.py's <version>/ folder) as a detector, for evaluate.py:
+    its serving_default signature, the graph TF Serving runs, on the batch as uint8.
+
+    The runner's images are the dataset's uint8 pixels / 255 (the data pipeline's
+    conversion), so round(x * 255) gives the served bytes back exactly; images that are not
+    (e.g. resized) are refused rather than scored on altered pixels.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.signature = tf.saved_model.load(path).signatures["serving_default"]
+
+    def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
+        images = np.asarray(images, np.float32)
+        pixels = np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
+        if np.abs(pixels / np.float32(255.0) - images).max(initial=0.0) > 1e-6:
+            raise ValueError(f"--saved_model={self.path}: the images are not uint8 pixels / 255 "
+                             "(resized?), so the SavedModel's uint8 input cannot reproduce them; "
+                             "evaluate the Keras model instead")
+        out = {k: v.numpy() for k, v in self.signature(images=tf.constant(pixels)).items()}
+        out["segmentation_scores"] = out["detection_scores"]
+        return out
+
+    def describe(self) -> dict:
+        return {"kind": "saved_model", "path": self.path, "windows_per_image": 0}

@@ -107,24 +107,33 @@ def above_half_peak(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tens
     """bool [..., h, w]: the pixels above `relative_threshold` times the map's own peak (none
     for an all-zero or negative map)."""
     peak = tf.reduce_max(maps, axis=[-2, -1], keepdims=True)
-    return (maps > relative_threshold * peak) & (peak > 0)
+    # A float select instead of a broadcast logical_and: TFLite's LOGICAL_AND aborted the
+    # interpreter on 5-D broadcasts ([B, C, T, h, w] & [B, C, T, 1, 1]).
+    threshold = tf.where(peak > 0, relative_threshold * peak, float("inf"))
+    return maps > threshold
 
 
 def main_component(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tensor:
     """bool [..., h, w]: the 8-connected blob of `above_half_peak` pixels that holds the most
     of the map's mass, so that a stray pixel or a faint part of a neighbour does not count.
+    Among blobs of exactly equal mass, the one whose last pixel (in row-major order) comes
+    first wins; an empty map gives no pixel.
 
-    Components are labelled in the graph (SavedModel-friendly): every "on" pixel starts with a
-    label of its own, and a 3x3 max-pool spreads the largest label through each blob until no
-    label changes (at most as many rounds as the longest blob's path length).
+    Components are labelled in the graph with TFLite builtins (the SavedModel and the TFLite
+    model run the same graph): every "on" pixel starts with its row-major index + 1 as its
+    label, and a 3x3 max-pool spreads the largest label through each blob in a while loop
+    until no label changes (as many rounds as the longest shortest path inside a blob, + 1;
+    never more than h * w). Each blob then carries its last pixel's index; its mass is summed
+    per label.
     """
     maps = tf.convert_to_tensor(maps)
     h, w = maps.shape[-2], maps.shape[-1]
     lead = tf.shape(maps)[:-2]
+    # Rank 3 throughout: TFLite's kernels handle broadcasts up to 4-D only reliably.
     flat = tf.reshape(maps, (-1, h, w))
-    on = tf.reshape(above_half_peak(maps, relative_threshold), (-1, h, w))
-    ids = tf.range(1, h * w + 1, dtype=tf.float32)
-    labels = tf.where(on, tf.reshape(ids, (1, h, w)), 0.0)
+    on = above_half_peak(flat, relative_threshold)
+    ids = tf.reshape(tf.range(1, h * w + 1, dtype=tf.float32), (1, h, w))
+    labels = tf.where(on, ids, 0.0)
 
     def spread(labels, _):
         pooled = tf.nn.max_pool2d(labels[..., None], 3, 1, "SAME")[..., 0]
@@ -133,12 +142,15 @@ def main_component(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tenso
 
     labels, _ = tf.while_loop(lambda _, changed: changed, spread, (labels, tf.constant(True)),
                               maximum_iterations=h * w)
-    n = tf.shape(labels)[0]
-    # Mass per label: one segment per (map, label).
+    n = tf.shape(flat)[0]
+    # Mass per label: one segment per (map, label); label 0 (background) is dropped.
     seg = tf.cast(labels, tf.int32) + (h * w + 1) * tf.range(n)[:, None, None]
     mass = tf.math.unsorted_segment_sum(tf.where(on, flat, 0.0), seg, n * (h * w + 1))
-    mass = tf.reshape(mass, (n, h * w + 1))[:, 1:]  # Label 0 is the background.
-    best = tf.cast(tf.argmax(mass, axis=-1), tf.float32) + 1.0  # [n]
+    mass = tf.reshape(mass, (n, h * w + 1))[:, 1:]  # [n, h * w]: label k at k - 1.
+    # The smallest label of the largest mass (argmax's first index, without ARG_MAX).
+    top = tf.reduce_max(mass, axis=-1, keepdims=True)
+    label_ids = tf.range(1, h * w + 1, dtype=tf.float32)
+    best = tf.reduce_min(tf.where(mass >= top, label_ids, h * w + 1.0), axis=-1)  # [n]
     keep = on & tf.equal(labels, best[:, None, None])
     return tf.reshape(keep, tf.concat([lead, [h, w]], axis=0))
 

@@ -13,11 +13,14 @@ import tensorflow as tf
 
 from decompnet_tf.config import Config, InferenceConfig, ModelConfig, TrainConfig
 from decompnet_tf.export.saved_model import (
+    BOX_KEYS,
+    LABELS_FILE,
     OUTPUT_KEYS,
     DetectorModule,
     export_saved_model,
     export_tflite,
     next_version,
+    read_labels,
     run_tflite,
 )
 from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights
@@ -49,15 +52,25 @@ def model_dir(tmp_path_factory):
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def exported(model_dir, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("export"))
+def _export(model_dir, out, box_source):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "export.py"),
                            f"--model_dir={model_dir}", f"--export_dir={out}",
-                           "--stop_threshold=0.0"], capture_output=True, text=True,
+                           "--stop_threshold=0.0", f"--box_source={box_source}"],
+                          capture_output=True, text=True,
                           timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def exported(model_dir, tmp_path_factory):
+    return _export(model_dir, str(tmp_path_factory.mktemp("export")), "regressor")
+
+
+@pytest.fixture(scope="module")
+def exported_component(model_dir, tmp_path_factory):
+    """export.py with the boxes of the maps' main blobs, SavedModel and TFLite alike."""
+    return _export(model_dir, str(tmp_path_factory.mktemp("export_component")), "component")
 
 
 def _reference(model_dir, images_uint8, mask_size):
@@ -69,7 +82,7 @@ def _reference(model_dir, images_uint8, mask_size):
     return {k: dets[k].numpy() for k in OUTPUT_KEYS}
 
 
-def assert_same_detections(got, ref, atol, where=""):
+def assert_same_detections(got, ref, atol, where="", masks=True):
     """Every reference detection is reproduced (class, box, score, mask within atol) and the
     counts agree. Detections are ranked by score, and an untrained model's scores can tie to
     within float rounding, so the order among near-equal scores is not compared."""
@@ -82,8 +95,8 @@ def assert_same_detections(got, ref, atol, where=""):
                      and abs(got["detection_scores"][b, j] - ref["detection_scores"][b, i]) <= atol
                      and np.abs(got["detection_boxes"][b, j]
                                 - ref["detection_boxes"][b, i]).max() <= atol
-                     and np.abs(got["detection_masks"][b, j]
-                                - ref["detection_masks"][b, i]).max() <= atol]
+                     and (not masks or np.abs(got["detection_masks"][b, j]
+                                              - ref["detection_masks"][b, i]).max() <= atol)]
             assert close, f"{where}: image {b}, reference detection {i} not reproduced"
             used.add(close[0])
 
@@ -145,13 +158,14 @@ def test_rgb_is_converted_to_grayscale(model_dir):
                            {k: v.numpy() for k, v in ref.items()}, 0.02, "rgb")
 
 
-def test_saved_model_cli_lists_both_signatures(exported):
+def test_saved_model_cli_lists_the_signatures(exported):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     proc = subprocess.run([cli, "show", "--dir", os.path.join(exported, "1"), "--all"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout
-    assert "signature_def['serving_default']" in text and "signature_def['serve_encoded']" in text
+    for name in ("serving_default", "serve_encoded", "serving_boxes"):
+        assert f"signature_def['{name}']" in text
     assert "dtype: DT_UINT8" in text and "dtype: DT_STRING" in text
     for key in OUTPUT_KEYS:
         assert f"outputs['{key}']" in text
@@ -255,24 +269,162 @@ def test_rgb_model_serves_rgb_and_matches_keras(tmp_path):
     assert_same_detections(got, {k: ref[k].numpy() for k in OUTPUT_KEYS}, FLOAT_ATOL, "gray")
 
 
+@pytest.mark.parametrize("box_source", ["regressor", "component"])
+def test_every_export_gives_the_keras_detectors_detections(model_dir, exported,
+                                                            exported_component, box_source):
+    """serving_default, serving_boxes and the float TFLite file against DecompDetector (the
+    Keras model evaluate.py scores) with the same settings; the labels files name the
+    dataset's classes in class id order."""
+    from decompnet_tf.inference import DecompDetector
+    from decompnet_tf.model_io import load_trained
+
+    out = exported if box_source == "regressor" else exported_component
+    net, _ = load_trained(model_dir)
+    keras = DecompDetector(net, InferenceConfig(stop_threshold=0.0, box_source=box_source))
+    images = _images((2, 100, 100, 1), seed=7)
+    ref = keras.predict(images.astype(np.float32) / 255.0)
+    served = tf.saved_model.load(os.path.join(out, "1"))
+    got = served.signatures["serving_default"](images=tf.constant(images))
+    assert_same_detections({k: v.numpy() for k, v in got.items()}, ref, FLOAT_ATOL, "default")
+    boxes = served.signatures["serving_boxes"](images=tf.constant(images))
+    assert sorted(boxes) == sorted(BOX_KEYS)  # No masks.
+    assert_same_detections({k: v.numpy() for k, v in boxes.items()}, ref, FLOAT_ATOL, "boxes",
+                           masks=False)
+    tflite = os.path.join(out, "model.tflite")
+    for i in range(2):
+        one = {k: v[i:i + 1] for k, v in ref.items()}
+        assert_same_detections(run_tflite(tflite, images[i:i + 1] / np.float32(255.0)), one,
+                               FLOAT_ATOL, f"tflite {i}")
+    # decomp_mnist's classes (the model's dataset), line i = class id i.
+    assert read_labels(os.path.join(out, "1", "assets", LABELS_FILE)) == ["3", "6", "9"]
+    assert read_labels(os.path.join(out, LABELS_FILE)) == ["3", "6", "9"]
+    assert os.path.isfile(os.path.join(out, "model_dynamic_range.tflite"))
+
+
 @pytest.mark.parametrize("box_source", ["mask", "component"])
-def test_map_boxes_in_saved_model_not_tflite(model_dir, tmp_path, box_source):
+def test_map_boxes_in_saved_model_and_tflite(model_dir, tmp_path, box_source):
     from decompnet_tf.model_io import load_trained
 
     net, _ = load_trained(model_dir)
-    module = DetectorModule(net, InferenceConfig(stop_threshold=0.0, box_source=box_source))
+    module = DetectorModule(net, InferenceConfig(stop_threshold=0.0, box_source=box_source),
+                            class_names=["three", "six", "nine"])
     images = _images((2, 100, 100, 1), seed=5)
     x = tf.cast(images, tf.float32) / 255.0
     out = net(x, training=False)
     ref = detections(with_scores(out, box_source), 0.0, image_size=(100, 100))
     ref = {k: ref[k].numpy() for k in OUTPUT_KEYS}
-    served = tf.saved_model.load(export_saved_model(module, str(tmp_path / "e")))
+    path = export_saved_model(module, str(tmp_path / "e"))
+    served = tf.saved_model.load(path)
     got = served.signatures["serving_default"](images=tf.constant(images))
     assert_same_detections({k: v.numpy() for k, v in got.items()}, ref, FLOAT_ATOL, "saved")
-    with pytest.raises(ValueError, match="box regressor's boxes only"):
-        export_tflite(module, str(tmp_path / "m.tflite"))
+    assert read_labels(os.path.join(path, "assets", LABELS_FILE)) == ["three", "six", "nine"]
+    tflite = str(tmp_path / "tfl" / "m.tflite")
+    os.makedirs(os.path.dirname(tflite))
+    export_tflite(module, tflite)
+    assert read_labels(os.path.join(os.path.dirname(tflite), LABELS_FILE)) == [
+        "three", "six", "nine"]
+    for i in range(2):
+        assert_same_detections(run_tflite(tflite, x[i:i + 1].numpy()),
+                               {k: v[i:i + 1] for k, v in ref.items()}, FLOAT_ATOL, f"tfl {i}")
     with pytest.raises(ValueError, match="box_source"):
         DetectorModule(net, InferenceConfig(box_source="anchors"))
+    with pytest.raises(ValueError, match="class_names: expected 3"):
+        DetectorModule(net, class_names=["3", "6"])
+
+
+COMPONENT_IN_TFLITE = r"""
+import sys, numpy as np, tensorflow as tf
+from decompnet_tf.postprocess import main_component, mask_boxes
+
+maps = np.load(sys.argv[1])
+
+
+def boxes_and_blobs(m):
+    on = main_component(m)
+    return mask_boxes(m, on=on), tf.cast(on, tf.float32)
+
+
+fn = tf.function(boxes_and_blobs).get_concrete_function(tf.TensorSpec(maps.shape, tf.float32))
+interpreter = tf.lite.Interpreter(
+    model_content=tf.lite.TFLiteConverter.from_concrete_functions([fn]).convert())
+interpreter.allocate_tensors()
+interpreter.set_tensor(interpreter.get_input_details()[0]["index"], maps)
+interpreter.invoke()
+boxes, blobs = (interpreter.get_tensor(d["index"]) for d in
+                sorted(interpreter.get_output_details(), key=lambda d: len(d["shape"])))
+np.savez(sys.argv[2], boxes=boxes, blobs=blobs)
+"""
+
+
+def test_main_component_runs_in_tflite_as_the_scipy_reference(tmp_path):
+    """The blob labelling (a while loop of max-pools) converted alone and run by the TFLite
+    interpreter on the reference maps: ties, empty maps, a snake longer than any small
+    iteration bound; [B, C, T, h, w] maps as the detector has them. In a subprocess: the
+    interpreter aborts the process on some graphs (a 5-D broadcast LOGICAL_AND did)."""
+    from decompnet_tf.postprocess import mask_boxes
+    from tests.test_postprocess import component_reference, component_test_maps
+
+    maps = component_test_maps().reshape(1, 4, 12, 16, 15)
+    np.save(tmp_path / "maps.npy", maps)
+    proc = subprocess.run([sys.executable, "-c", COMPONENT_IN_TFLITE, str(tmp_path / "maps.npy"),
+                           str(tmp_path / "out.npz")], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, f"rc {proc.returncode}: {proc.stderr[-2000:]}"
+    got = np.load(tmp_path / "out.npz")
+    ref = component_reference(maps.reshape(-1, 16, 15)).reshape(maps.shape)
+    np.testing.assert_array_equal(got["blobs"].astype(bool), ref)
+    np.testing.assert_allclose(got["boxes"], mask_boxes(maps, on=ref).numpy(), atol=1e-6)
+
+
+@pytest.mark.slow(45)  # seconds on 2 busy cores, with the small dataset's build
+def test_saved_model_detector_scores_as_the_keras_detector(model_dir, exported_component,
+                                                           small_data_dir, tmp_path):
+    """evaluate.py --saved_model: the SavedModel's serving_default through evaluate's runner
+    gives the Keras DecompDetector's metrics (same settings as the export)."""
+    from decompnet_tf.data.builders import open_builder
+    from decompnet_tf.eval import runner
+    from decompnet_tf.eval.detectors import DetectorSpec, load_detector
+    from decompnet_tf.inference import DecompDetector, SavedModelDetector
+
+    settings = InferenceConfig(stop_threshold=0.0, box_source="component")
+    path = os.path.join(exported_component, "1")
+    detector, _, _ = load_detector(model_dir, DetectorSpec(settings, saved_model=path),
+                                   data_dir=small_data_dir)
+    assert isinstance(detector, SavedModelDetector)
+    builder = open_builder("decomp_mnist/small", small_data_dir)
+    keras = DecompDetector(load_detector(model_dir, DetectorSpec(settings),
+                                         data_dir=small_data_dir)[0].net, settings)
+
+    def metrics(d, name):
+        m = runner.evaluate_split(d, builder, "test", str(tmp_path / name), batch_size=4,
+                                  max_images=8, num_sheets=0)
+        return {k: v for k, v in m.items() if k not in ("speed", "model")
+                and not k.startswith("_")}
+
+    got, ref = metrics(detector, "saved"), metrics(keras, "keras")
+    assert got.keys() == ref.keys() and "detection" in ref
+    got, ref = _flatten(got), _flatten(ref)
+    assert got.keys() == ref.keys()
+    for k, v in ref.items():
+        assert got[k] == v or (isinstance(v, float) and abs(got[k] - v) <= 1e-6), k
+    with pytest.raises(ValueError, match="not uint8 pixels / 255"):
+        detector.predict(np.full((1, 100, 100, 1), 0.5, np.float32))
+    with pytest.raises(FileNotFoundError, match="no saved_model.pb"):
+        load_detector(model_dir, DetectorSpec(settings, saved_model=str(tmp_path)),
+                      data_dir=small_data_dir)
+
+
+def _flatten(tree, prefix=""):
+    """Nested dicts / lists of numbers -> {path: float} (NaN as a string, so it compares)."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items()
+                for k, v in _flatten(sub, f"{prefix}/{key}").items()}
+    if isinstance(tree, (list, tuple, np.ndarray)):
+        return {k: v for i, sub in enumerate(tree)
+                for k, v in _flatten(sub, f"{prefix}/{i}").items()}
+    if isinstance(tree, (int, float, np.number)) and not isinstance(tree, bool):
+        return {prefix: "nan" if np.isnan(tree) else float(tree)}
+    return {prefix: tree}
 
 
 def test_a_baseline_model_dir_is_refused_with_the_reason(tmp_path):
@@ -290,3 +442,23 @@ def test_a_baseline_model_dir_is_refused_with_the_reason(tmp_path):
     assert "holds the sliding-window baseline" in proc.stderr
     assert "no training stage has finished" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_labels_fall_back_to_class_ids_for_an_unknown_dataset(tmp_path):
+    import dataclasses
+
+    from tests.helpers import run_script
+
+    model_dir = tmp_path / "model"
+    config = Config(model=TINY, train=TrainConfig(model_dir=str(model_dir), stages=(1, 2)))
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data,
+                                                                  dataset="no_such_dataset"))
+    net = build_net(config)
+    os.makedirs(os.path.dirname(final_weights(str(model_dir), 2)))
+    net.save_weights(final_weights(str(model_dir), 2))
+    (model_dir / CONFIG_FILE).write_text(config.to_json())
+    proc = run_script("export.py", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'e'}",
+                      "--notflite")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "labels.txt lists the class ids" in proc.stdout
+    assert read_labels(str(tmp_path / "e" / "1" / "assets" / LABELS_FILE)) == ["0", "1", "2"]

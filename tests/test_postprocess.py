@@ -133,26 +133,80 @@ def test_with_scores_scores_the_reported_boxes_times_objectness():
                                masked["segmentation_scores"].numpy() * obj, rtol=1e-6)
 
 
-def test_main_component_matches_scipy_labelling():
+def component_reference(maps: np.ndarray) -> np.ndarray:
+    """main_component by scipy: label the above-half-peak pixels (8-connected), keep the blob
+    of largest summed map value; ties go to the blob whose last pixel (row-major) comes first.
+    maps: float [n, h, w] -> bool [n, h, w]."""
     from scipy import ndimage
 
-    rng = np.random.default_rng(3)
-    maps = (rng.random((40, 13, 17)) ** 3).astype(np.float32)  # Many small blobs per map.
-    maps[0] = 0.0  # An empty map: no component, the zero box.
-    got = main_component(tf.constant(maps)).numpy()
+    out = np.zeros(maps.shape, bool)
     for i, m in enumerate(maps):
         on = (m > 0.5 * m.max()) & (m.max() > 0)
         labels, n = ndimage.label(on, structure=np.ones((3, 3)))
         if n == 0:
-            assert not got[i].any()
             continue
-        mass = ndimage.sum(m, labels, index=range(1, n + 1))
-        np.testing.assert_array_equal(got[i], labels == 1 + int(np.argmax(mass)), str(i))
-    boxes = mask_boxes(tf.constant(maps), on=tf.constant(got)).numpy()
+        index = range(1, n + 1)
+        mass = np.asarray(ndimage.sum(m.astype(np.float64), labels, index=index))
+        last = np.asarray(ndimage.maximum(np.arange(m.size).reshape(m.shape), labels, index))
+        tied = np.flatnonzero(mass == mass.max())
+        out[i] = labels == 1 + tied[np.argmin(last[tied])]
+    return out
+
+
+def component_test_maps() -> np.ndarray:
+    """float32 [48, 16, 15]: sparse random maps of eighths (sums are exact in float32, so
+    equal masses tie exactly, and single pixels of the peak value tie often), an empty map,
+    a negative map, a tie that row-major first pixels would break the other way, and a
+    one-pixel-wide snake whose path (111 pixels) is longer than
+    any small iteration bound, beside a blob of smaller mass."""
+    rng = np.random.default_rng(3)
+    density = np.where(np.arange(48) % 2, 0.1, 0.35)[:, None, None]  # Points and big blobs.
+    maps = rng.integers(0, 9, (48, 16, 15)) * (rng.random((48, 16, 15)) < density) / 8.0
+    maps[0] = 0.0
+    maps[1] = -maps[1]
+    snake = np.zeros((16, 15))
+    snake[0:13:2] = 1.0  # Rows 0, 2, ..., 12, joined at alternating ends.
+    for r in range(1, 12, 2):
+        snake[r, 14 if r % 4 == 1 else 0] = 1.0
+    snake[14:16, :] = 0.75  # A second blob: 30 pixels, mass 22.5 < 111.
+    maps[2] = snake
+    maps[3] = snake[::-1, ::-1]
+    # Two blobs of equal mass: the one that starts first (a column) ends last (a row).
+    maps[4] = 0.0
+    maps[4, 0:4, 0] = 1.0
+    maps[4, 1, 5:9] = 1.0
+    return maps.astype(np.float32)
+
+
+def test_component_reference_sees_ties_snakes_and_empty_maps():
+    maps = component_test_maps()
+    ref = component_reference(maps)
+    assert not ref[0].any() and not ref[1].any()
+    assert ref[2].sum() == 111 and ref[3].sum() == 111  # The whole snake.
+    from scipy import ndimage
+
+    ties = 0
+    for m in maps:
+        on = (m > 0.5 * m.max()) & (m.max() > 0)
+        labels, n = ndimage.label(on, structure=np.ones((3, 3)))
+        mass = ndimage.sum(m, labels, index=range(1, n + 1)) if n else np.zeros(1)
+        ties += int(n > 1 and np.sum(mass == np.max(mass)) > 1)
+    assert ties >= 4, ties  # The tie rule is exercised, not only stated.
+    assert ref[4].sum() == 4 and ref[4][1, 5:9].all()
+
+
+def test_main_component_matches_scipy_labelling():
+    maps = component_test_maps()
+    ref = component_reference(maps)
+    np.testing.assert_array_equal(main_component(tf.constant(maps)).numpy(), ref)
+    np.testing.assert_array_equal(tf.function(main_component)(tf.constant(maps)).numpy(), ref)
+    boxes = mask_boxes(tf.constant(maps), on=tf.constant(ref)).numpy()
     np.testing.assert_array_equal(boxes[0], 0.0)
-    ys, xs = np.nonzero(got[1])
-    np.testing.assert_allclose(boxes[1], [ys.min() / 13, xs.min() / 17, (ys.max() + 1) / 13,
-                                          (xs.max() + 1) / 17], rtol=1e-6)
-    # Batch axes are kept: [2, 20, h, w] in, [2, 20, h, w] out.
-    np.testing.assert_array_equal(main_component(tf.constant(maps.reshape(2, 20, 13, 17))),
-                                  got.reshape(2, 20, 13, 17))
+    for i in (2, 5):
+        ys, xs = np.nonzero(ref[i])
+        np.testing.assert_allclose(boxes[i], [ys.min() / 16, xs.min() / 15,
+                                              (ys.max() + 1) / 16, (xs.max() + 1) / 15],
+                                   rtol=1e-6)
+    # Batch axes are kept: [2, 24, h, w] in, [2, 24, h, w] out.
+    np.testing.assert_array_equal(main_component(tf.constant(maps.reshape(2, 24, 16, 15))),
+                                  ref.reshape(2, 24, 16, 15))

@@ -21,6 +21,8 @@ class DetectorSpec:
     tflite: an exported .tflite file of the model to evaluate instead of the Keras model.
     window_step: the baseline's window stride in px (0: as trained).
     stage: the network as this training stage left it (0: the last finished stage).
+    saved_model: an exported SavedModel version folder of the model to evaluate instead of the
+      Keras model (its serving_default signature, what TF Serving serves).
     """
 
     settings: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
@@ -29,6 +31,7 @@ class DetectorSpec:
     tflite: str | None = None
     window_step: int = 0
     stage: int = 0
+    saved_model: str | None = None
 
 
 def check_compatible(model_config, names, image_size, dataset: str) -> None:
@@ -69,6 +72,17 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
         b = config.baseline
         return SlidingWindowDetector(net, config.model.image_size, b.min_size, b.max_size,
                                      spec.window_step or b.step, b.nms_iou), builder, config
+    if spec.tflite and spec.saved_model:
+        raise ValueError("pass --tflite or --saved_model, not both")
+    if spec.saved_model:
+        import tensorflow as tf
+
+        from decompnet_tf.inference import SavedModelDetector
+
+        if not tf.io.gfile.exists(os.path.join(spec.saved_model, "saved_model.pb")):
+            raise FileNotFoundError(f"--saved_model={spec.saved_model}: no saved_model.pb there; "
+                                    "pass a version folder export.py wrote (export_dir/<version>)")
+        return SavedModelDetector(spec.saved_model), builder, config
     if spec.tflite:
         from decompnet_tf.inference import TFLiteDetector
 

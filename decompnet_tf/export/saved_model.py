@@ -2,13 +2,16 @@
 
 The exported graph holds everything: decoding (serve_encoded), grayscale conversion, resizing,
 the network with its T recurrent steps unrolled, the stop rule, box regression and scores.
-Clients send images and read detections in the TF Object Detection API's names.
+Clients send images and read detections in the TF Object Detection API's names; the class
+names travel with the model as a labels file (line i = class id i): assets/labels.txt in the
+SavedModel, labels.txt beside the TFLite files.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import tempfile
 
 import tensorflow as tf
 
@@ -16,6 +19,10 @@ from decompnet_tf.config import InferenceConfig
 from decompnet_tf.inference import run_tflite as _invoke
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import OUTPUT_KEYS, check_box_source, detections, with_scores
+
+LABELS_FILE = "labels.txt"
+# serving_boxes' outputs: everything but the full-size float masks.
+BOX_KEYS = tuple(k for k in OUTPUT_KEYS if k != "detection_masks")
 
 
 class DetectorModule(tf.Module):
@@ -26,17 +33,32 @@ class DetectorModule(tf.Module):
     model's input, so boxes are normalised to the original image; masks come back at the
     original height x width.
     serve_encoded(encoded_images: string [batch]) PNG or JPEG bytes (sizes may differ within a
-    batch); masks come back at the model's input size.
+    batch); masks come back at the instance maps' size.
+    serve_boxes(images), exported as serving_boxes: serving_default without detection_masks
+    (a few hundred bytes per image instead of N * H * W floats).
     Outputs: detection_boxes float32 [batch, N, 4] (ymin, xmin, ymax, xmax normalised),
-    detection_classes int32 [batch, N] (0-based), detection_scores float32 [batch, N],
-    detection_masks float32 [batch, N, H, W] in [0, 1], num_detections int32 [batch]; N = C * T.
+    detection_classes int32 [batch, N] (0-based: class_names[i] is class i),
+    detection_scores float32 [batch, N], detection_masks float32 [batch, N, H, W] in [0, 1],
+    num_detections int32 [batch]; N = C * T.
+
+    Args:
+      net: a trained DecompNet.
+      settings: the inference settings (stop threshold, box source, eq. 6's delta).
+      class_names: the C class names, written as the labels file (default "0", "1", ...).
     """
 
-    def __init__(self, net: DecompNet, settings: InferenceConfig | None = None):
+    def __init__(self, net: DecompNet, settings: InferenceConfig | None = None,
+                 class_names: list[str] | tuple[str, ...] | None = None):
         super().__init__()
         self.settings = settings or InferenceConfig()
         check_box_source(self.settings.box_source)
         self.net = net
+        names = [str(i) for i in range(net.num_classes)] if class_names is None else [
+            str(n) for n in class_names]
+        if len(names) != net.num_classes or any(not n or "\n" in n for n in names):
+            raise ValueError(f"class_names: expected {net.num_classes} non-empty one-line names "
+                             f"(one per class of the model), got {names}")
+        self.class_names = tuple(names)
 
     def _normalise(self, images):
         """uint8 [B, H, W, 1 or 3] -> float32 [B, h, w, channels] at the model's size (its
@@ -77,6 +99,12 @@ class DetectorModule(tf.Module):
     def serve(self, images):
         return self._detect(self._normalise(images), tf.shape(images)[1:3])
 
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8,
+                                                name="images")])
+    def serve_boxes(self, images):
+        dets = self._detect(self._normalise(images), None)
+        return {k: dets[k] for k in BOX_KEYS}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="encoded_images")])
     def serve_encoded(self, encoded_images):
         def decode(data):
@@ -97,6 +125,19 @@ class DetectorModule(tf.Module):
         return tuple(dets[k] for k in OUTPUT_KEYS)
 
 
+def write_labels(class_names: list[str] | tuple[str, ...], path: str) -> str:
+    """Writes the labels file (line i = the name of class id i); returns its path."""
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("".join(f"{name}\n" for name in class_names))
+    return path
+
+
+def read_labels(path: str) -> list[str]:
+    """The class names of a labels file (`write_labels`), class id order."""
+    with tf.io.gfile.GFile(path) as f:
+        return f.read().splitlines()
+
+
 def next_version(export_dir: str) -> int:
     """1 + the largest integer folder name under export_dir (1 when there is none)."""
     if not os.path.isdir(export_dir):
@@ -106,15 +147,21 @@ def next_version(export_dir: str) -> int:
 
 
 def export_saved_model(module: DetectorModule, export_dir: str, version: int | None = None):
-    """Writes export_dir/<version>/ with serving_default and serve_encoded; returns its path."""
+    """Writes export_dir/<version>/ with serving_default, serve_encoded and serving_boxes, and
+    the labels file as <version>/assets/labels.txt; returns its path."""
     version = version or next_version(export_dir)
     path = os.path.join(export_dir, str(version))
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists; TF Serving versions are immutable, pick another "
                               "--version or leave it out for the next free one")
-    tf.saved_model.save(module, path, signatures={
-        "serving_default": module.serve.get_concrete_function(),
-        "serve_encoded": module.serve_encoded.get_concrete_function()})
+    with tempfile.TemporaryDirectory() as tmp:
+        # The labels file as an asset of the module: saving copies it into <version>/assets/.
+        module.labels = tf.saved_model.Asset(
+            write_labels(module.class_names, os.path.join(tmp, LABELS_FILE)))
+        tf.saved_model.save(module, path, signatures={
+            "serving_default": module.serve.get_concrete_function(),
+            "serve_encoded": module.serve_encoded.get_concrete_function(),
+            "serving_boxes": module.serve_boxes.get_concrete_function()})
     return path
 
 
@@ -122,26 +169,22 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
     """Converts the batch-1 float graph (recurrent steps unrolled) to TFLite; returns bytes.
 
     Input: float32 [1, h, w, channels] in [0, 1]; outputs in OUTPUT_KEYS order (see
-    `run_tflite`).
+    `run_tflite`), the boxes from the module's box_source (the component labelling's while
+    loop becomes a TFLite WHILE). The labels file is written beside it (labels.txt).
     The variables are frozen into constants first: converting Keras 3 variables through a
-    SavedModel gave NaN batch-norm constants here (TF 2.21). quantize=True applies dynamic-range
-    quantisation (int8 weights, float activations).
+    SavedModel gave NaN batch-norm constants here (TF 2.21). Control flow is kept as functional
+    While ops (lowering it to Switch/Merge made the converter fail). quantize=True applies
+    dynamic-range quantisation (int8 weights, float activations).
     """
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
 
-    if module.settings.box_source != "regressor":
-        # The TFLite interpreter (TF 2.21) aborted the process on the mask-box graph.
-        raise ValueError("TFLite export supports the box regressor's boxes only "
-                         f"(box_source={module.settings.box_source!r}); export the SavedModel with "
-                         "box_source='mask', or the TFLite model with box_source='regressor'")
-
     h, w = module.net.image_size
     fn = tf.function(module.tflite_outputs).get_concrete_function(
         tf.TensorSpec([1, h, w, module.net.channels], tf.float32, name="images"))
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [convert_variables_to_constants_v2(fn)])
+        [convert_variables_to_constants_v2(fn, lower_control_flow=False)])
     if quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     try:
@@ -151,8 +194,9 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
         raise ValueError(f"TFLite conversion failed{': ' + ops_line.strip() if ops_line else ''}"
                          " (an op outside TFLite's builtins); the SavedModel is written: export "
                          "with --notflite, or report the op") from None
-    with open(path, "wb") as f:
+    with tf.io.gfile.GFile(path, "wb") as f:
         f.write(data)
+    write_labels(module.class_names, os.path.join(os.path.dirname(path) or ".", LABELS_FILE))
     return len(data)
 
 
