@@ -104,3 +104,44 @@ def test_tfds_build_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ds = tfds.builder("decomp_mnist/small", data_dir=str(tmp_path))
     assert ds.info.splits["train"].num_examples == 800
+
+
+def _prepare_fake_tfds_mnist(data_dir):
+    """A prepared TFDS `mnist` (its real features and version) under `data_dir` whose digits are
+    solid white squares: a digit drawn from it has a mask that fills its box, which no real
+    digit does."""
+    from tensorflow_datasets.image_classification import mnist
+
+    class FakeMnist(mnist.MNIST, skip_registration=True):
+        name = "mnist"
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._squares(40), "test": self._squares(20)}
+
+        def _squares(self, n):
+            for i in range(n):
+                yield i, {"image": np.full((28, 28, 1), 255, np.uint8), "label": i % 10}
+
+    FakeMnist(data_dir=data_dir).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+
+
+@pytest.mark.parametrize("source", ["full", "auto"])
+def test_full_and_auto_find_tfds_mnist_at_the_data_dirs_root(tmp_path, monkeypatch, capsys,
+                                                              source):
+    from tfds_builders.decomp_mnist import digits
+
+    # Never the network: the prepared mnist must be found without it.
+    monkeypatch.setattr(digits, "network_reachable", lambda *a, **k: False)
+    _prepare_fake_tfds_mnist(str(tmp_path / "data"))
+    builder = _build(tmp_path, source=source)
+    assert builder.info.metadata["digit_source"] == "tfds_mnist"
+    assert "decomp_mnist: digits from TFDS mnist" in capsys.readouterr().out
+    objects = 0
+    for ex in tfds.as_numpy(builder.as_dataset(split="train")):
+        for mask in ex["objects"]["mask"][..., 0]:
+            ys, xs = np.nonzero(mask)
+            box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+            assert len(ys) == box  # A solid square: the fake set's digit, not an MNIST one.
+            objects += 1
+    assert objects >= TINY["num_train"]

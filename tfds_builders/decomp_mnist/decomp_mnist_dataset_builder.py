@@ -123,7 +123,9 @@ class DecompMnist(tfds.core.GeneratorBasedBuilder):
         pools = digits.load_digit_pools(
             cfg.source,
             manual_dir=self._manual_dir_or_none(dl_manager) if cfg.source != "bundled" else None,
-            data_dir=os.path.dirname(os.path.dirname(os.fspath(self.data_dir))),
+            # TFDS keeps `mnist` beside decomp_mnist at the root of the data dir (self.data_dir
+            # is this build's temporary folder inside decomp_mnist/<config>/).
+            data_dir=os.fspath(self.data_dir_root),
         )
         self.info.metadata["digit_source"] = pools.source
         self.info.metadata["seed"] = cfg.seed
