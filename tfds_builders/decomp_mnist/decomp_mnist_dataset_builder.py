@@ -139,6 +139,11 @@ class DecompMnist(tfds.core.GeneratorBasedBuilder):
         cfg = self.builder_config
         worker = workers.Worker(cfg.seed, split, images, labels, cfg.synth)
         processes = cfg.num_workers or os.cpu_count() or 1
+        if processes > 1 and num >= 64 and workers.main_module_reruns_this_build():
+            print(f"decomp_mnist: generating the {split} split in this process: the main "
+                  "script calls tfds outside `if __name__ == \"__main__\":`, which worker "
+                  "processes would run again (guard it to build in parallel)")
+            processes = 1
         if processes == 1 or num < 64:
             yield from map(worker, range(num))
             return
