@@ -76,7 +76,7 @@ def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, tra
     Args:
       split: a logical split, "train", "validation" or "test" (`builders.tfds_split`).
       training: shuffle (and keep only the first `config.train_examples` images of "train",
-        `data_split`).
+        in the split's fixed read order).
 
     decomp_kitti examples are first turned into box-mask examples at `image_size` (required
     for it) by `decomp_kitti.kitti_example`.
@@ -87,10 +87,14 @@ def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, tra
 
     builder = open_builder(config.dataset, config.data_dir)
     read_config = tfds.ReadConfig(shuffle_seed=config.seed)
-    # The train_examples limit is a slice of the split, not a take() after the file shuffle:
-    # that took the first N of a reshuffled file order, other images every epoch.
-    ds = builder.as_dataset(split=data_split(config, split, builder, limit=training),
-                            shuffle_files=training, read_config=read_config)
+    # train_examples keeps the first N images of the split's fixed read order (its shards
+    # interleaved in order): the same N every epoch and run. Shuffled files would put other
+    # images first each epoch.
+    limit = training and split == "train" and config.train_examples
+    ds = builder.as_dataset(split=data_split(config, split, builder),
+                            shuffle_files=training and not limit, read_config=read_config)
+    if limit:
+        ds = ds.take(config.train_examples)
     if training:
         ds = ds.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
     if repeat:
@@ -115,15 +119,10 @@ def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, tra
     return ds.with_options(options)
 
 
-def data_split(config: DataConfig, split: str, builder, limit: bool = False) -> str:
-    """The TFDS split string of the logical `split` for this data config. limit: "train" keeps
-    only its first `config.train_examples` images in the split's stored order (the same
-    images every epoch and run, whatever the file shuffle), e.g. "train[:5000]"."""
-    num_train = builder.info.splits["train"].num_examples
-    name = tfds_split(config.dataset, split, config.validation_examples, num_train)
-    if limit and split == "train" and config.train_examples:
-        return f"train[:{min(config.train_examples, num_train - config.validation_examples)}]"
-    return name
+def data_split(config: DataConfig, split: str, builder) -> str:
+    """The TFDS split string of the logical `split` for this data config."""
+    return tfds_split(config.dataset, split, config.validation_examples,
+                      builder.info.splits["train"].num_examples)
 
 
 def num_examples(config: DataConfig, split: str) -> int:
