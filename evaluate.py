@@ -30,12 +30,14 @@ from decompnet_tf.config_flags import define_flags, from_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir to evaluate.")
-flags.DEFINE_list("compare", [], "Several model dirs: each is evaluated, then plotted together.")
+flags.DEFINE_list("compare", [], "Several model dirs: each is evaluated, then plotted together "
+                  "(trained on one dataset, or pass --dataset).")
 flags.DEFINE_string("output_dir", None, "Where results go (default <model_dir>/eval_<split>).")
 flags.DEFINE_enum("split", "test", ["train", "validation", "test"],
                   "train, validation (the training images held out from training: choose "
                   "settings there) or test (once per reported model).")
-flags.DEFINE_string("dataset", None, "TFDS dataset/config (default: the one trained on).")
+flags.DEFINE_string("dataset", None, "TFDS dataset/config (default: the one trained on; with "
+                    "--compare, every model is evaluated on it).")
 flags.DEFINE_string("data_dir", None, "TFDS data dir.")
 flags.DEFINE_integer("batch_size", 32, "Images per model call.", lower_bound=1)
 flags.DEFINE_integer("max_images", 0, "Evaluate only the first N images (0: all).",
@@ -100,7 +102,12 @@ def main(argv):
     if not dirs:
         raise app.UsageError("pass --model_dir=DIR or --compare=DIR1,DIR2")
     from decompnet_tf.eval import plots, runner
+    from decompnet_tf.eval.detectors import check_same_dataset
 
+    try:
+        check_same_dataset(dirs, FLAGS.dataset)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
     results, names = {}, None
     for d in dirs:
         name = os.path.basename(d.rstrip("/"))

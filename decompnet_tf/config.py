@@ -82,8 +82,8 @@ class ModelConfig:
         "mnist", "Category network: the paper's MNIST network (grayscale) or Appendix A's VGG16 "
         "with deconvolutions (RGB; decomp_kitti).", choices=BACKBONES)
     backbone_weights: str = setting(
-        "", "vgg16 only: 'imagenet' (from the Keras cache, never downloaded; random with a "
-        "warning when absent), a path to the no-top .h5 file, or 'none' (empty: 'imagenet' "
+        "", "vgg16 only: 'imagenet' (from the Keras cache, never downloaded; an error when "
+        "absent), a path to the no-top .h5 file, or 'none' (empty: 'imagenet' "
         "with vgg16).")
     instance_pool: int = setting(
         1, "Average-pool the category maps by this factor before the instance network (KITTI: "

@@ -7,18 +7,18 @@ neither of the readers imports the training engine.
 from __future__ import annotations
 
 import os
-import warnings
 
 from decompnet_tf.config import Config
 from decompnet_tf.models.decompnet import DecompNet
-from decompnet_tf.models.vgg_category_net import BackboneWeightsWarning
 
 CONFIG_FILE = "config.json"
 
 
-def build_net(config: Config) -> DecompNet:
-    """A built DecompNet with the run's model settings."""
-    net = DecompNet(config.model)
+def build_net(config: Config, pretrained_backbone: bool = True) -> DecompNet:
+    """A built DecompNet with the run's model settings. pretrained_backbone=False: trained
+    weights are loaded next, so the VGG16 backbone's ImageNet file is neither read nor
+    needed."""
+    net = DecompNet(config.model, pretrained_backbone=pretrained_backbone)
     net.build()
     return net
 
@@ -125,9 +125,6 @@ def load_trained(model_dir: str, min_stage: int = 2,
         raise ValueError(
             f"{model_dir}: only stage {max(done)} (the category network) is trained; detection "
             "needs stage 2 (the instance network)")
-    with warnings.catch_warnings():
-        # The trained weights replace the backbone's initial ones: no warning about those.
-        warnings.simplefilter("ignore", BackboneWeightsWarning)
-        net = build_net(config)
+    net = build_net(config, pretrained_backbone=False)  # The trained weights replace them.
     load_weights(net, final_weights(model_dir, done[-1]), model_dir)
     return net, config

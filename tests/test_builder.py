@@ -104,3 +104,93 @@ def test_tfds_build_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ds = tfds.builder("decomp_mnist/small", data_dir=str(tmp_path))
     assert ds.info.splits["train"].num_examples == 800
+
+
+def _prepare_fake_tfds_mnist(data_dir):
+    """A prepared TFDS `mnist` (its real features and version) under `data_dir` whose digits are
+    solid white squares: a digit drawn from it has a mask that fills its box, which no real
+    digit does."""
+    from tensorflow_datasets.image_classification import mnist
+
+    class FakeMnist(mnist.MNIST, skip_registration=True):
+        name = "mnist"
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._squares(40), "test": self._squares(20)}
+
+        def _squares(self, n):
+            for i in range(n):
+                yield i, {"image": np.full((28, 28, 1), 255, np.uint8), "label": i % 10}
+
+    FakeMnist(data_dir=data_dir).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+
+
+@pytest.mark.parametrize("source", ["full", "auto"])
+def test_full_and_auto_find_tfds_mnist_at_the_data_dirs_root(tmp_path, monkeypatch, capsys,
+                                                              source):
+    from tfds_builders.decomp_mnist import digits
+
+    # Never the network: the prepared mnist must be found without it.
+    monkeypatch.setattr(digits, "network_reachable", lambda *a, **k: False)
+    _prepare_fake_tfds_mnist(str(tmp_path / "data"))
+    builder = _build(tmp_path, source=source)
+    assert builder.info.metadata["digit_source"] == "tfds_mnist"
+    assert "decomp_mnist: digits from TFDS mnist" in capsys.readouterr().out
+    objects = 0
+    for ex in tfds.as_numpy(builder.as_dataset(split="train")):
+        for mask in ex["objects"]["mask"][..., 0]:
+            ys, xs = np.nonzero(mask)
+            box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+            assert len(ys) == box  # A solid square: the fake set's digit, not an MNIST one.
+            objects += 1
+    assert objects >= TINY["num_train"]
+
+
+UNGUARDED = """import sys
+import numpy as np
+import tensorflow_datasets as tfds
+import tfds_builders  # noqa: F401
+
+ds, info = tfds.load("decomp_mnist/small", split="train", data_dir=sys.argv[1], with_info=True)
+print("SPLITS", info.splits["train"].num_examples, info.splits["test"].num_examples)
+for split in ("train", "test"):
+    for ex in tfds.as_numpy(tfds.load("decomp_mnist/small", split=split, data_dir=sys.argv[1])):
+        if ex["image_id"] in (0, 1, 399, 799):
+            np.save(f"{sys.argv[1]}/{split}_{ex['image_id']}.npy", ex["image"][..., 0])
+"""
+
+
+@pytest.mark.slow(35)  # seconds on 2 busy cores: decomp_mnist/small generated in one process
+def test_a_script_without_a_main_guard_builds(tmp_path, bundled_pools):
+    """tfds.load at the top level of a user's script, with no `if __name__ == "__main__":`:
+    spawned workers would import the script, rerun the build and die; it builds in-process."""
+    script = tmp_path / "user_script.py"
+    script.write_text(UNGUARDED)
+    data = tmp_path / "data"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, str(script), str(data)], capture_output=True,
+                          text=True, timeout=120, cwd=str(tmp_path), env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SPLITS 800 200" in done.stdout
+    assert "generating the train split in this process" in done.stdout
+    # The same images as the normal (parallel) build: both are synth's, index by index.
+    saved = sorted(p.name for p in data.glob("*.npy"))
+    assert saved == ["test_0.npy", "test_1.npy", "train_0.npy", "train_1.npy",
+                     "train_399.npy", "train_799.npy"]
+    for name in saved:
+        split, index = name[:-4].split("_")
+        ref = synth.generate_example(0, split, int(index), *bundled_pools.split(split))
+        np.testing.assert_array_equal(np.load(data / name), ref.image)
+
+
+def test_the_main_guard_is_recognised(tmp_path):
+    import ast
+
+    from tfds_builders.decomp_mnist import workers
+
+    tree = ast.parse("import x\nx.load()\nif __name__ == '__main__':\n    x.load()\n")
+    assert not workers._guarded(tree, 2) and workers._guarded(tree, 4)
+    # Under pytest the main module (pytest's own, guarded) never reruns a build.
+    assert not workers.main_module_reruns_this_build()

@@ -46,3 +46,37 @@ def test_label_out_of_range_is_a_clear_error():
     ex["objects"]["label"] = np.array([0, 3, 1])
     with pytest.raises(tf.errors.InvalidArgumentError, match="label out of range"):
         prepare_example(ex, 3, (4, 4), 4)
+
+
+def test_train_examples_are_the_same_first_images_every_epoch_and_run(tmp_path, monkeypatch):
+    """--train_examples=N on a two-shard split read with shuffle_files: every epoch, and every
+    run, trains on the same N images, the first N of the split."""
+    import tensorflow_datasets as tfds
+
+    from decompnet_tf.config import DataConfig
+    from decompnet_tf.data import pipeline
+    from tfds_builders.decomp_mnist import DecompMnist, DecompMnistConfig
+
+    builder = DecompMnist(config=DecompMnistConfig(name="tiny", num_train=48, num_test=2,
+                                                   num_workers=1),
+                          data_dir=str(tmp_path))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=2))
+    assert len(builder.info.splits["train"].shard_lengths) == 2
+    monkeypatch.setattr(pipeline, "open_builder", lambda *a, **k: builder)
+    n = 12
+    config = DataConfig(dataset="decomp_mnist/tiny", train_examples=n, validation_examples=8,
+                        batch_size=n, shuffle_buffer=64)
+
+    def key(image):
+        return np.round(np.asarray(image) * 255).astype(np.uint8).tobytes()
+
+    # The split's fixed read order (its two shards interleaved in order); validation_examples
+    # come off the end of the split.
+    first = {key(ex["image"] / 255) for ex in tfds.as_numpy(builder.as_dataset(
+        split="train[:-8]", shuffle_files=False).take(n))}
+    assert len(first) == n
+    assert pipeline.num_examples(config, "train") == n
+    for _ in range(2):  # Two runs.
+        ds = pipeline.make_dataset(config, "train", 3, (50, 50), training=True, repeat=True)
+        epochs = [{key(image) for image in images} for images, _ in ds.take(4)]
+        assert all(epoch == first for epoch in epochs)  # One batch of n is one epoch.

@@ -55,6 +55,35 @@ def test_no_model_dir_is_a_usage_error():
     assert proc.returncode != 0 and "--model_dir" in proc.stderr
 
 
+def _configured_run(model_dir, dataset):
+    from decompnet_tf.config import Config, DataConfig, TrainConfig
+    from decompnet_tf.model_io import write_config
+
+    write_config(Config(data=DataConfig(dataset=dataset),
+                        train=TrainConfig(model_dir=str(model_dir))))
+    return str(model_dir)
+
+
+def test_compare_refuses_models_trained_on_different_datasets(tmp_path):
+    from decompnet_tf.eval.detectors import check_same_dataset
+
+    a = _configured_run(tmp_path / "a", "decomp_mnist/small")
+    b = _configured_run(tmp_path / "b", "decomp_mnist/bundled")
+    c = _configured_run(tmp_path / "c", "decomp_mnist/small")
+    proc = _run("evaluate.py", f"--compare={a},{b}", f"--output_dir={tmp_path / 'out'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the compared models were trained on different datasets")
+    assert f"{a} on decomp_mnist/small" in last and f"{b} on decomp_mnist/bundled" in last
+    assert "--dataset" in last
+    assert not (tmp_path / "out").exists()  # Refused before evaluating anything.
+    # The same dataset, or one named for all, is accepted.
+    check_same_dataset([a, c])
+    check_same_dataset([a, b], "decomp_mnist/small")
+    with pytest.raises(ValueError, match="different datasets"):
+        check_same_dataset([a, c, b])
+
+
 @pytest.fixture(scope="module")
 def trained(trained_run):
     return trained_run

@@ -75,7 +75,8 @@ def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, tra
 
     Args:
       split: a logical split, "train", "validation" or "test" (`builders.tfds_split`).
-      training: shuffle (and keep only `config.train_examples` images of "train").
+      training: shuffle (and keep only the first `config.train_examples` images of "train",
+        in the split's fixed read order).
 
     decomp_kitti examples are first turned into box-mask examples at `image_size` (required
     for it) by `decomp_kitti.kitti_example`.
@@ -86,9 +87,13 @@ def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, tra
 
     builder = open_builder(config.dataset, config.data_dir)
     read_config = tfds.ReadConfig(shuffle_seed=config.seed)
-    ds = builder.as_dataset(split=data_split(config, split, builder), shuffle_files=training,
-                            read_config=read_config)
-    if training and config.train_examples:
+    # train_examples keeps the first N images of the split's fixed read order (its shards
+    # interleaved in order): the same N every epoch and run. Shuffled files would put other
+    # images first each epoch.
+    limit = training and split == "train" and config.train_examples
+    ds = builder.as_dataset(split=data_split(config, split, builder),
+                            shuffle_files=training and not limit, read_config=read_config)
+    if limit:
         ds = ds.take(config.train_examples)
     if training:
         ds = ds.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)

@@ -32,6 +32,7 @@ from decompnet_tf.model_io import (
     write_config,
 )
 from decompnet_tf.models.decompnet import DecompNet
+from decompnet_tf.models.vgg_category_net import resolve_backbone_weights
 
 
 def init_category(net: DecompNet, source_dir: str, log: Callable[[str], None]) -> None:
@@ -40,7 +41,7 @@ def init_category(net: DecompNet, source_dir: str, log: Callable[[str], None]) -
     done = [s for s in source.train.stages if os.path.isfile(final_weights(source_dir, s))]
     if not done:
         raise FileNotFoundError(f"init_category_from={source_dir}: no finished stage there")
-    other = build_net(source)
+    other = build_net(source, pretrained_backbone=False)
     load_weights(other, final_weights(source_dir, done[-1]), source_dir)
     try:
         net.category_net.set_weights(other.category_net.get_weights())
@@ -63,6 +64,8 @@ def run_training(config: Config, log: Callable[[str], None] = print,
         raise ValueError(f"need one epochs and one learning_rates value per stage: stages "
                          f"{t.stages}, epochs {t.epochs}, learning_rates {t.learning_rates}")
     matcher = resolve_matcher(t.matcher, t.jit_compile, t.strategy)
+    if config.model.backbone == "vgg16":
+        resolve_backbone_weights(config.model.backbone_weights)  # A missing file: stop here.
     write_config(config)
     keras.utils.set_random_seed(t.seed)
     strategy = strategy or get_strategy(t.strategy, t.tpu)

@@ -48,6 +48,22 @@ def check_compatible(model_config, names, image_size, dataset: str) -> None:
             "the model was trained for")
 
 
+def check_same_dataset(model_dirs: list[str], dataset: str | None = None) -> None:
+    """For a comparison: a ValueError naming each model dir and its dataset when the models
+    were trained on different datasets and no common `dataset` is given (each would be scored
+    on its own images, and the table would compare unlike figures)."""
+    from decompnet_tf.model_io import read_config
+
+    if dataset:
+        return
+    trained_on = {d: read_config(d).data.dataset for d in model_dirs}
+    if len(set(trained_on.values())) > 1:
+        listing = ", ".join(f"{d} on {name}" for d, name in trained_on.items())
+        raise ValueError(f"the compared models were trained on different datasets ({listing}) "
+                         "and would each be scored on its own; pass --dataset=NAME to evaluate "
+                         "them all on one")
+
+
 def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None,
                   data_dir: str | None = None):
     """(detector, TFDS builder, Config) for the model in `model_dir` on `dataset` (default:

@@ -49,10 +49,15 @@ class DecompNet(keras.Model):
 
     Args:
       config: a `ModelConfig`, or its fields as a dict (what `get_config` stores).
+      pretrained_backbone: False when trained weights will be loaded over the network (a
+        saved model, a training run's stage): the VGG16 backbone's initial weights file is
+        then not read, nor needed.
     """
 
-    def __init__(self, config: ModelConfig | dict | None = None, **kwargs):
+    def __init__(self, config: ModelConfig | dict | None = None,
+                 pretrained_backbone: bool = True, **kwargs):
         super().__init__(**kwargs)
+        self.pretrained_backbone = pretrained_backbone
         if isinstance(config, dict):
             config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v
                                     for k, v in config.items()})
@@ -103,7 +108,8 @@ class DecompNet(keras.Model):
         cfg = self.config
         if cfg.backbone == "vgg16":
             self.category_net = VGGCategoryNet(cfg.num_classes, cfg.backbone_weights,
-                                               cfg.category_skips, name="category_net")
+                                               cfg.category_skips, name="category_net",
+                                               pretrained=self.pretrained_backbone)
         else:
             self.category_net = CategoryNet(cfg.num_classes, cfg.full_resolution,
                                             cfg.category_skips, name="category_net")
@@ -187,6 +193,11 @@ class DecompNet(keras.Model):
         if cfg.stop_head:
             out["objectness"] = ops.reshape(ops.concatenate(objectness, axis=-1), (-1, c, t))
         return out
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # keras.models.load_model loads the saved weights next: the backbone's are not needed.
+        return cls(**config, pretrained_backbone=False)
 
     def get_config(self):
         return {**super().get_config(), "config": dataclasses.asdict(self.config)}

@@ -9,16 +9,17 @@ response map per category.
 
 ImageNet weights: `backbone_weights="imagenet"` loads them from the Keras cache
 (~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, where
-`keras.applications.VGG16(weights="imagenet")` puts them) without touching the network; a path
-loads that file; when neither exists a `BackboneWeightsWarning` says so and the backbone starts
-from random weights. Training freezes the backbone in stages 1 and 2 and fine-tunes it, down to
-its first layer, in stage 3 (Appendix A); see `engine.trainer`.
+`keras.applications.VGG16(include_top=False, weights="imagenet")` puts them) without touching
+the network; a path loads that file; a missing file is an error naming it and the command that
+writes it (training from random weights by accident would waste a run), and "none" starts from
+random weights. `pretrained=False` skips the file: a trained model's weights replace it.
+Training freezes the backbone in stages 1 and 2 and fine-tunes it, down to its first layer, in
+stage 3 (Appendix A); see `engine.trainer`.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 
 import keras
 from keras import layers, ops
@@ -31,30 +32,31 @@ SKIP_LAYERS = ("block4_pool", "block3_pool", "block2_pool", "block1_pool")  # st
 BGR_MEAN = (103.939, 116.779, 123.68)
 
 
-class BackboneWeightsWarning(UserWarning):
-    """The requested backbone weights are not available offline; random initialisation."""
+# Writes VGG16_NOTOP into ~/.keras/models/ (needs internet).
+FETCH_COMMAND = ('python -c "import keras; '
+                 "keras.applications.VGG16(include_top=False, weights='imagenet')\"")
+
+
+def keras_cache_file() -> str:
+    """Where keras.applications keeps the no-top VGG16 ImageNet weights ($KERAS_HOME/models)."""
+    return os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
+                        "models", VGG16_NOTOP)
 
 
 def resolve_backbone_weights(spec: str) -> str | None:
-    """"" or "none" -> None; "imagenet" -> the cached Keras file, or None (with a warning);
-    anything else is a path that must exist."""
+    """"" or "none" -> None (random weights); "imagenet" -> the Keras cache's file; anything
+    else -> that path. A missing file raises FileNotFoundError naming it and how to get it."""
     if spec in ("", "none"):
         return None
-    if spec == "imagenet":
-        cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
-                             "models", VGG16_NOTOP)
-        if os.path.isfile(cache):
-            return cache
-        warnings.warn(
-            f"ImageNet weights for VGG16 are not in the Keras cache ({cache}) and are not "
-            "downloaded here: the backbone starts from random weights. Put the file there (or "
-            "pass --backbone_weights=/path/to/" + VGG16_NOTOP + ") to start from ImageNet.",
-            BackboneWeightsWarning, stacklevel=2)
-        return None
-    if not os.path.isfile(spec):
-        raise FileNotFoundError(f"backbone_weights={spec!r}: no such file; pass the path of "
-                                f"{VGG16_NOTOP}, 'imagenet' (Keras cache) or 'none'")
-    return spec
+    path = keras_cache_file() if spec == "imagenet" else spec
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"backbone_weights={spec!r}: {path} does not exist (nothing is downloaded at run "
+            f"time). On a machine with internet run `{FETCH_COMMAND}` and copy "
+            f"~/.keras/models/{VGG16_NOTOP} to {keras_cache_file()} (or pass "
+            f"--backbone_weights=/path/to/{VGG16_NOTOP}); --backbone_weights=none trains VGG16 "
+            "from random weights")
+    return path
 
 
 @keras.saving.register_keras_serializable(package="decompnet_tf")
@@ -66,10 +68,13 @@ class VGGCategoryNet(keras.Model):
     """
 
     def __init__(self, num_classes: int = 1, backbone_weights: str = "imagenet",
-                 skips: bool = True, decoder_filters: int = 64, **kwargs):
+                 skips: bool = True, decoder_filters: int = 64, pretrained: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.backbone_weights = backbone_weights
+        # False when trained weights will be loaded over the backbone's: skip its file.
+        self.pretrained = pretrained
         self.skips = skips
         self.decoder_filters = decoder_filters
 
@@ -80,7 +85,7 @@ class VGGCategoryNet(keras.Model):
                              f"multiples of 32 (VGG16 pools 5 times); got {list(input_shape)}. "
                              "Set --image_size to e.g. 384,1248 (KITTI's padded size).")
         vgg = keras.applications.VGG16(include_top=False, weights=None, input_shape=(h, w, 3))
-        path = resolve_backbone_weights(self.backbone_weights)
+        path = resolve_backbone_weights(self.backbone_weights) if self.pretrained else None
         if path:
             vgg.load_weights(path)
         outputs = [vgg.output] + [vgg.get_layer(n).output for n in SKIP_LAYERS]

@@ -123,7 +123,9 @@ class DecompMnist(tfds.core.GeneratorBasedBuilder):
         pools = digits.load_digit_pools(
             cfg.source,
             manual_dir=self._manual_dir_or_none(dl_manager) if cfg.source != "bundled" else None,
-            data_dir=os.path.dirname(os.path.dirname(os.fspath(self.data_dir))),
+            # TFDS keeps `mnist` beside decomp_mnist at the root of the data dir (self.data_dir
+            # is this build's temporary folder inside decomp_mnist/<config>/).
+            data_dir=os.fspath(self.data_dir_root),
         )
         self.info.metadata["digit_source"] = pools.source
         self.info.metadata["seed"] = cfg.seed
@@ -137,6 +139,11 @@ class DecompMnist(tfds.core.GeneratorBasedBuilder):
         cfg = self.builder_config
         worker = workers.Worker(cfg.seed, split, images, labels, cfg.synth)
         processes = cfg.num_workers or os.cpu_count() or 1
+        if processes > 1 and num >= 64 and workers.main_module_reruns_this_build():
+            print(f"decomp_mnist: generating the {split} split in this process: the main "
+                  "script calls tfds outside `if __name__ == \"__main__\":`, which worker "
+                  "processes would run again (guard it to build in parallel)")
+            processes = 1
         if processes == 1 or num < 64:
             yield from map(worker, range(num))
             return
