@@ -4,7 +4,9 @@
 
 writes exported/decompnet/<version>/ (signatures serving_default and serve_encoded),
 exported/decompnet/model.tflite (float32) and model_dynamic_range.tflite (int8 weights). The
-inference settings (--stop_threshold, --box_source, --segmentation_delta) are evaluate.py's.
+inference settings (--stop_threshold, --box_source, --segmentation_delta) are the ones stored
+in the model dir's config.json, as evaluate.py uses them; each one given on the command line
+overrides them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from absl import app, flags
 
 from decompnet_tf import config_flags
 from decompnet_tf.config import InferenceConfig
-from decompnet_tf.config_flags import define_flags, from_flags
+from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir.", required=True)
@@ -23,7 +25,7 @@ flags.DEFINE_string("export_dir", None, "Where the versioned SavedModel goes.", 
 flags.DEFINE_integer("version", None, "SavedModel version (default: next free integer).",
                      lower_bound=1)
 flags.DEFINE_boolean("tflite", True, "Also write the TFLite models (box_source=regressor "
-                     "only: use --notflite with --box_source=mask).")
+                     "only: use --notflite with the mask or component box sources).")
 # The exported masks are the soft instance maps: a client thresholds them itself.
 define_flags(InferenceConfig, exclude=("mask_threshold",))
 flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's own.
@@ -38,12 +40,19 @@ def main(argv):
     from decompnet_tf.export.saved_model import DetectorModule, export_saved_model, export_tflite
     from decompnet_tf.model_io import load_trained
 
-    settings = from_flags(InferenceConfig)
-    if FLAGS.tflite and settings.box_source != "regressor":
-        raise app.UsageError("TFLite export supports --box_source=regressor only; pass "
-                             "--notflite to export the SavedModel with --box_source=mask")
     try:
-        net, _ = load_trained(FLAGS.model_dir)
+        net, config = load_trained(FLAGS.model_dir)
+        settings, sources = resolve_settings(config.inference)
+        # The exported masks are the soft maps: mask_threshold is the client's.
+        print(describe_settings(settings, sources, exclude=("mask_threshold",)), flush=True)
+        if FLAGS.tflite and settings.box_source != "regressor":
+            where = (f"{FLAGS.model_dir}'s stored inference settings (config.json) have "
+                     f"box_source={settings.box_source}" if sources["box_source"] == "stored"
+                     else f"--box_source={settings.box_source} was given")
+            raise ValueError(
+                f"TFLite export supports box_source=regressor only, and {where}: pass "
+                "--notflite to export the SavedModel alone with those boxes, or "
+                "--box_source=regressor to export the TFLite models with the regressor's")
         module = DetectorModule(net, settings)
         print(f"SavedModel: {export_saved_model(module, FLAGS.export_dir, FLAGS.version)}")
         tflite = (("model.tflite", False), ("model_dynamic_range.tflite", True))

@@ -6,10 +6,11 @@ neither of the readers imports the training engine.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 
-from decompnet_tf.config import Config
+from decompnet_tf.config import Config, InferenceConfig
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.models.vgg_category_net import BackboneWeightsWarning
 
@@ -25,7 +26,8 @@ def build_net(config: Config) -> DecompNet:
 
 def write_config(config: Config) -> None:
     """Writes config.json into the run's model_dir; refuses a model_dir that holds a run
-    with other model settings or stages (resuming must not mix two runs)."""
+    with other model settings or stages (resuming must not mix two runs). The other sections
+    (the inference settings among them) may change between runs."""
     model_dir = config.train.model_dir
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, CONFIG_FILE)
@@ -96,6 +98,24 @@ def read_config(model_dir: str) -> Config:
             "of a train.py run")
     with open(path) as f:
         return Config.from_json(f.read())
+
+
+def write_inference(model_dir: str, settings: InferenceConfig) -> None:
+    """Replaces the inference settings stored in model_dir's config.json (what evaluate.py,
+    export.py and predict.py use unless a flag overrides them); the rest stays as it is."""
+    import tensorflow as tf
+
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+            f"{model_dir} holds no trained model ({CONFIG_FILE} missing); pass the --model_dir "
+            "of a train.py run")
+    with tf.io.gfile.GFile(path) as f:
+        config = Config.from_json(f.read())
+    config = dataclasses.replace(config, inference=settings)
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:  # A crash leaves the old file whole.
+        f.write(config.to_json())
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
 def load_trained(model_dir: str, min_stage: int = 2,
