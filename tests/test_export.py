@@ -290,3 +290,36 @@ def test_a_baseline_model_dir_is_refused_with_the_reason(tmp_path):
     assert "holds the sliding-window baseline" in proc.stderr
     assert "no training stage has finished" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow(40)
+def test_export_uses_the_stored_inference_settings(model_dir, tmp_path):
+    import shutil
+
+    from decompnet_tf.model_io import load_trained, write_inference
+    from tests.helpers import run_script
+
+    stored = InferenceConfig(stop_threshold=0.0, box_source="component")
+    copy = str(shutil.copytree(model_dir, tmp_path / "run"))
+    write_inference(copy, stored)
+    # The TFLite models keep the regressor's boxes: refused, naming where the setting came from.
+    proc = run_script("export.py", f"--model_dir={copy}", f"--export_dir={tmp_path / 'no'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "stored inference settings (config.json) have box_source=component" in proc.stderr
+    assert not (tmp_path / "no").exists()
+    proc = run_script("export.py", f"--model_dir={copy}", f"--export_dir={tmp_path / 'e'}",
+                      "--notflite")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ("inference settings: stop_threshold=0.0 (stored), segmentation_delta=0.1 (stored), "
+            "box_source=component (stored)") in proc.stdout
+    net, _ = load_trained(copy)
+    images = _images((2, 100, 100, 1), seed=6)
+    served = tf.saved_model.load(str(tmp_path / "e" / "1")).signatures["serving_default"]
+    got = {k: v.numpy() for k, v in served(images=tf.constant(images)).items()}
+    module = DetectorModule(net, stored)  # Held: serve's trace refers to it weakly.
+    ref = module.serve(tf.constant(images))
+    assert_same_detections(got, {k: v.numpy() for k, v in ref.items()}, FLOAT_ATOL, "stored")
+    regressor = DetectorModule(net, InferenceConfig())
+    default = regressor.serve(tf.constant(images))
+    assert not np.array_equal(got["num_detections"], default["num_detections"].numpy()) or \
+        not np.allclose(got["detection_boxes"], default["detection_boxes"].numpy(), atol=1e-3)
