@@ -97,8 +97,9 @@ def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS, **overrides):
 
 def resolve_settings(stored, flag_values: flags.FlagValues = flags.FLAGS):
     """`stored` (a dataclass read from a model dir, e.g. its InferenceConfig) with each field
-    whose flag was given on the command line (or in a --flagfile) replacing the stored value;
-    a flag left at its default does not, nor does a field the script defines no flag for.
+    whose flag was given on the command line (or in a --flagfile) replacing the stored value.
+    A flag not given never does, whatever its default, nor does a field the script defines no
+    flag for (absl's `present`: parsed at least once).
 
     Returns:
       (the resolved dataclass, {field name: "stored" or "--flag"}: where each value came from).
