@@ -292,7 +292,7 @@ def test_a_baseline_model_dir_is_refused_with_the_reason(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.slow(40)
+@pytest.mark.slow(45)
 def test_export_uses_the_stored_inference_settings(model_dir, tmp_path):
     import shutil
 
