@@ -16,6 +16,11 @@ the devkit's result format).
 
 Choose thresholds and settings on --split=validation (training images held out from training);
 read --split=test once per reported model.
+
+The inference settings (--stop_threshold, --mask_threshold, --box_source, --segmentation_delta)
+are the ones stored in each model dir's config.json (train.py's flags, or
+experiments/calibrate_thresholds.py --write's); each one given on the command line overrides
+them. The settings used, and where each came from, are printed first.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from absl import app, flags
 
 from decompnet_tf import config_flags
 from decompnet_tf.config import InferenceConfig
-from decompnet_tf.config_flags import define_flags, from_flags
+from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir to evaluate.")
@@ -69,8 +74,12 @@ def evaluate_dir(model_dir: str, out_dir: str):
     from decompnet_tf.data.builders import is_kitti, tfds_split
     from decompnet_tf.eval import kitti_runner, runner
     from decompnet_tf.eval.detectors import DetectorSpec, load_detector
+    from decompnet_tf.model_io import read_config
 
-    settings = from_flags(InferenceConfig)
+    stored = read_config(model_dir)
+    settings, sources = resolve_settings(stored.inference)
+    if stored.kind != "baseline":  # The baseline has settings of its own (its config's).
+        print(describe_settings(settings, sources), flush=True)
     spec = DetectorSpec(settings, FLAGS.detector, FLAGS.category_maps, FLAGS.tflite,
                         FLAGS.window_step, FLAGS.stage, saved_model=FLAGS.saved_model)
     detector, builder, config = load_detector(model_dir, spec, FLAGS.dataset, FLAGS.data_dir)

@@ -5,7 +5,9 @@
 writes exported/decompnet/<version>/ (signatures serving_default, serve_encoded and
 serving_boxes; the class names as assets/labels.txt), exported/decompnet/model.tflite
 (float32) and model_dynamic_range.tflite (int8 weights) with labels.txt beside them. The
-inference settings (--stop_threshold, --box_source, --segmentation_delta) are evaluate.py's.
+inference settings (--stop_threshold, --box_source, --segmentation_delta) are the ones stored
+in the model dir's config.json, as evaluate.py uses them; each one given on the command line
+overrides them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from absl import app, flags
 
 from decompnet_tf import config_flags
 from decompnet_tf.config import InferenceConfig
-from decompnet_tf.config_flags import define_flags, from_flags
+from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir.", required=True)
@@ -30,20 +32,6 @@ define_flags(InferenceConfig, exclude=("mask_threshold",))
 flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's own.
 
 
-def class_names(config) -> list[str] | None:
-    """The dataset's class names (its TFDS builder's info, which needs no prepared data);
-    None (the class ids as names) when the dataset's builder cannot be opened."""
-    from decompnet_tf.data.builders import open_builder
-
-    try:
-        builder = open_builder(config.data.dataset, config.data.data_dir, prepare=False)
-        return list(builder.info.features["objects"]["label"].names)
-    except Exception as e:  # An unknown or unregistered dataset: the ids still name classes.
-        print(f"warning: class names of {config.data.dataset!r} unavailable ({e}); labels.txt "
-              "lists the class ids")
-        return None
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -51,12 +39,18 @@ def main(argv):
 
     quiet_start()  # Before anything imports TensorFlow: a console without start-up noise.
     from decompnet_tf.export.saved_model import DetectorModule, export_saved_model, export_tflite
-    from decompnet_tf.model_io import load_trained
+    from decompnet_tf.model_io import class_names, load_trained
 
-    settings = from_flags(InferenceConfig)
     try:
         net, config = load_trained(FLAGS.model_dir)
-        module = DetectorModule(net, settings, class_names(config))
+        settings, sources = resolve_settings(config.inference)
+        # The exported masks are the soft maps: mask_threshold is the client's.
+        print(describe_settings(settings, sources, exclude=("mask_threshold",)), flush=True)
+        names = class_names(config)
+        if names is None:
+            print(f"warning: the class names of {config.data.dataset!r} are unavailable here; "
+                  "labels.txt lists the class ids")
+        module = DetectorModule(net, settings, names)
         print(f"SavedModel: {export_saved_model(module, FLAGS.export_dir, FLAGS.version)}")
         tflite = (("model.tflite", False), ("model_dynamic_range.tflite", True))
         for name, quantize in tflite if FLAGS.tflite else ():

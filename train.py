@@ -8,10 +8,14 @@ skipped, the running stage restarts its interrupted epoch from the last saved we
 optimizer state). TensorBoard: `tensorboard --logdir=<model_dir>/logs`.
 
 Every flag but --model is a field of a dataclass in decompnet_tf/config.py, where its default,
-help text and bounds are written (`python train.py --help` lists them).
+help text and bounds are written (`python train.py --help` lists them). The inference flags
+(--stop_threshold, --mask_threshold, --box_source, --segmentation_delta) are stored in
+config.json for evaluate.py, export.py and predict.py.
 """
 
 from __future__ import annotations
+
+import os
 
 from absl import app, flags
 
@@ -20,24 +24,33 @@ from decompnet_tf.config import (
     BaselineConfig,
     Config,
     DataConfig,
+    InferenceConfig,
     LossConfig,
     ModelConfig,
     TrainConfig,
 )
-from decompnet_tf.config_flags import define_flags, from_flags
+from decompnet_tf.config_flags import define_flags, from_flags, resolve_settings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "decompnet", ["decompnet", "baseline"],
                   "decompnet, or the paper's sliding-window CNN baseline (section 3.1).")
-define_flags(DataConfig, ModelConfig, LossConfig, TrainConfig, BaselineConfig)
+# The inference settings are stored in config.json for evaluate.py, export.py and predict.py.
+define_flags(DataConfig, ModelConfig, LossConfig, TrainConfig, BaselineConfig, InferenceConfig)
 flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's own.
 
 
 def config_from_flags() -> Config:
-    """Turns the flags into the frozen Config, once."""
+    """Turns the flags into the frozen Config, once. Rerun on a model_dir that holds a run,
+    the inference settings stored there (perhaps calibrate_thresholds.py --write's) stay,
+    but for those whose flags are given."""
+    from decompnet_tf.model_io import CONFIG_FILE, read_config
+
+    inference = from_flags(InferenceConfig)
+    if os.path.isfile(os.path.join(FLAGS.model_dir, CONFIG_FILE)):
+        inference, _ = resolve_settings(read_config(FLAGS.model_dir).inference)
     return Config(kind=FLAGS.model, model=from_flags(ModelConfig), loss=from_flags(LossConfig),
                   data=from_flags(DataConfig), train=from_flags(TrainConfig),
-                  baseline=from_flags(BaselineConfig))
+                  baseline=from_flags(BaselineConfig), inference=inference)
 
 
 def main(argv):

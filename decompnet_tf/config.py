@@ -250,8 +250,10 @@ class BaselineConfig:
 
 @dataclasses.dataclass(frozen=True)
 class InferenceConfig:
-    """How a trained DecompNet's outputs become detections (decompnet_tf.postprocess):
-    evaluate.py's and export.py's settings, not the network's."""
+    """How a trained DecompNet's outputs become detections (decompnet_tf.postprocess): not the
+    network's settings, but stored beside it (config.json's "inference"), so that evaluate.py,
+    export.py and predict.py detect as the run was calibrated; a flag given on their command
+    line overrides the stored value (`config_flags.resolve_settings`)."""
 
     stop_threshold: float = setting(
         0.5, "Stop signal (the maps' peak, or the stop head's objectness) below which a step "
@@ -281,6 +283,8 @@ class Config:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     baseline: BaselineConfig = dataclasses.field(default_factory=BaselineConfig)
+    # How evaluate.py, export.py and predict.py turn the outputs into detections by default.
+    inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
 
     def __post_init__(self):
         if self.loss.instance_loss == "bce" and self.model.instance_activation != "sigmoid":
@@ -293,6 +297,8 @@ class Config:
 
     @classmethod
     def from_json(cls, text: str) -> Config:
+        """The Config of `to_json`'s text; missing sections and fields (a config.json written
+        before they existed) get their defaults."""
         raw = json.loads(text)
 
         def build(kind, values):
@@ -307,4 +313,5 @@ class Config:
         return cls(raw.get("kind", "decompnet"), build(ModelConfig, raw.get("model", {})),
                    build(LossConfig, raw.get("loss", {})), build(DataConfig, raw.get("data", {})),
                    build(TrainConfig, raw.get("train", {})),
-                   build(BaselineConfig, raw.get("baseline", {})))
+                   build(BaselineConfig, raw.get("baseline", {})),
+                   build(InferenceConfig, raw.get("inference", {})))

@@ -93,3 +93,33 @@ def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS, **overrides):
             value = tuple(_element_type(hint)(v) for v in value)
         values[field.name] = value
     return cls(**values, **overrides)
+
+
+def resolve_settings(stored, flag_values: flags.FlagValues = flags.FLAGS):
+    """`stored` (a dataclass read from a model dir, e.g. its InferenceConfig) with each field
+    whose flag was given on the command line (or in a --flagfile) replacing the stored value.
+    A flag not given never does, whatever its default, nor does a field the script defines no
+    flag for (absl's `present`: parsed at least once).
+
+    Returns:
+      (the resolved dataclass, {field name: "stored" or "--flag"}: where each value came from).
+    """
+    values, sources = {}, {}
+    for field, hint in _cli_fields(type(stored)):
+        name = _flag_name(field)
+        if name in flag_values and flag_values[name].present:
+            value = flag_values[name].value
+            values[field.name] = (tuple(_element_type(hint)(v) for v in value)
+                                  if _is_tuple(hint) else value)
+            sources[field.name] = f"--{name}"
+    sources = {f.name: sources.get(f.name, "stored") for f in dataclasses.fields(stored)}
+    return dataclasses.replace(stored, **values), sources
+
+
+def describe_settings(settings, sources: dict[str, str], title: str = "inference settings",
+                      exclude: tuple[str, ...] = ()) -> str:
+    """One line: "inference settings: stop_threshold=0.5 (stored), box_source=mask
+    (--box_source), ..." (`resolve_settings`'s result), without the fields in `exclude`."""
+    items = [f"{f.name}={getattr(settings, f.name)} ({sources.get(f.name, 'stored')})"
+             for f in dataclasses.fields(settings) if f.name not in exclude]
+    return f"{title}: {', '.join(items)}"

@@ -6,9 +6,10 @@ neither of the readers imports the training engine.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
-from decompnet_tf.config import Config
+from decompnet_tf.config import Config, InferenceConfig
 from decompnet_tf.models.decompnet import DecompNet
 
 CONFIG_FILE = "config.json"
@@ -25,7 +26,8 @@ def build_net(config: Config, pretrained_backbone: bool = True) -> DecompNet:
 
 def write_config(config: Config) -> None:
     """Writes config.json into the run's model_dir; refuses a model_dir that holds a run
-    with other model settings or stages (resuming must not mix two runs)."""
+    with other model settings or stages (resuming must not mix two runs). The other sections
+    (the inference settings among them) may change between runs."""
     model_dir = config.train.model_dir
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, CONFIG_FILE)
@@ -40,6 +42,20 @@ def write_config(config: Config) -> None:
                 f"{config.train.stages}\nUse a new --model_dir, or the flags of that run.")
     with open(path, "w") as f:
         f.write(config.to_json())
+
+
+def class_names(config: Config) -> list[str] | None:
+    """The names of the classes the model was trained on, index = class id, from its TFDS
+    dataset's info (read without preparing any data); None when that dataset's builder is
+    unknown here or disagrees with the model's class count (callers then name classes by id)."""
+    from decompnet_tf.data.builders import open_builder
+
+    try:
+        builder = open_builder(config.data.dataset, config.data.data_dir, prepare=False)
+        names = [str(n) for n in builder.info.features["objects"]["label"].names]
+    except Exception:  # An unregistered or unreadable dataset: the ids stand in for names.
+        return None
+    return names if len(names) == config.model.num_classes else None
 
 
 def build_classifier(config: Config):
@@ -96,6 +112,24 @@ def read_config(model_dir: str) -> Config:
             "of a train.py run")
     with open(path) as f:
         return Config.from_json(f.read())
+
+
+def write_inference(model_dir: str, settings: InferenceConfig) -> None:
+    """Replaces the inference settings stored in model_dir's config.json (what evaluate.py,
+    export.py and predict.py use unless a flag overrides them); the rest stays as it is."""
+    import tensorflow as tf
+
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+            f"{model_dir} holds no trained model ({CONFIG_FILE} missing); pass the --model_dir "
+            "of a train.py run")
+    with tf.io.gfile.GFile(path) as f:
+        config = Config.from_json(f.read())
+    config = dataclasses.replace(config, inference=settings)
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:  # A crash leaves the old file whole.
+        f.write(config.to_json())
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
 def load_trained(model_dir: str, min_stage: int = 2,

@@ -79,3 +79,44 @@ def save_png(path: str, rgb: np.ndarray) -> None:
     """Writes an RGB uint8 array to PNG (OpenCV wants BGR)."""
     if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write {path}; does its folder exist?")
+
+
+def draw_detections(image: np.ndarray, boxes, classes, scores, masks, names,
+                    mask_threshold: float) -> np.ndarray:
+    """An image with its detections drawn at its own size: each mask (its pixels above
+    `mask_threshold`) tinted in its class colour, each box in that colour, and "name score"
+    above the box.
+
+    Args:
+      image: uint8 [H, W], [H, W, 1] or RGB [H, W, 3].
+      boxes: float [n, 4] (ymin, xmin, ymax, xmax) normalised.
+      classes: int [n] class ids; names: a name per class id.
+      scores: float [n].
+      masks: float [n, h, w] soft masks in [0, 1] (resized to H x W if they differ).
+    Returns:
+      uint8 RGB [H, W, 3].
+    """
+    rgb = to_rgb(image)
+    h, w = rgb.shape[:2]
+    masks = np.asarray(masks).reshape(-1, *np.shape(masks)[-2:])
+    out = overlay_masks(rgb, masks > mask_threshold, classes)
+    # Lines and text grow with the picture, so a large photo's boxes stay visible.
+    thickness = max(1, round(min(h, w) / 200))
+    font = max(0.35, min(h, w) / 500)
+    out = draw_boxes(out, boxes, labels=classes, thickness=thickness)
+    for box, label, score in zip(np.asarray(boxes).reshape(-1, 4), classes, scores):
+        x, y = int(round(box[1] * w)), int(round(box[0] * h))
+        text = f"{names[int(label)]} {float(score):.2f}"
+        (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
+        y = y - 2 if y - th - 2 >= 0 else min(h - 1, y + th + 2)  # Above the box if it fits.
+        cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, font,
+                    CLASS_COLORS[int(label) % 3], 1, cv2.LINE_AA)
+    return out
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """An RGB uint8 array [H, W, 3] encoded as PNG (to write with tf.io.gfile)."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"could not encode a {rgb.shape} image as PNG")
+    return data.tobytes()

@@ -3,10 +3,13 @@ images held out from training), so that the test split is only read once, for th
 figures.
 
     python experiments/calibrate_thresholds.py --model_dir=runs/mnist_quick --box_source=mask
+    python experiments/calibrate_thresholds.py --model_dir=runs/mnist_quick --write
 
 Prints detection AP50, segmentation AP50 (means over the digits) and counting accuracy for each
 pair of thresholds on the first --max_images validation images, best first by the mean of the
-three.
+three. The other settings (--box_source, --segmentation_delta) are the model dir's stored ones
+unless given. --write stores the best pair, with those other settings, as the model dir's
+inference settings (config.json), which evaluate.py, export.py and predict.py then use.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from absl import app, flags
 
 from decompnet_tf import config_flags
 from decompnet_tf.config import InferenceConfig
-from decompnet_tf.config_flags import define_flags, from_flags
+from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir.", required=True)
 flags.DEFINE_integer("max_images", 500, "Validation images to calibrate on.", lower_bound=1)
 flags.DEFINE_list("stop_thresholds", ["0.3", "0.4", "0.5", "0.6", "0.7"], "Stop thresholds.")
 flags.DEFINE_list("mask_thresholds", ["0.1", "0.2", "0.3", "0.5"], "Mask thresholds.")
+flags.DEFINE_boolean("write", False, "Store the best pair (first in the table) in the model "
+                     "dir's config.json as its inference settings.")
 define_flags(InferenceConfig, exclude=("stop_threshold", "mask_threshold"))
 flags.adopt_module_key_flags(config_flags)
 
@@ -40,15 +45,20 @@ def main(argv):
     from decompnet_tf.data.builders import open_builder, tfds_split
     from decompnet_tf.eval import runner
     from decompnet_tf.inference import DecompDetector
-    from decompnet_tf.model_io import load_trained
+    from decompnet_tf.model_io import load_trained, write_inference
 
-    net, config = load_trained(FLAGS.model_dir)
+    try:
+        net, config = load_trained(FLAGS.model_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
     builder = open_builder(config.data.dataset, config.data.data_dir)
     names = builder.info.features["objects"]["label"].names
     split = tfds_split(config.data.dataset, "validation", config.data.validation_examples,
                        builder.info.splits["train"].num_examples)
     examples = list(tfds.as_numpy(builder.as_dataset(split=split).take(FLAGS.max_images)))
-    base = from_flags(InferenceConfig)
+    base, sources = resolve_settings(config.inference)
+    print(describe_settings(base, sources, exclude=("stop_threshold", "mask_threshold")),
+          flush=True)
     rows = []
     for stop, mask in itertools.product(FLAGS.stop_thresholds, FLAGS.mask_thresholds):
         settings = dataclasses.replace(base, stop_threshold=float(stop),
@@ -64,8 +74,14 @@ def main(argv):
               flush=True)
     print(f"\n{'stop':>5} {'mask':>5}  det AP50  segm AP50  counting   (validation, "
           f"{len(examples)} images, best first)")
-    for row in sorted(rows, key=lambda r: -(r[2] + r[3] + r[4])):
+    rows.sort(key=lambda r: -(r[2] + r[3] + r[4]))
+    for row in rows:
         print(f"{row[0]:5.2f} {row[1]:5.2f}  {row[2]:8.3f}  {row[3]:9.3f}  {row[4]:8.3f}")
+    if FLAGS.write:
+        best = dataclasses.replace(base, stop_threshold=rows[0][0], mask_threshold=rows[0][1])
+        write_inference(FLAGS.model_dir, best)
+        print(f"\nwrote to {FLAGS.model_dir}'s config.json: "
+              + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(best).items()))
 
 
 if __name__ == "__main__":

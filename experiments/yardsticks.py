@@ -5,8 +5,8 @@ predicted and of the true category maps (no instance network), all scored alike.
     python experiments/yardsticks.py --model_dir=runs/mnist_quick --split=validation
 
 Writes each row's evaluate.py outputs to <output_dir>/<row>/ and prints a Markdown table.
-The inference settings (--stop_threshold, --mask_threshold, --box_source, ...) are
-evaluate.py's.
+The inference settings (--stop_threshold, --mask_threshold, --box_source, ...) are, as in
+evaluate.py, the model dir's stored ones, each given flag overriding its stored value.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from absl import app, flags
 
 from decompnet_tf import config_flags
 from decompnet_tf.config import InferenceConfig
-from decompnet_tf.config_flags import define_flags, from_flags
+from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir.", required=True)
@@ -47,8 +47,10 @@ def main(argv):
     quiet_start()
     from decompnet_tf.eval import runner
     from decompnet_tf.eval.detectors import DetectorSpec, load_detector
+    from decompnet_tf.model_io import read_config
 
-    settings = from_flags(InferenceConfig)
+    settings, sources = resolve_settings(read_config(FLAGS.model_dir).inference)
+    print(describe_settings(settings, sources), flush=True)
     out_root = FLAGS.output_dir or os.path.join(FLAGS.model_dir, f"yardsticks_{FLAGS.split}")
     lines = ["| detector | AP50 '3' / '6' / '9' | recall at P=0.84 | segm AP50 | counting |",
              "|---|---|---|---|---|"]

@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What `pip install -e .` must be enough for: the library, the TFDS builders, the README's entry
 # scripts.
 SOURCES = ("decompnet_tf", "tfds_builders", "train.py", "evaluate.py", "export.py",
-           "render_samples.py")
+           "predict.py", "render_samples.py")
 OURS = {"decompnet_tf", "tfds_builders", "tests"}
 # Imports the code guards with a clear message, with the reason. None today.
 OPTIONAL: dict[str, str] = {}

@@ -166,3 +166,54 @@ def test_yardsticks_true_category_maps_and_components(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.load(open(tmp_path / "dn" / "metrics.json"))
     assert m["model"]["category_source"] == "truth" and m["speed"]["images"] == 16
+
+
+def _stored(trained, tmp_path, **settings):
+    """A copy of the trained run whose config.json stores these inference settings."""
+    import shutil
+
+    from decompnet_tf.config import InferenceConfig
+    from decompnet_tf.model_io import write_inference
+
+    copy = str(shutil.copytree(trained, tmp_path / "stored"))
+    write_inference(copy, InferenceConfig(**settings))
+    return copy
+
+
+@pytest.mark.slow(40)
+def test_stored_inference_settings_unless_a_flag_is_given(trained, tmp_path):
+    model_dir = _stored(trained, tmp_path, stop_threshold=0.2, mask_threshold=0.3,
+                        box_source="component")
+    described = {}
+    for name, flags in (("stored", []), ("flag", ["--box_source=mask"])):
+        out = tmp_path / name
+        proc = _run("evaluate.py", f"--model_dir={model_dir}", f"--output_dir={out}",
+                    "--max_images=8", "--batch_size=8", "--num_sheets=0", *flags)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        described[name] = json.load(open(out / "metrics.json"))["model"], proc.stdout
+    model, stdout = described["stored"]
+    assert ("inference settings: stop_threshold=0.2 (stored), mask_threshold=0.3 (stored), "
+            "segmentation_delta=0.1 (stored), box_source=component (stored)") in stdout
+    assert (model["stop_threshold"], model["mask_threshold"], model["box_source"]) == (
+        0.2, 0.3, "component")
+    model, stdout = described["flag"]
+    assert "box_source=mask (--box_source)" in stdout and "stop_threshold=0.2 (stored)" in stdout
+    assert (model["stop_threshold"], model["mask_threshold"], model["box_source"]) == (
+        0.2, 0.3, "mask")
+
+
+@pytest.mark.slow(30)
+def test_calibrate_thresholds_write_stores_the_best_pair(trained, tmp_path):
+    from decompnet_tf.model_io import read_config
+
+    model_dir = _stored(trained, tmp_path, stop_threshold=0.5, mask_threshold=0.1)
+    before = read_config(model_dir)
+    proc = _run("experiments/calibrate_thresholds.py", f"--model_dir={model_dir}",
+                "--max_images=8", "--stop_thresholds=0.2", "--mask_thresholds=0.4",
+                "--box_source=component", "--write")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = read_config(model_dir)
+    assert (after.inference.stop_threshold, after.inference.mask_threshold) == (0.2, 0.4)
+    # The box source the thresholds were chosen with is stored with them.
+    assert after.inference.box_source == "component"
+    assert (after.model, after.train, after.data) == (before.model, before.train, before.data)

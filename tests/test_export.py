@@ -462,3 +462,34 @@ def test_labels_fall_back_to_class_ids_for_an_unknown_dataset(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "labels.txt lists the class ids" in proc.stdout
     assert read_labels(str(tmp_path / "e" / "1" / "assets" / LABELS_FILE)) == ["0", "1", "2"]
+
+
+@pytest.mark.slow(45)
+def test_export_uses_the_stored_inference_settings(model_dir, tmp_path):
+    import shutil
+
+    from decompnet_tf.model_io import load_trained, write_inference
+    from tests.helpers import run_script
+
+    stored = InferenceConfig(stop_threshold=0.0, box_source="component")
+    copy = str(shutil.copytree(model_dir, tmp_path / "run"))
+    write_inference(copy, stored)
+    # No flags: the SavedModel and the TFLite files carry the stored settings.
+    proc = run_script("export.py", f"--model_dir={copy}", f"--export_dir={tmp_path / 'e'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ("inference settings: stop_threshold=0.0 (stored), segmentation_delta=0.1 (stored), "
+            "box_source=component (stored)") in proc.stdout
+    net, _ = load_trained(copy)
+    images = _images((2, 100, 100, 1), seed=6)
+    served = tf.saved_model.load(str(tmp_path / "e" / "1")).signatures["serving_default"]
+    got = {k: v.numpy() for k, v in served(images=tf.constant(images)).items()}
+    module = DetectorModule(net, stored)  # Held: serve's trace refers to it weakly.
+    ref = module.serve(tf.constant(images))
+    assert_same_detections(got, {k: v.numpy() for k, v in ref.items()}, FLOAT_ATOL, "stored")
+    lite = run_tflite(str(tmp_path / "e" / "model.tflite"), images[:1].astype(np.float32) / 255)
+    assert_same_detections(lite, {k: v.numpy()[:1] for k, v in ref.items()}, FLOAT_ATOL,
+                           "stored, TFLite")
+    regressor = DetectorModule(net, InferenceConfig())
+    default = regressor.serve(tf.constant(images))
+    assert not np.array_equal(got["num_detections"], default["num_detections"].numpy()) or \
+        not np.allclose(got["detection_boxes"], default["detection_boxes"].numpy(), atol=1e-3)

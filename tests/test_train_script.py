@@ -143,3 +143,20 @@ def test_zero_epochs_save_the_untrained_stage(data_dir, tmp_path):
     assert all(os.path.isfile(final_weights(model_dir, s)) for s in (1, 2))
     net, _ = load_trained(model_dir)
     assert net.built
+
+
+def test_rerun_keeps_stored_inference_settings_unless_their_flags_are_given(trained_run,
+                                                                            tmp_path):
+    """train.py stores its inference flags in config.json; a rerun on the finished run keeps
+    what calibrate_thresholds.py --write stored there, but for the flags it is given."""
+    from decompnet_tf.config import InferenceConfig
+    from decompnet_tf.model_io import read_config, write_inference
+
+    assert read_config(trained_run).inference == InferenceConfig()  # Trained with the defaults.
+    model_dir = _copy(trained_run, tmp_path)
+    write_inference(model_dir, InferenceConfig(stop_threshold=0.7, mask_threshold=0.3))
+    done = _rerun(model_dir, "--box_source=component")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "stage 2: finished earlier" in done.stdout + done.stderr
+    assert read_config(model_dir).inference == InferenceConfig(
+        stop_threshold=0.7, mask_threshold=0.3, box_source="component")

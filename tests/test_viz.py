@@ -52,3 +52,17 @@ def test_qualitative_sheet_rows_and_pr_figure(tmp_path):
     curves = {"m": {k: (np.linspace(0, 1, 5), np.linspace(1, 0.5, 5), 0.7) for k in range(3)}}
     plots.pr_figure(curves, "t", str(path), ["3", "6", "9"])
     assert path.stat().st_size > 1000
+
+
+def test_draw_detections_at_the_image_size_masks_above_the_threshold_only():
+    image = np.zeros((60, 90), np.uint8)  # Grayscale, not the model's size.
+    masks = np.zeros((1, 60, 90), np.float32)
+    masks[0, 30:50, 50:80] = 0.4  # Above 0.3: tinted.
+    masks[0, 5:10, 5:10] = 0.2  # Below: untouched.
+    out = viz.draw_detections(image, np.array([[0.5, 0.5, 0.9, 0.9]]), np.array([1]),
+                              np.array([0.8]), masks, ["3", "6", "9"], mask_threshold=0.3)
+    assert out.shape == (60, 90, 3) and out.dtype == np.uint8
+    assert out[40, 65].sum() > 0 and out[7, 7].sum() == 0
+    assert tuple(out[30, 45]) == viz.CLASS_COLORS[1]  # The box's top-left corner.
+    png = viz.png_bytes(out)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,68 @@
+"""Detects objects in your own images with a trained decompNet.
+
+    python predict.py --model_dir=runs/mnist_quick --images=a.png,b.png
+    python predict.py --model_dir=runs/mnist_quick --images=a.png --output_dir=out --box_source=mask
+
+Each image (PNG or JPEG, any size, 8-bit grayscale or RGB) goes through exactly the graph
+export.py exports (its serving_default signature: converted to the model's channels and
+resized in the graph, boxes normalised to the original image, masks at its size). Writes to
+--output_dir (default <model_dir>/predictions): <stem>_detections.png per image (the image with
+its boxes, class names, scores and masks) and detections.json (per image: path, size, and each
+detection's class id and name, score and box, normalised and in pixels).
+
+The inference settings (--stop_threshold, --mask_threshold, --box_source, --segmentation_delta)
+are the ones stored in the model dir's config.json, as evaluate.py uses them; each one given on
+the command line overrides them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags
+
+from decompnet_tf import config_flags
+from decompnet_tf.config import InferenceConfig
+from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "A train.py --model_dir.", required=True)
+flags.DEFINE_list("images", None, "Image files (PNG or JPEG), comma-separated.", required=True)
+flags.DEFINE_string("output_dir", None, "Where the pictures and detections.json go (default "
+                    "<model_dir>/predictions).")
+define_flags(InferenceConfig)
+flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's own.
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from decompnet_tf.console import quiet_start
+
+    quiet_start()  # Before anything imports TensorFlow: a console without start-up noise.
+    from decompnet_tf import predictions
+    from decompnet_tf.export.saved_model import DetectorModule
+    from decompnet_tf.model_io import class_names, load_trained, read_config
+
+    if not FLAGS.images:
+        raise app.UsageError("pass --images=FILE[,FILE...]")
+    out_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "predictions")
+    try:
+        read_config(FLAGS.model_dir)  # No model: said before the images are read.
+        images = [predictions.read_image(p) for p in FLAGS.images]  # Before the model loads.
+        net, config = load_trained(FLAGS.model_dir)
+        settings, sources = resolve_settings(config.inference)
+        print(describe_settings(settings, sources), flush=True)
+        module = DetectorModule(net, settings, class_names(config))
+        result = predictions.predict_files(module, FLAGS.images, images, out_dir,
+                                           list(module.class_names), settings, FLAGS.model_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None  # The message, not the flags' usage.
+    for record in result["images"]:
+        print(f"{record['path']}: {len(record['detections'])} detections -> "
+              f"{record['picture']}")
+    print(f"detections: {os.path.join(out_dir, predictions.DETECTIONS_FILE)}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,65 @@
+"""config.json's inference section and the rule that resolves a model dir's stored settings
+against the command line (config_flags.resolve_settings)."""
+
+import dataclasses
+import json
+
+import pytest
+from absl import flags
+
+from decompnet_tf.config import Config, InferenceConfig, TrainConfig
+from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
+
+STORED = InferenceConfig(stop_threshold=0.7, mask_threshold=0.3, segmentation_delta=0.05,
+                         box_source="component")
+
+
+def test_inference_settings_round_trip_and_an_older_file_loads_with_defaults():
+    config = Config(inference=STORED)
+    assert json.loads(config.to_json())["inference"]["box_source"] == "component"
+    assert Config.from_json(config.to_json()) == config
+    old = json.loads(config.to_json())
+    del old["inference"]  # A config.json written before the section existed.
+    assert Config.from_json(json.dumps(old)).inference == InferenceConfig()
+    bad = {**json.loads(config.to_json()), "inference": {"stop_threshhold": 0.5}}
+    with pytest.raises(ValueError, match="unknown InferenceConfig fields"):
+        Config.from_json(json.dumps(bad))
+
+
+def _flags(*argv, exclude=()):
+    fv = flags.FlagValues()
+    define_flags(InferenceConfig, flag_values=fv, exclude=exclude)
+    fv(["prog", *argv])
+    return fv
+
+
+def test_stored_settings_unless_the_flag_is_given():
+    settings, sources = resolve_settings(STORED, _flags())
+    assert settings == STORED and set(sources.values()) == {"stored"}
+    # Given on the command line, a flag wins, even at its default value (0.5, 'regressor').
+    settings, sources = resolve_settings(
+        STORED, _flags("--stop_threshold=0.5", "--box_source=regressor"))
+    assert settings == dataclasses.replace(STORED, stop_threshold=0.5, box_source="regressor")
+    assert sources == {"stop_threshold": "--stop_threshold", "mask_threshold": "stored",
+                       "segmentation_delta": "stored", "box_source": "--box_source"}
+    line = describe_settings(settings, sources)
+    assert line == ("inference settings: stop_threshold=0.5 (--stop_threshold), "
+                    "mask_threshold=0.3 (stored), segmentation_delta=0.05 (stored), "
+                    "box_source=regressor (--box_source)")
+    # A field the script defines no flag for keeps the stored value (export.py's mask).
+    settings, _ = resolve_settings(STORED, _flags(exclude=("mask_threshold",)))
+    assert settings.mask_threshold == 0.3
+    assert "mask_threshold" not in describe_settings(settings, sources,
+                                                     exclude=("mask_threshold",))
+
+
+def test_write_inference_replaces_only_the_inference_section(tmp_path):
+    from decompnet_tf.model_io import CONFIG_FILE, read_config, write_inference
+
+    config = Config(train=TrainConfig(model_dir=str(tmp_path), stages=(1, 2)))
+    (tmp_path / CONFIG_FILE).write_text(config.to_json())
+    write_inference(str(tmp_path), STORED)
+    assert read_config(str(tmp_path)) == dataclasses.replace(config, inference=STORED)
+    assert [p.name for p in tmp_path.iterdir()] == [CONFIG_FILE]  # No temporary file left.
+    with pytest.raises(FileNotFoundError, match="holds no trained model"):
+        write_inference(str(tmp_path / "nowhere"), STORED)
