@@ -49,7 +49,7 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
                   data_dir: str | None = None):
     """(detector, TFDS builder, Config) for the model in `model_dir` on `dataset` (default:
     the one it was trained on)."""
-    import os
+    import tensorflow as tf
 
     from decompnet_tf.data.builders import open_builder
     from decompnet_tf.model_io import read_config
@@ -72,7 +72,7 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
     if spec.tflite:
         from decompnet_tf.inference import TFLiteDetector
 
-        if not os.path.isfile(spec.tflite):
+        if not tf.io.gfile.exists(spec.tflite):
             raise FileNotFoundError(f"--tflite={spec.tflite}: no such file; run export.py")
         return TFLiteDetector(spec.tflite), builder, config
     from decompnet_tf.inference import ComponentsDetector, DecompDetector
