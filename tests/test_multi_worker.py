@@ -96,6 +96,22 @@ def _log(tmp_path, index):
     return (tmp_path / f"worker{index}.log").read_text()
 
 
+def test_write_dir_is_model_dir_on_the_chief_and_a_removed_temp_folder_elsewhere(tmp_path):
+    import types
+
+    from decompnet_tf.engine.distribute import write_dir
+
+    def strategy(chief):  # What MultiWorkerMirroredStrategy reports for a chief or not.
+        return types.SimpleNamespace(extended=types.SimpleNamespace(should_checkpoint=chief))
+
+    with write_dir(str(tmp_path / "run"), strategy(True)) as out:
+        assert out == str(tmp_path / "run")
+    with write_dir(str(tmp_path / "run"), strategy(False)) as out:
+        assert out != str(tmp_path / "run") and os.path.isdir(out)
+        open(os.path.join(out, "x"), "w").close()
+    assert not os.path.exists(out) and not (tmp_path / "run").exists()
+
+
 def _files(folder):
     return sorted(os.path.relpath(os.path.join(d, f), folder)
                   for d, _, files in os.walk(folder) for f in files)
