@@ -107,6 +107,12 @@ def main(argv):
     from decompnet_tf.console import quiet_start
 
     quiet_start()  # Before anything imports TensorFlow: a console without start-up noise.
+    import tensorflow as tf
+
+    from decompnet_tf.console import device_report
+
+    for line in device_report():
+        print(line)
     dirs = FLAGS.compare or ([FLAGS.model_dir] if FLAGS.model_dir else [])
     if not dirs:
         raise app.UsageError("pass --model_dir=DIR or --compare=DIR1,DIR2")
@@ -133,7 +139,7 @@ def main(argv):
         return
     if len(dirs) > 1:
         out = FLAGS.output_dir or "runs/compare"
-        os.makedirs(out, exist_ok=True)
+        tf.io.gfile.makedirs(out)
         curves = {n: {k: (r["recall"], r["precision"], r["ap_voc"])
                       for k, r in m["detection"]["iou_0.5"].items()} for n, m in results.items()}
         plots.pr_figure(curves, "Detection, IoU 0.5 (Fig. 4)",

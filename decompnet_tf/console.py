@@ -14,6 +14,10 @@ appropriate compiler flags", which a new user reads as an error. Two sources, tw
 A user who sets `TF_CPP_MIN_LOG_LEVEL` themselves gets TensorFlow's own behaviour, unfiltered.
 Python warnings, progress bars and results are untouched (they come after the import).
 
+The device lines TensorFlow would print are among those hidden: `device_report` gives the
+entry scripts one line naming the devices and replicas a run uses, and a warning when the gpu
+extra is installed but no GPU is visible.
+
 `quiet_start` also lowers absl's Python logging to errors (TFDS logs "Reusing dataset ..." and
 its own deprecation notes through it), unless the user passed `--verbosity`; this project's
 messages are printed, and its warnings are Python warnings, so they stay.
@@ -21,10 +25,17 @@ messages are printed, and its warnings are Python warnings, so they stay.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import sys
 import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Imported in the functions: this module loads before TensorFlow.
+    import tensorflow as tf
 
 # abseil's log-line prefix: severity letter (Info, Warning), MMDD, then the time.
 _STARTUP_NOISE = re.compile(
@@ -79,3 +90,95 @@ def quiet_start(environ=None) -> None:
     import_tensorflow(environ)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.ERROR)
+
+
+# tensorflow[and-cuda] (the project's gpu extra) installs TensorFlow's CUDA libraries as these.
+CUDA_PACKAGES = ("nvidia-cudnn-cu12", "nvidia-cuda-runtime-cu12", "nvidia-cublas-cu12")
+
+
+def cuda_packages_installed() -> list[str]:
+    """The CUDA_PACKAGES installed in this environment."""
+    found = []
+    for name in CUDA_PACKAGES:
+        try:
+            importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        found.append(name)
+    return found
+
+
+_STRATEGY_NAMES = ("MultiWorkerMirroredStrategy", "MirroredStrategy", "TPUStrategy",
+                   "OneDeviceStrategy")
+
+
+def _local_devices() -> list:
+    """This process's GPUs and CPUs (its logical devices also name the other workers' under
+    MultiWorkerMirroredStrategy), and the TPU cores it is connected to."""
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices() + tf.config.list_logical_devices("TPU")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def devices_line(strategy: tf.distribute.Strategy, devices: Sequence | None = None) -> str:
+    """One line naming the devices and replicas a run uses, e.g. "devices: 1 CPU, no GPU
+    visible; 1 replica" or "devices: 2 GPUs; 2 replicas (MirroredStrategy)".
+
+    Args:
+      devices: objects with a `device_type` ("CPU", "GPU", "TPU"); default: this process's
+        (`_local_devices`).
+    """
+    import tensorflow as tf
+
+    devices = _local_devices() if devices is None else devices
+    counts = Counter(d.device_type for d in devices)
+    if counts["TPU"]:
+        used = _count(counts["TPU"], "TPU core")
+    elif counts["GPU"]:
+        used = _count(counts["GPU"], "GPU")
+    else:
+        used = f"{_count(counts['CPU'], 'CPU')}, no GPU visible"
+    line = f"devices: {used}; {_count(strategy.num_replicas_in_sync, 'replica')}"
+    # The public name (MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy).
+    name = next((n for n in _STRATEGY_NAMES if isinstance(strategy, getattr(tf.distribute, n))),
+                type(strategy).__name__)
+    if not name.startswith("_Default"):  # tf.distribute's default: no strategy to name.
+        workers = getattr(strategy.extended, "_num_workers", 1)
+        line += f" ({name}{', ' + _count(workers, 'worker') if workers > 1 else ''})"
+    return line
+
+
+def gpu_warning(devices: Sequence | None = None,
+                installed: Sequence[str] | None = None) -> str | None:
+    """A one-line warning when the gpu extra (tensorflow[and-cuda]) is installed but TensorFlow
+    sees no GPU (its own messages about it are hidden by the quiet console); None otherwise.
+
+    Args:
+      devices: as `devices_line`'s; installed: the CUDA packages found (default:
+        `cuda_packages_installed()`).
+    """
+    import tensorflow as tf
+
+    devices = _local_devices() if devices is None else devices
+    installed = cuda_packages_installed() if installed is None else installed
+    if not installed or any(d.device_type in ("GPU", "TPU") for d in devices):
+        return None
+    return (f"warning: the gpu extra is installed ({installed[0]}) but TensorFlow "
+            f"{tf.__version__} sees no GPU, so this runs on the CPU: check nvidia-smi (the "
+            "driver), CUDA_VISIBLE_DEVICES, and that the nvidia-* packages are the ones "
+            f"tensorflow[and-cuda]=={tf.__version__} installs (TF_CPP_MIN_LOG_LEVEL=0 shows "
+            "TensorFlow's own messages)")
+
+
+def device_report(strategy: tf.distribute.Strategy | None = None) -> list[str]:
+    """The lines an entry script prints once at its start: `devices_line`, then `gpu_warning`
+    where there is one. strategy: default tf.distribute's current one."""
+    import tensorflow as tf
+
+    strategy = strategy or tf.distribute.get_strategy()
+    warning = gpu_warning()
+    return [devices_line(strategy)] + ([warning] if warning else [])

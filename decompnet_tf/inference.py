@@ -206,7 +206,8 @@ class TFLiteDetector:
 
     def __init__(self, path: str):
         self.path = path
-        self.interpreter = tf.lite.Interpreter(model_path=path)
+        with tf.io.gfile.GFile(path, "rb") as f:  # The interpreter reads local files only.
+            self.interpreter = tf.lite.Interpreter(model_content=f.read())
         self.interpreter.allocate_tensors()
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:

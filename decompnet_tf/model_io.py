@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import tensorflow as tf
+
 from decompnet_tf.config import Config, InferenceConfig
 from decompnet_tf.models.decompnet import DecompNet
 
@@ -25,23 +27,30 @@ def build_net(config: Config, pretrained_backbone: bool = True) -> DecompNet:
 
 
 def write_config(config: Config) -> None:
-    """Writes config.json into the run's model_dir; refuses a model_dir that holds a run
-    with other model settings or stages (resuming must not mix two runs). The other sections
-    (the inference settings among them) may change between runs."""
+    """Writes config.json into the run's model_dir (any filesystem tf.io.gfile knows, e.g.
+    gs://); refuses a model_dir that holds a run with other model settings or stages (resuming
+    must not mix two runs). The other sections (the inference settings among them) may change
+    between runs."""
     model_dir = config.train.model_dir
-    os.makedirs(model_dir, exist_ok=True)
+    tf.io.gfile.makedirs(model_dir)
     path = os.path.join(model_dir, CONFIG_FILE)
-    if os.path.isfile(path):
-        with open(path) as f:
-            old = Config.from_json(f.read())
+    text = config.to_json()
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            old_text = f.read()
+        old = Config.from_json(old_text)
         if (old.kind, old.model, old.train.stages) != (config.kind, config.model,
                                                         config.train.stages):
             raise ValueError(
                 f"{model_dir} holds a run with other model settings or stages:\n  was "
                 f"{old.model}, stages {old.train.stages}\n  now {config.model}, stages "
                 f"{config.train.stages}\nUse a new --model_dir, or the flags of that run.")
-    with open(path, "w") as f:
-        f.write(config.to_json())
+        if old_text == text:  # A rerun of the same command: nothing to write.
+            return
+        # Replaced, not rewritten: TensorFlow's ram:// filesystem appends to a rewritten file.
+        tf.io.gfile.remove(path)
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(text)
 
 
 def class_names(config: Config) -> list[str] | None:
@@ -75,7 +84,7 @@ def classifier_weights(model_dir: str) -> str:
 def load_classifier(model_dir: str):
     """(patch classifier, Config) of a trained baseline run (train.py --model=baseline)."""
     config = read_config(model_dir)
-    if not os.path.isfile(classifier_weights(model_dir)):
+    if not tf.io.gfile.exists(classifier_weights(model_dir)):
         raise FileNotFoundError(f"{model_dir}: the baseline classifier is not trained yet; "
                                 "finish or resume its train.py run first")
     net = build_classifier(config)
@@ -106,19 +115,17 @@ def load_weights(net, path: str, model_dir: str) -> None:
 
 def read_config(model_dir: str) -> Config:
     path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path):
         raise FileNotFoundError(
             f"{model_dir} holds no trained model ({CONFIG_FILE} missing); pass the --model_dir "
             "of a train.py run")
-    with open(path) as f:
+    with tf.io.gfile.GFile(path) as f:
         return Config.from_json(f.read())
 
 
 def write_inference(model_dir: str, settings: InferenceConfig) -> None:
     """Replaces the inference settings stored in model_dir's config.json (what evaluate.py,
     export.py and predict.py use unless a flag overrides them); the rest stays as it is."""
-    import tensorflow as tf
-
     path = os.path.join(model_dir, CONFIG_FILE)
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(
@@ -145,7 +152,7 @@ def load_trained(model_dir: str, min_stage: int = 2,
             "decompNet: a patch classifier run over ~1,000 windows per image with NMS, which "
             "is not one network and cannot be exported or loaded as one. evaluate.py evaluates "
             "it; pass a decompNet --model_dir here.")
-    done = [s for s in config.train.stages if os.path.isfile(final_weights(model_dir, s))]
+    done = [s for s in config.train.stages if tf.io.gfile.exists(final_weights(model_dir, s))]
     if not done:
         raise FileNotFoundError(
             f"{model_dir}: no training stage has finished yet (no stage*/final.weights.h5); "

@@ -76,9 +76,11 @@ def example_tile(image, masks, boxes, labels, names, scale: int = 3) -> np.ndarr
 
 
 def save_png(path: str, rgb: np.ndarray) -> None:
-    """Writes an RGB uint8 array to PNG (OpenCV wants BGR)."""
-    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}; does its folder exist?")
+    """Writes an RGB uint8 array to PNG through tf.io.gfile, so `path` may be on gs:// too."""
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(png_bytes(rgb))
 
 
 def draw_detections(image: np.ndarray, boxes, classes, scores, masks, names,

@@ -89,6 +89,9 @@ def test_changed_model_flags_are_refused(trained_run, tmp_path):
     assert second.returncode != 0
     assert "holds a run with other model settings" in second.stderr
     assert "Traceback" not in second.stderr
+    # The one line naming the devices comes first (decompnet_tf/console.py: device_report).
+    first_line = second.stdout.splitlines()[0]
+    assert first_line.startswith("devices: ") and first_line.endswith("; 1 replica"), first_line
 
 
 def test_damaged_final_weights_retrain_that_stage(trained_run, tmp_path):

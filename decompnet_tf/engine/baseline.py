@@ -10,8 +10,10 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from decompnet_tf.config import Config
+from decompnet_tf.console import device_report
 from decompnet_tf.data.builders import open_builder
 from decompnet_tf.data.patches import sample_patches
 from decompnet_tf.engine.callbacks import Backup
@@ -55,9 +57,11 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
     """Trains the patch classifier; a rerun resumes from its checkpoint or skips if done."""
     t = config.train
     write_config(config)
+    for line in device_report():
+        log(line)
     keras.utils.set_random_seed(t.seed)
     net = build_classifier(config)
-    if os.path.isfile(classifier_weights(t.model_dir)):
+    if tf.io.gfile.exists(classifier_weights(t.model_dir)):
         load_weights(net, classifier_weights(t.model_dir), t.model_dir)
         log(f"baseline: finished earlier, weights in {classifier_weights(t.model_dir)}")
         return net

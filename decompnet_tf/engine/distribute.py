@@ -1,6 +1,14 @@
-"""tf.distribute strategies by name; the project never builds its own distribution layer."""
+"""tf.distribute strategies by name; the project never builds its own distribution layer.
+
+Also: which worker writes the run's model_dir (`is_chief`, `write_dir`).
+"""
 
 from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
 
 import tensorflow as tf
 
@@ -34,3 +42,29 @@ def in_multi_worker_mode(strategy: tf.distribute.Strategy) -> bool:
     (tensorflow/tensorflow#72388), so the trainer logs 1-element vectors there."""
     return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
             and strategy.extended._in_multi_worker_mode())
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's model_dir: always, except under
+    MultiWorkerMirroredStrategy, where only the chief does (the cluster's "chief" task, or
+    worker 0 when it has none)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+@contextlib.contextmanager
+def write_dir(model_dir: str, strategy: tf.distribute.Strategy) -> Iterator[str]:
+    """The folder this process writes the run's files into: model_dir on the chief; on any
+    other worker a fresh local temporary folder, removed on exit.
+
+    tf.distribute's multi-worker pattern: every worker runs the same saves (saving can read
+    variables through collective ops, which hang unless all workers take part), but only the
+    chief's land in model_dir, so workers never overwrite each other's files there.
+    """
+    if is_chief(strategy):
+        yield model_dir
+        return
+    folder = tempfile.mkdtemp(prefix="decompnet_worker_")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

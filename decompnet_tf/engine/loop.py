@@ -6,6 +6,10 @@ model_dir/
   stage{N}/final.weights.h5 the network after stage N; a rerun skips finished stages
   logs/stage{N}/            TensorBoard scalars (every loss term) and images of the maps
   model.keras               the trained DecompNet after the last stage
+
+model_dir may be on any filesystem tf.io.gfile knows (gs://, ram://). Under
+MultiWorkerMirroredStrategy only the chief writes it (`distribute.write_dir`); the other workers
+read the chief's files to skip finished stages and resume.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import keras
 import tensorflow as tf
 
 from decompnet_tf.config import Config
+from decompnet_tf.console import device_report
 from decompnet_tf.data.pipeline import make_dataset, num_examples
 from decompnet_tf.engine.callbacks import Backup, EpochDecay, LossWeightSchedule, MapImages
-from decompnet_tf.engine.distribute import get_strategy
+from decompnet_tf.engine.distribute import get_strategy, is_chief, write_dir
 from decompnet_tf.engine.trainer import DecompTrainer, make_optimizer, resolve_matcher
 from decompnet_tf.model_io import (
     DamagedCheckpointError,
@@ -38,7 +43,7 @@ from decompnet_tf.models.vgg_category_net import resolve_backbone_weights
 def init_category(net: DecompNet, source_dir: str, log: Callable[[str], None]) -> None:
     """Copies the category network of another run (its last finished stage) into `net`."""
     source = read_config(source_dir)
-    done = [s for s in source.train.stages if os.path.isfile(final_weights(source_dir, s))]
+    done = [s for s in source.train.stages if tf.io.gfile.exists(final_weights(source_dir, s))]
     if not done:
         raise FileNotFoundError(f"init_category_from={source_dir}: no finished stage there")
     other = build_net(source, pretrained_backbone=False)
@@ -66,9 +71,33 @@ def run_training(config: Config, log: Callable[[str], None] = print,
     matcher = resolve_matcher(t.matcher, t.jit_compile, t.strategy)
     if config.model.backbone == "vgg16":
         resolve_backbone_weights(config.model.backbone_weights)  # A missing file: stop here.
-    write_config(config)
-    keras.utils.set_random_seed(t.seed)
     strategy = strategy or get_strategy(t.strategy, t.tpu)
+    for line in device_report(strategy):
+        log(line)
+    if is_chief(strategy):  # The chief checks and writes config.json; other workers never do.
+        write_config(config)
+    keras.utils.set_random_seed(t.seed)
+    with write_dir(t.model_dir, strategy) as out:
+        return _train_stages(config, strategy, matcher, out, log, validation_steps)
+
+
+def copy_checkpoint(source: str, target: str) -> None:
+    """Copies the files of a Backup folder (another worker's, the chief's) into `target`, where
+    this worker's Backup callback resumes from them; nothing when there is none."""
+    if source == target or not tf.io.gfile.isdir(source):
+        return
+    tf.io.gfile.makedirs(target)
+    for name in tf.io.gfile.listdir(source):
+        if not tf.io.gfile.isdir(os.path.join(source, name)):
+            tf.io.gfile.copy(os.path.join(source, name), os.path.join(target, name),
+                             overwrite=True)
+
+
+def _train_stages(config: Config, strategy: tf.distribute.Strategy, matcher: str, out: str,
+                  log: Callable[[str], None], validation_steps: int) -> DecompNet:
+    """run_training's stages: reads model_dir (finished stages, checkpoints), writes into `out`
+    (model_dir on the chief, a temporary folder on other workers)."""
+    t = config.train
     with strategy.scope():
         net = build_net(config)
         if t.init_category_from:
@@ -87,9 +116,11 @@ def run_training(config: Config, log: Callable[[str], None] = print,
     log(f"data: {config.data.dataset} ready in {time.perf_counter() - start:.0f} s "
         f"({n_train} training images, "
         f"{config.data.validation_examples} held out for validation)")
+    chief = out == t.model_dir
     for i, stage in enumerate(t.stages):
         stage_dir = os.path.join(t.model_dir, f"stage{stage}")
-        if os.path.isfile(final_weights(t.model_dir, stage)):
+        out_dir = os.path.join(out, f"stage{stage}")
+        if tf.io.gfile.exists(final_weights(t.model_dir, stage)):
             try:
                 load_weights(net, final_weights(t.model_dir, stage), t.model_dir)
                 log(f"stage {stage}: finished earlier, weights loaded from {stage_dir}")
@@ -99,7 +130,8 @@ def run_training(config: Config, log: Callable[[str], None] = print,
                 # its last checkpoint in stage_dir/backup.
                 log(f"stage {stage}: {final_weights(t.model_dir, stage)} is damaged; training "
                     "the stage again from its last checkpoint")
-                os.remove(final_weights(t.model_dir, stage))
+                if chief:
+                    tf.io.gfile.remove(final_weights(t.model_dir, stage))
         log(f"stage {stage}: {t.epochs[i]} epoch(s) of {steps} steps, batch "
             f"{config.data.batch_size}, {t.optimizer} lr {t.learning_rates[i]}"
             + (f", {matcher} matcher" if stage > 1 else "") + (", XLA" if t.jit_compile else ""))
@@ -109,26 +141,32 @@ def run_training(config: Config, log: Callable[[str], None] = print,
             trainer = DecompTrainer(net, stage, config.loss, source, matcher)
             trainer.compile(optimizer=make_optimizer(config.train, t.learning_rates[i]),
                             jit_compile=t.jit_compile)
+        # Another worker resumes from the chief's checkpoint (the chief has not written since:
+        # it cannot take a training step without this worker).
+        copy_checkpoint(os.path.join(stage_dir, "backup"), os.path.join(out_dir, "backup"))
         callbacks = [
-            Backup(os.path.join(stage_dir, "backup"), save_freq=t.checkpoint_steps or "epoch",
+            Backup(os.path.join(out_dir, "backup"), save_freq=t.checkpoint_steps or "epoch",
                    delete_checkpoint=False),
             LossWeightSchedule(config.loss.warmup_weight, config.loss.lam, config.loss.gamma),
             EpochDecay(t.learning_rates[i], t.lr_decay),
-            keras.callbacks.TensorBoard(os.path.join(t.model_dir, "logs", f"stage{stage}"),
+            keras.callbacks.TensorBoard(os.path.join(out, "logs", f"stage{stage}"),
                                         update_freq=50),
-            MapImages(os.path.join(t.model_dir, "logs", f"stage{stage}", "maps"), preview, stage),
+            MapImages(os.path.join(out, "logs", f"stage{stage}", "maps"), preview, stage),
         ]
         began = time.perf_counter()
         # shuffle=False: make_dataset shuffles (Keras would only warn that it cannot).
         trainer.fit(train_ds, epochs=t.epochs[i], steps_per_epoch=steps, shuffle=False,
                     validation_data=val_ds, callbacks=callbacks, verbose=t.verbose)
         # Zero epochs (an untrained reference for a later stage) never made the stage's folder.
-        os.makedirs(stage_dir, exist_ok=True)
-        net.save_weights(final_weights(t.model_dir, stage))
+        tf.io.gfile.makedirs(out_dir)
+        net.save_weights(final_weights(out, stage))
         log(f"stage {stage}: done in {(time.perf_counter() - began) / 60:.1f} min")
-        with open(os.path.join(stage_dir, "history.json"), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(out_dir, "history.json"), "w") as f:
             json.dump({k: [float(v) for v in vs] for k, vs in trainer.history.history.items()},
                       f, indent=1)
-    net.save(os.path.join(t.model_dir, "model.keras"))
+    if tf.io.gfile.exists(os.path.join(out, "model.keras")):
+        # Replaced, not rewritten: TensorFlow's ram:// filesystem appends to a rewritten file.
+        tf.io.gfile.remove(os.path.join(out, "model.keras"))
+    net.save(os.path.join(out, "model.keras"))
     log(f"trained model: {os.path.join(t.model_dir, 'model.keras')}")
     return net

@@ -70,6 +70,8 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
     the one it was trained on)."""
     import os
 
+    import tensorflow as tf
+
     from decompnet_tf.data.builders import open_builder
     from decompnet_tf.model_io import read_config
 
@@ -91,8 +93,6 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
     if spec.tflite and spec.saved_model:
         raise ValueError("pass --tflite or --saved_model, not both")
     if spec.saved_model:
-        import tensorflow as tf
-
         from decompnet_tf.inference import SavedModelDetector
 
         if not tf.io.gfile.exists(os.path.join(spec.saved_model, "saved_model.pb")):
@@ -102,7 +102,7 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
     if spec.tflite:
         from decompnet_tf.inference import TFLiteDetector
 
-        if not os.path.isfile(spec.tflite):
+        if not tf.io.gfile.exists(spec.tflite):
             raise FileNotFoundError(f"--tflite={spec.tflite}: no such file; run export.py")
         return TFLiteDetector(spec.tflite), builder, config
     from decompnet_tf.inference import ComponentsDetector, DecompDetector

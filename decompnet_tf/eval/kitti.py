@@ -280,15 +280,17 @@ def write_results(folder: str, dets: list[dict], type_name: str = "Car") -> list
     names = [result_file_name(d.get("image_id")) for d in dets]
     if len(set(names)) != len(names):
         raise ValueError("the same image id appears twice in dets: evaluate each image once")
-    os.makedirs(folder, exist_ok=True)
-    for old in os.listdir(folder):
+    import tensorflow as tf  # tf.io.gfile: folder may be on gs://.
+
+    tf.io.gfile.makedirs(folder)
+    for old in tf.io.gfile.listdir(folder):
         if _RESULT_FILE.match(old):
-            os.remove(os.path.join(folder, old))
+            tf.io.gfile.remove(os.path.join(folder, old))
     paths = []
     for name, d in zip(names, dets):
         lines = result_lines(d["pixel_boxes"], d["scores"], type_name)
         path = os.path.join(folder, name)
-        with open(path, "w") as f:
+        with tf.io.gfile.GFile(path, "w") as f:
             f.write("".join(line + "\n" for line in lines))
         paths.append(path)
     return paths

@@ -48,6 +48,7 @@ def evaluate_kitti_split(detector, builder, tfds_name: str, image_size, out_dir:
                          describe: dict | None = None) -> dict:
     """Runs `detector` over a TFDS split of decomp_kitti and writes the protocol's results to
     `out_dir`; returns the metrics."""
+    import tensorflow as tf
     from tqdm import tqdm
 
     canvas = builder.info.features["image"].shape[:2]
@@ -69,13 +70,13 @@ def evaluate_kitti_split(detector, builder, tfds_name: str, image_size, out_dir:
     if not loop.images:
         raise ValueError(f"split {tfds_name!r} of {builder.info.full_name} is empty")
     results = kitti.evaluate_kitti(dets, gts)
-    os.makedirs(out_dir, exist_ok=True)
+    tf.io.gfile.makedirs(out_dir)
     kitti.write_results(os.path.join(out_dir, "kitti_results"), dets)
     m = {"kitti_car_iou_0.7": {name: {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                                       for k, v in r.items()} for name, r in results.items()},
          "speed": speed(loop.seconds, loop.images, batch_size),
          "model": {**detector.describe(), **(describe or {}), "split": tfds_name}}
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(m, f, indent=1, default=float)
     curves = {"decompNet": {i: (r["recall"], r["precision"], r["ap_r40"])
                             for i, r in enumerate(results.values())}}

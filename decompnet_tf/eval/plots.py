@@ -110,5 +110,12 @@ def pr_figure(curves: dict, title: str, path: str, class_names) -> None:
         ax.legend(loc="lower left", fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    import io
+
+    import tensorflow as tf
+
+    png = io.BytesIO()  # matplotlib writes local files only: through tf.io.gfile (gs://).
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(png.getvalue())

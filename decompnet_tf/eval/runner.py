@@ -216,13 +216,15 @@ def evaluate_split(detector, builder, split: str, out_dir: str, batch_size: int 
 
 
 def write_results(out_dir: str, m: dict) -> None:
-    """metrics.json and the COCO files."""
-    os.makedirs(out_dir, exist_ok=True)
+    """metrics.json and the COCO files (through tf.io.gfile: out_dir may be on gs://)."""
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(out_dir)
     for key, name in (("_gt_coco", "groundtruth_coco.json"), ("_det_coco", "detections_coco.json"),
                       ("_segm_coco", "segmentation_results_coco.json")):
         if key in m:
-            with open(os.path.join(out_dir, name), "w") as f:
+            with tf.io.gfile.GFile(os.path.join(out_dir, name), "w") as f:
                 json.dump(m[key], f)
     public = {k: v for k, v in m.items() if not k.startswith("_")}
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(public, f, indent=1, default=float)

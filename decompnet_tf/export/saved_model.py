@@ -140,9 +140,10 @@ def read_labels(path: str) -> list[str]:
 
 def next_version(export_dir: str) -> int:
     """1 + the largest integer folder name under export_dir (1 when there is none)."""
-    if not os.path.isdir(export_dir):
+    if not tf.io.gfile.isdir(export_dir):
         return 1
-    versions = [int(d) for d in os.listdir(export_dir) if re.fullmatch(r"\d+", d)]
+    versions = [int(d.rstrip("/")) for d in tf.io.gfile.listdir(export_dir)
+                if re.fullmatch(r"\d+/?", d)]
     return max(versions, default=0) + 1
 
 
@@ -151,7 +152,7 @@ def export_saved_model(module: DetectorModule, export_dir: str, version: int | N
     the labels file as <version>/assets/labels.txt; returns its path."""
     version = version or next_version(export_dir)
     path = os.path.join(export_dir, str(version))
-    if os.path.exists(path):
+    if tf.io.gfile.exists(path):
         raise FileExistsError(f"{path} exists; TF Serving versions are immutable, pick another "
                               "--version or leave it out for the next free one")
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,6 +203,7 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
 
 def run_tflite(path: str, image) -> dict:
     """Runs an exported TFLite model on one float32 [1, h, w, channels] image in [0, 1]."""
-    interpreter = tf.lite.Interpreter(model_path=path)
+    with tf.io.gfile.GFile(path, "rb") as f:  # The interpreter reads local files only.
+        interpreter = tf.lite.Interpreter(model_content=f.read())
     interpreter.allocate_tensors()
     return _invoke(interpreter, image)
