@@ -75,11 +75,8 @@ class DecompDetector:
         s = self.settings
         out = with_scores(raw, s.box_source, s.segmentation_delta)
         dets = detections(out, s.stop_threshold, image_size=self.net.image_size)
-        n = out["instance_maps"].shape[2]
-        seg = tf.gather(tf.reshape(out["segmentation_scores"], (-1, self.net.num_classes * n)),
-                        dets["detection_classes"] * n + dets["detection_steps"], batch_dims=1)
-        seg *= tf.cast(dets["detection_scores"] > 0, seg.dtype)
-        return {**dets, "segmentation_scores": seg, "instance_maps": out["instance_maps"],
+        return {**dets, "segmentation_scores": dets["detection_segmentation_scores"],
+                "instance_maps": out["instance_maps"],
                 "boxes": out["boxes"], "peaks": out["peaks"],
                 "category_maps": out["category_maps"],
                 "emitted": emitted(out, s.stop_threshold)}
@@ -213,7 +210,7 @@ class TFLiteDetector:
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
         results = [run_tflite(self.interpreter, image[None]) for image in images]
         out = {k: np.concatenate([r[k] for r in results]) for k in OUTPUT_KEYS}
-        out["segmentation_scores"] = out["detection_scores"]
+        out["segmentation_scores"] = out["detection_segmentation_scores"]
         return out
 
     def describe(self) -> dict:
@@ -241,7 +238,7 @@ class SavedModelDetector:
                              "(resized?), so the SavedModel's uint8 input cannot reproduce them; "
                              "evaluate the Keras model instead")
         out = {k: v.numpy() for k, v in self.signature(images=tf.constant(pixels)).items()}
-        out["segmentation_scores"] = out["detection_scores"]
+        out["segmentation_scores"] = out["detection_segmentation_scores"]
         return out
 
     def describe(self) -> dict:

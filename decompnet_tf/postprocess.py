@@ -17,7 +17,7 @@ from decompnet_tf.ops.boxes import box_mask
 
 # The detector's outputs, in the TF Object Detection API's names (and the TFLite output order).
 OUTPUT_KEYS = ("detection_boxes", "detection_classes", "detection_scores", "detection_masks",
-               "num_detections")
+               "num_detections", "detection_segmentation_scores")
 
 
 def check_box_source(box_source: str) -> None:
@@ -233,8 +233,9 @@ def detections(outputs: dict, stop_threshold: float = 0.5, max_detections: int |
       {"detection_boxes": float32 [B, N, 4] (ymin, xmin, ymax, xmax normalised),
        "detection_classes": int32 [B, N] (0-based class ids), "detection_scores": float32 [B, N]
        (0 for padding), "detection_masks": float32 [B, N, H, W] instance maps in [0, 1],
-       "num_detections": int32 [B], "detection_steps": int32 [B, N] (emission step)}; real
-      detections come first, ordered by score.
+       "num_detections": int32 [B], "detection_steps": int32 [B, N] (emission step), and
+       with "segmentation_scores" in `outputs`, "detection_segmentation_scores" float32 [B, N]
+       (eq. 6, what ranks the masks)}; real detections come first, ordered by `score`.
     """
     maps, boxes = outputs["instance_maps"], outputs["boxes"]
     c, t = maps.shape[1], maps.shape[2]
@@ -264,6 +265,9 @@ def detections(outputs: dict, stop_threshold: float = 0.5, max_detections: int |
         "num_detections": num,
         "detection_steps": tf.where(keep, order % t, 0),
     }
+    if "segmentation_scores" in outputs:
+        out["detection_segmentation_scores"] = tf.gather(
+            tf.reshape(outputs["segmentation_scores"], (-1, c * t)), order, batch_dims=1) * keep_f
     if n_max > c * t:  # Pad to the requested size.
         pad = n_max - c * t
         out = {k: v if k == "num_detections" else tf.pad(

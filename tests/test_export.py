@@ -95,6 +95,9 @@ def assert_same_detections(got, ref, atol, where="", masks=True):
                      and abs(got["detection_scores"][b, j] - ref["detection_scores"][b, i]) <= atol
                      and np.abs(got["detection_boxes"][b, j]
                                 - ref["detection_boxes"][b, i]).max() <= atol
+                     and ("detection_segmentation_scores" not in ref
+                          or abs(got["detection_segmentation_scores"][b, j]
+                                 - ref["detection_segmentation_scores"][b, i]) <= atol)
                      and (not masks or np.abs(got["detection_masks"][b, j]
                                               - ref["detection_masks"][b, i]).max() <= atol)]
             assert close, f"{where}: image {b}, reference detection {i} not reproduced"

@@ -28,12 +28,16 @@ def test_detections_keep_emitted_maps_ranked_by_score():
     peaks = maps.max(axis=(-2, -1))
     scores = np.array([[[0.3, 0.7, 0.0], [0.5, 0.0, 0.0]]], np.float32)
     boxes = np.random.default_rng(0).random((b, c, t, 4)).astype(np.float32)
+    seg = np.array([[[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]], np.float32)
     out = detections({"instance_maps": maps, "boxes": boxes, "peaks": peaks,
-                      "detection_scores": scores}, stop_threshold=0.5, image_size=(8, 8))
+                      "detection_scores": scores, "segmentation_scores": seg},
+                     stop_threshold=0.5, image_size=(8, 8))
     assert int(out["num_detections"][0]) == 3
     np.testing.assert_allclose(out["detection_scores"][0, :3], [0.7, 0.5, 0.3])
     np.testing.assert_array_equal(out["detection_classes"][0, :3], [0, 1, 0])
     np.testing.assert_array_equal(out["detection_steps"][0, :3], [1, 0, 0])
+    # Each detection's eq. 6 score travels with it; padding scores 0.
+    np.testing.assert_allclose(out["detection_segmentation_scores"][0], [0.2, 0.4, 0.1, 0, 0, 0])
     np.testing.assert_allclose(out["detection_boxes"][0, 0], boxes[0, 0, 1])
     assert out["detection_masks"].shape == (1, 6, 8, 8)
     assert float(tf.reduce_sum(out["detection_scores"][0, 3:])) == 0.0
