@@ -136,7 +136,7 @@ def test_xla_compiled_training_with_the_graph_matcher_equals_the_scipy_matcher()
     data = tiny_dataset(8, seed=4)
     ref, ref_weights = _losses_after("scipy", False, data)
     xla, xla_weights = _losses_after("graph", True, data)
-    # It trains: first / last loss 1.73-1.82 over seeds 0-1 with oneDNN on and off.
+    # It trains: first / last loss 1.73-2.17 over seeds 0-3 with oneDNN on and off.
     assert ref[-1] < ref[0]
     np.testing.assert_allclose(xla, ref, rtol=2e-3)
     for a, b in zip(ref_weights, xla_weights):
