@@ -42,11 +42,13 @@ def test_short_quick_training_detects_digits(small_data_dir, tmp_path):
     ap50, count = _metrics(os.path.join(model_dir, "eval_train"))
     truth_ap50, truth_count = _metrics(truth_dir)
     print("end to end AP50", ap50, "counting", count, "| true maps", truth_ap50, truth_count)
-    # Measured with these flags (mean AP50 over the digits, counting accuracy): end to end
-    # 0.041 / 0.270, on the true maps 0.424 / 0.362. A network whose instance stages have learned
-    # nothing (the same run with --epochs=3,0,0) had 0.004 / 0.090 and 0.071 / 0.102. The floors
-    # sit between, with room for run-to-run noise.
+    # Measured with these flags (mean AP50 over the digits, counting accuracy) over seeds 0-2
+    # with oneDNN on and off: end to end 0.024-0.052 / 0.16-0.28, on the true maps 0.45-0.49 /
+    # 0.37-0.47. A network whose instance stages have learned nothing (the same run with
+    # --epochs=3,0,0, oneDNN on and off) had 0.004 / 0.091 and 0.071 / 0.102. Each floor is at
+    # least 1.5x below the lowest trained value and 1.5x above the untrained one, except end
+    # to end counting, which this schedule lifts only 1.8x: 1.3x from both.
     assert truth_ap50 > 0.25, truth_ap50
-    assert truth_count > 0.22, truth_count
-    assert ap50 > 0.02, ap50
-    assert count > 0.18, count
+    assert truth_count > 0.2, truth_count
+    assert ap50 > 0.01, ap50
+    assert count > 0.12, count

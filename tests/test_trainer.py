@@ -65,10 +65,13 @@ def test_overfit_tiny_images():
     _fit(net, 1, (images, targets), 150, 3e-3)
     _fit(net, 2, (images, targets), 250, 2e-3)
     after = trainer.evaluate(images, targets, verbose=0, return_dict=True)["loss"]
+    # before / after: 24-122 over seeds 0-4 with oneDNN on and off; bound 5.
     assert after < before / 5, (before, after)
     counts = count_instances(net(images, training=False)["peaks"], 0.5).numpy()
-    exact = (counts == targets["num_objects"]).all(axis=1).mean()
-    assert exact >= 0.6, (counts.tolist(), targets["num_objects"].tolist())
+    # Per image and category: 0.53-1.0 over seeds 0-4 with oneDNN on and off (0.0 untrained);
+    # bound 0.25. Whole images all right varied more (0.31-1.0), in steps of 1/16.
+    exact = (counts == targets["num_objects"]).mean()
+    assert exact >= 0.25, (counts.tolist(), targets["num_objects"].tolist())
 
 
 def test_stage_two_freezes_category_net_and_stage_one_trains_only_it():
@@ -98,16 +101,21 @@ def test_stop_head_learns_the_count():
     net = DecompNet(ModelConfig(**TINY, stop_head=True))
     net.build()
     _fit(net, 1, (images, targets), 100, 3e-3)
-    before = _fit(net, 2, (images, targets), 20, 2e-3)
-    assert "stop" in before
-    _fit(net, 2, (images, targets), 130, 2e-3)
-    after = _fit(net, 2, (images, targets), 20, 2e-3)
-    assert after["stop"][0] < before["stop"][0] / 3, (before["stop"], after["stop"])
-    # Batch statistics (training=True): 170 steps are too few for the batch-norm moving
+    probe = DecompTrainer(net, 2, LossConfig(category_p=1.0, instance_p=1.0, warmup_weight=1.0))
+    untrained = float(probe.compute_terms(images, targets, training=True)[0]["stop"])
+    during = _fit(net, 2, (images, targets), 150, 2e-3)["stop"][0]
+    # The mean over all 150 steps against the untrained head on the same batch: untrained /
+    # mean 10.6-18.5 over seeds 0-4 with oneDNN on and off (1.0 at learning rate 0); bound 3.
+    # Fewer steps are noisy, the targets following the matching: after training, one step's
+    # loss was 2.6-4700x below the untrained while every count was right, and the last 20
+    # steps' mean 1.5-66x below the first 20's (seeds 0-2).
+    assert during < untrained / 3, (untrained, during)
+    # Batch statistics (training=True): 150 steps are too few for the batch-norm moving
     # averages of the cell's encoder to settle, which full runs (thousands of steps) do.
     out = net(images, training=True)
     counts = emitted(out, 0.5).numpy().sum(axis=-1)
     exact = (counts == targets["num_objects"]).mean()
+    # 1.0 over seeds 0-4 with oneDNN on and off; 0.41 for the untrained head (learning rate 0).
     assert exact >= 0.8, (counts.tolist(), targets["num_objects"].tolist())
 
 
@@ -128,7 +136,8 @@ def test_xla_compiled_training_with_the_graph_matcher_equals_the_scipy_matcher()
     data = tiny_dataset(8, seed=4)
     ref, ref_weights = _losses_after("scipy", False, data)
     xla, xla_weights = _losses_after("graph", True, data)
-    assert ref[-1] < ref[0]  # It trains.
+    # It trains: first / last loss 1.73-2.17 over seeds 0-3 with oneDNN on and off.
+    assert ref[-1] < ref[0]
     np.testing.assert_allclose(xla, ref, rtol=2e-3)
     for a, b in zip(ref_weights, xla_weights):
         np.testing.assert_allclose(a, b, rtol=1e-2, atol=1e-4)
