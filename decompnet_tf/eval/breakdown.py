@@ -3,7 +3,9 @@ maps' recall per object size (NumPy only; formats as in :mod:`decompnet_tf.eval.
 
 An object's size is ``sqrt(box area)`` in pixels of the image, its box being the normalised
 ``(ymin, xmin, ymax, xmax)`` scaled by the image size. Sizes fall into the half-open buckets
-``[0, 14), [14, 20), [20, 28), [28, 40), [40, inf)`` (``SIZE_EDGES``).
+``[0, 14), [14, 20), [20, 28), [28, 40), [40, inf)`` (``SIZE_EDGES``). Bucketing is by box
+area even where the COCO ground-truth file's ``"area"`` is the mask's pixel count, so
+pycocotools reproduces :func:`ap_by_size` from ground truth exported without masks.
 """
 
 from __future__ import annotations
