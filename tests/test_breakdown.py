@@ -169,5 +169,18 @@ def test_breakdown_lines_print_every_bucket_and_count():
     assert "<14" in lines[0] and ">=40" in lines[0]
     assert lines[1].split()[0] == "all" and lines[2].split()[0] == "'3'"
     assert any(line.strip().startswith("category-map recall") for line in lines)
-    assert lines[-1].startswith("counting by true count n: 0:")
+    assert lines[-4].startswith("counting by true count n") and lines[-4].split()[-1] == str(
+        b["counting_by_true_count"]["true_count"][-1])
+    assert lines[-1].strip().startswith("mean error (emitted - true)")
     assert b["size_edges_px"] == list(breakdown.SIZE_EDGES)
+
+
+def test_box_sizes_of_float32_boxes_on_an_edge_are_exact():
+    # The datasets store float32 coordinates: a 14 px side is 13.99999... or 14.00000... px.
+    starts = np.arange(0, 60)
+    for side in breakdown.SIZE_EDGES:
+        boxes = np.stack([starts, starts, starts + side, starts + side], 1) / 100
+        raw = (boxes.astype(np.float32)[:, 2].astype(np.float64)
+               - boxes.astype(np.float32)[:, 0]) * 100
+        assert (raw < side).any()  # the noise the rounding absorbs
+        np.testing.assert_array_equal(breakdown.box_sizes(boxes.astype(np.float32), SIZE), side)
