@@ -147,6 +147,8 @@ def main(argv):
     print(runner.table_header(names))
     for n, m in results.items():
         print(runner.summary_row(n, m, names))
+    for n, m in results.items():
+        print("\n".join(runner.breakdown_lines(n, m, names)))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,12 @@ def test_compute_metrics_perfect_and_empty(tmp_path):
     assert m["detection"]["coco"]["AP50"] == pytest.approx(1.0)
     assert m["segmentation"]["iou_0.9"][0]["ap_voc"] == pytest.approx(1.0)
     assert m["counting"]["accuracy"] == pytest.approx(1.0)
+    by_size = m["breakdown"]["ap50_by_size"]
+    assert by_size["<14"]["num_gt"] == 6 and by_size["<14"]["ap_voc_mean"] == 1.0  # 6 px boxes
+    assert by_size[">=40"]["num_gt"] == 0 and np.isnan(by_size[">=40"]["ap_voc_mean"])
+    counts = m["breakdown"]["counting_by_true_count"]
+    assert counts["pairs"] == [12, 6] and counts["exact"] == [1.0, 1.0]
+    assert "category_map_recall_by_size" not in m["breakdown"]  # no maps given
     m["speed"] = {"ms_per_image": 1.0}
     runner.write_results(str(tmp_path), m)
     saved = json.load(open(tmp_path / "metrics.json"))
@@ -42,6 +48,33 @@ def test_compute_metrics_perfect_and_empty(tmp_path):
     assert m["detection"]["iou_0.5"][0]["ap_voc"] == 0.0
     assert m["detection"]["coco"]["AP50"] == 0.0
     assert m["counting"]["accuracy"] == pytest.approx(2 / 3)  # classes 6 and 9: 0 == 0
+    assert m["breakdown"]["counting_by_true_count"]["mean_signed_error"] == [0.0, -1.0]
+
+
+class _MapsDetector:
+    """One 4x4 category map per image, category 0 on in its top half."""
+
+    def predict(self, images, gts=None):
+        b = len(images)
+        maps = np.zeros((b, 4, 4, 3), np.float32)
+        maps[:, :2, :, 0] = 1.0
+        return {"detection_boxes": np.zeros((b, 0, 4)), "detection_classes": np.zeros((b, 0)),
+                "detection_scores": np.zeros((b, 0)), "num_detections": np.zeros(b),
+                "category_maps": maps}
+
+
+def test_run_detector_scores_category_maps_per_object():
+    masks = np.zeros((2, 8, 8), bool)
+    masks[0, 0:3, 2:6] = True  # top half of the image: found
+    masks[1, 3:8, 0:8] = True  # 8 of 40 px in the top half: missed
+    gt = {"boxes": np.array([[0, 0.25, 0.375, 0.75], [0.375, 0, 1, 1]]),
+          "classes": np.array([0, 0]), "masks": masks}
+    batches = [(np.zeros((1, 8, 8, 1), np.float32), [gt])]
+    dets, *_ = runner.run_detector(_MapsDetector(), batches, 0.5)
+    np.testing.assert_array_equal(dets[0]["category_map_found"], [True, False])
+    m = runner.compute_metrics(dets, [gt], ["3", "6", "9"], (8, 8))
+    recall = m["breakdown"]["category_map_recall_by_size"]
+    assert recall["<14"] == {"recall": 0.5, "num_gt": 2}
 
 
 def test_model_dir_without_model_is_a_clear_error(tmp_path):
@@ -104,6 +137,10 @@ def test_evaluate_end_to_end_writes_metrics_plots_and_sheets(trained, tmp_path):
                  "sheet_segmentation_0.png", "groundtruth_coco.json", "detections_coco.json"):
         assert (out / name).is_file(), name
     assert "model" in proc.stdout and "count" in proc.stdout  # the console table
+    assert "AP50 by size" in proc.stdout and "counting by true count" in proc.stdout
+    assert "category-map recall" in proc.stdout
+    assert sum(v["num_gt"] for v in m["breakdown"]["category_map_recall_by_size"].values()) == \
+        sum(v["num_gt"] for v in m["breakdown"]["ap50_by_size"].values()) > 0
 
 
 def test_model_that_does_not_match_dataset_is_a_clear_error(trained, tmp_path):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from decompnet_tf.eval import coco, metrics
+from decompnet_tf.eval import breakdown, coco, metrics
 
 SEGM_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # Figure 5.
 PAPER_PRECISION = 0.84  # Section 3.1: "0.74 recall with very high 0.84 precision" (digit 3).
@@ -67,6 +67,9 @@ class PredictionLoop:
 def run_detector(detector, batches, mask_threshold: float, progress: Callable | None = None):
     """Predicts every batch; returns per-image detections, ground truth and model-call timing.
 
+    Each detection dict holds "category_map_found" bool [G] (per ground-truth object of its
+    image, see `breakdown.found_in_category_maps`) when the detector outputs "category_maps".
+
     Returns:
       (dets, gts, seconds in the model call, images, first batch's raw outputs for the sheets)
     """
@@ -84,6 +87,9 @@ def run_detector(detector, batches, mask_threshold: float, progress: Callable | 
                 det["masks"] = out["detection_masks"][b, :k] > mask_threshold
                 det["mask_scores"] = out.get("segmentation_scores", out["detection_scores"])[
                     b, :k]
+            if "category_maps" in out and batch_gts[b]["masks"] is not None:
+                det["category_map_found"] = breakdown.found_in_category_maps(
+                    out["category_maps"][b], batch_gts[b]["masks"], batch_gts[b]["classes"])
             dets.append(det)
         gts.extend(batch_gts)
     return dets, gts, loop.seconds, loop.images, first
@@ -106,7 +112,8 @@ def _curves(results):
 
 
 def compute_metrics(dets, gts, class_names, image_size) -> dict:
-    """All of issue 4's numbers for one model: detection, segmentation, counting."""
+    """Every number for one model: detection, segmentation, counting, and the
+    breakdown by object size and true count (`breakdown.breakdown`)."""
     c = len(class_names)
     box = metrics.evaluate_detections(dets, gts, c, 0.5, "bbox")
     out = {"detection": {"iou_0.5": _curves(box),
@@ -126,6 +133,9 @@ def compute_metrics(dets, gts, class_names, image_size) -> dict:
         segm_coco = coco.to_coco_detections(mask_dets, image_size, with_masks=True)
         out["segmentation"]["coco"] = coco.coco_evaluate(gt_coco, segm_coco, "segm")
         out["_segm_coco"] = segm_coco
+    found = ([d["category_map_found"] for d in dets]
+             if dets and all("category_map_found" in d for d in dets) else None)
+    out["breakdown"] = breakdown.breakdown(dets, gts, class_names, image_size, found)
     out["_gt_coco"], out["_det_coco"] = gt_coco, det_coco
     return out
 
@@ -139,6 +149,11 @@ def summary_row(name: str, m: dict, class_names) -> str:
     seg = " ".join(f"{segm[k]['ap_voc']:.3f}" for k in range(len(class_names))) if segm else "-"
     return (f"{name:<24} {'  '.join(cells)}   {seg:<20} {m['counting']['accuracy']:.3f}   "
             f"{m['speed']['ms_per_image']:.2f}")
+
+
+def breakdown_lines(name: str, m: dict, class_names) -> list[str]:
+    """The console's breakdown of one model (AP50 by size, counting by true count)."""
+    return [f"{name}:"] + breakdown.breakdown_lines(m["breakdown"], class_names)
 
 
 def table_header(class_names) -> str:
