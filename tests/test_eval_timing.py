@@ -85,7 +85,7 @@ def test_table_gives_speed_relative_to_the_first_model():
     assert runner.summary_row("alone", _metrics(7.0), names).endswith("1.00x")
 
 
-@pytest.mark.slow(40)
+@pytest.mark.slow(20)
 def test_compare_prints_ratios_from_one_run(trained_run, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(trained_run, a)
