@@ -145,8 +145,10 @@ def main(argv):
         plots.pr_figure(curves, "Detection, IoU 0.5 (Fig. 4)",
                         os.path.join(out, "pr_detection.png"), names)
     print(runner.table_header(names))
+    # Speed ratios are only fair between models timed in one process, on one machine state.
+    first_ms = next(iter(results.values()))["speed"]["ms_per_image"]
     for n, m in results.items():
-        print(runner.summary_row(n, m, names))
+        print(runner.summary_row(n, m, names, first_ms))
     for n, m in results.items():
         print("\n".join(runner.breakdown_lines(n, m, names)))
 

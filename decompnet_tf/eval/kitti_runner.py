@@ -74,7 +74,7 @@ def evaluate_kitti_split(detector, builder, tfds_name: str, image_size, out_dir:
     kitti.write_results(os.path.join(out_dir, "kitti_results"), dets)
     m = {"kitti_car_iou_0.7": {name: {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                                       for k, v in r.items()} for name, r in results.items()},
-         "speed": speed(loop.seconds, loop.images, batch_size),
+         "speed": speed(loop.seconds, loop.timed_images, batch_size),
          "model": {**detector.describe(), **(describe or {}), "split": tfds_name}}
     with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(m, f, indent=1, default=float)

@@ -42,7 +42,13 @@ def iterate_examples(split_ds, batch_size: int, max_images: int = 0):
 class PredictionLoop:
     """Calls a detector on every batch and times the model calls alone (not the data reading
     or the metrics): iterate over `loop(batches)` for (images, gts, outputs); then `seconds`
-    and `images` hold the totals. Shared by the decomp_mnist and KITTI evaluations.
+    and `timed_images` hold the timed totals and `images` counts every image. Shared by the
+    decomp_mnist and KITTI evaluations.
+
+    The first batch is predicted twice, untimed and then timed: tracing a model's tf.function
+    is not its speed. Batches of another size than the first (the last, short one) are
+    predicted untimed, since a new shape retraces; padding them instead would make outputs
+    depend on what a detector does with padding. Outputs are the same either way.
 
     Args:
       detector: has `predict(images, gts) -> dict of numpy arrays`.
@@ -51,13 +57,19 @@ class PredictionLoop:
 
     def __init__(self, detector, progress: Callable | None = None):
         self.detector, self.progress = detector, progress
-        self.seconds, self.images = 0.0, 0
+        self.seconds, self.timed_images, self.images = 0.0, 0, 0
 
     def __call__(self, batches):
+        timed_size = None
         for images, gts in batches:
+            if timed_size is None:
+                timed_size = len(images)
+                self.detector.predict(images, gts)  # Warm-up: tracing, untimed.
             start = time.perf_counter()
             out = self.detector.predict(images, gts)
-            self.seconds += time.perf_counter() - start
+            if len(images) == timed_size:
+                self.seconds += time.perf_counter() - start
+                self.timed_images += len(images)
             self.images += len(images)
             if self.progress:
                 self.progress(len(images))
@@ -71,7 +83,8 @@ def run_detector(detector, batches, mask_threshold: float, progress: Callable | 
     image, see `breakdown.found_in_category_maps`) when the detector outputs "category_maps".
 
     Returns:
-      (dets, gts, seconds in the model call, images, first batch's raw outputs for the sheets)
+      (dets, gts, seconds in the timed model calls, the images those calls predicted, first
+      batch's raw outputs for the sheets); PredictionLoop says which calls are timed.
     """
     dets, gts, first = [], [], None
     loop = PredictionLoop(detector, progress)
@@ -92,11 +105,11 @@ def run_detector(detector, batches, mask_threshold: float, progress: Callable | 
                     out["category_maps"][b], batch_gts[b]["masks"], batch_gts[b]["classes"])
             dets.append(det)
         gts.extend(batch_gts)
-    return dets, gts, loop.seconds, loop.images, first
+    return dets, gts, loop.seconds, loop.timed_images, first
 
 
 def speed(loop_seconds: float, images: int, batch_size: int) -> dict:
-    """metrics.json's "speed" entry."""
+    """metrics.json's "speed" entry; `images`: the images predicted in `loop_seconds`."""
     return {"images_per_second": images / loop_seconds, "ms_per_image":
             1000 * loop_seconds / images, "batch_size": batch_size, "images": images,
             "cpu_cores": os.cpu_count()}
@@ -140,15 +153,17 @@ def compute_metrics(dets, gts, class_names, image_size) -> dict:
     return out
 
 
-def summary_row(name: str, m: dict, class_names) -> str:
-    """One console table row: AP50 and recall at P=0.84 per class, counting, speed."""
+def summary_row(name: str, m: dict, class_names, reference_ms: float | None = None) -> str:
+    """One console table row: AP50 and recall at P=0.84 per class, counting, speed, and the
+    ms per image over `reference_ms` (the first model's of the same run; default its own)."""
     det = m["detection"]["iou_0.5"]
     cells = [f"{det[k]['ap_voc']:.3f}/{det[k]['recall_at_precision_0.84']:.3f}"
              for k in range(len(class_names))]
     segm = m.get("segmentation", {}).get("iou_0.5")
     seg = " ".join(f"{segm[k]['ap_voc']:.3f}" for k in range(len(class_names))) if segm else "-"
+    ms = m["speed"]["ms_per_image"]
     return (f"{name:<24} {'  '.join(cells)}   {seg:<20} {m['counting']['accuracy']:.3f}   "
-            f"{m['speed']['ms_per_image']:.2f}")
+            f"{ms:<6.2f} {ms / (reference_ms or ms):.2f}x")
 
 
 def breakdown_lines(name: str, m: dict, class_names) -> list[str]:
@@ -158,7 +173,7 @@ def breakdown_lines(name: str, m: dict, class_names) -> list[str]:
 
 def table_header(class_names) -> str:
     per = "  ".join(f"'{n}' AP50/R@.84" for n in class_names)
-    return f"{'model':<24} {per}   {'segm AP50':<20} count   ms/img"
+    return f"{'model':<24} {per}   {'segm AP50':<20} count   ms/img vs first"
 
 
 def evaluate_split(detector, builder, split: str, out_dir: str, batch_size: int = 32,
@@ -191,9 +206,6 @@ def evaluate_split(detector, builder, split: str, out_dir: str, batch_size: int 
     image_size = builder.info.features["image"].shape[:2]
     batches = iterate_examples(tfds.as_numpy(builder.as_dataset(split=tfds_name)), batch_size,
                                max_images)
-    first_images, first_gts = next(iterate_examples(
-        tfds.as_numpy(builder.as_dataset(split=tfds_name)), batch_size, 1))
-    detector.predict(np.repeat(first_images, batch_size, axis=0), first_gts * batch_size)
     with tqdm(total=total, desc=f"evaluating on {split}", unit="img") as bar:
         dets, gts, seconds, n, first = run_detector(detector, batches, mask_threshold,
                                                     bar.update)

@@ -18,6 +18,7 @@ from keras import layers
 
 from decompnet_tf.models.category_net import ENCODER
 from decompnet_tf.models.layers import ConvBlock
+from decompnet_tf.ops.np_boxes import box_iou_np
 
 
 @keras.saving.register_keras_serializable(package="decompnet_tf")
@@ -69,6 +70,32 @@ def window_boxes(image_size: tuple[int, int], min_size: float, max_size: float, 
         yy, xx = yy.ravel(), xx.ravel()
         boxes.append(np.stack([yy / h, xx / w, (yy + size) / h, (xx + size) / w], axis=1))
     return np.concatenate(boxes).astype(np.float32)
+
+
+def window_recall(windows: np.ndarray, gt_boxes: list[np.ndarray],
+                  iou_threshold: float = 0.5) -> dict:
+    """How well a window set can cover the objects, whatever the classifier: the share of
+    ground-truth boxes that some window overlaps with IoU >= `iou_threshold` (the paper's "99%
+    recall" of its windows at step 5), an upper bound on the baseline's detection recall.
+
+    Args:
+      windows: [K, 4] (ymin, xmin, ymax, xmax) normalised, as `window_boxes` gives.
+      gt_boxes: one [n_i, 4] array per image, same format (n_i may be 0).
+    Returns:
+      {"recall", "covered", "objects", "images", "windows_per_image"}; recall is NaN when
+      there are no objects.
+    """
+    # float32 normalised corners put an IoU of exactly the threshold in pixels (a digit on
+    # the window grid) a few ulps either side of it: count those as covered.
+    threshold = iou_threshold - 1e-6
+    covered = objects = 0
+    for boxes in gt_boxes:
+        boxes = np.asarray(boxes).reshape(-1, 4)
+        if len(boxes):
+            covered += int((box_iou_np(boxes, windows).max(axis=1) >= threshold).sum())
+            objects += len(boxes)
+    return {"recall": covered / objects if objects else float("nan"), "covered": covered,
+            "objects": objects, "images": len(gt_boxes), "windows_per_image": len(windows)}
 
 
 def nms(boxes: tf.Tensor, scores: tf.Tensor, iou_threshold: float, max_out: int) -> tf.Tensor:

@@ -1,0 +1,101 @@
+"""The evaluation's speed figures: model calls timed without tracing, and speed ratios taken
+within one evaluate.py --compare run."""
+
+import json
+import re
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from decompnet_tf.eval import runner
+from tests.helpers import run_script
+
+SLEEP = 0.3  # s: what a trace costs the fake detector, far above its 1 ms per call.
+
+
+class TracingDetector:
+    """Sleeps like a tf.function tracing on its first call and on every new batch size;
+    one box per image, a function of its pixels."""
+
+    def __init__(self):
+        self.sizes, self.calls = set(), 0
+
+    def predict(self, images, gts=None):
+        self.calls += 1
+        if len(images) not in self.sizes:
+            self.sizes.add(len(images))
+            time.sleep(SLEEP)
+        time.sleep(0.001)
+        return _outputs(images)
+
+    def describe(self):
+        return {"kind": "fake"}
+
+
+def _outputs(images):
+    mean = images.mean(axis=(1, 2, 3))
+    boxes = np.stack([mean * 0.5, mean * 0.4, mean * 0.5 + 0.3, mean * 0.4 + 0.2], 1)
+    return {"detection_boxes": boxes[:, None].astype(np.float32),
+            "detection_classes": (mean * 30).astype(np.int64)[:, None] % 3,
+            "detection_scores": mean[:, None], "num_detections": np.ones(len(images))}
+
+
+def test_tracing_and_a_short_last_batch_are_not_timed():
+    rng = np.random.default_rng(0)
+    images = rng.random((10, 8, 8, 1)).astype(np.float32)
+    gts = [{"boxes": np.zeros((0, 4)), "classes": np.zeros(0, int), "masks": None}] * 10
+    batches = ((images[i:i + 4], gts[i:i + 4]) for i in range(0, 10, 4))  # 4, 4, 2 images.
+    detector = TracingDetector()
+    dets, out_gts, seconds, timed, first = runner.run_detector(detector, batches, 0.5)
+    # Two sleeps (the first call, the short batch's new size) would make it >= 60 ms/image.
+    ms = runner.speed(seconds, timed, 4)["ms_per_image"]
+    assert ms < 0.1 * 2 * SLEEP * 1000 / 10, ms
+    assert timed == 8  # The full batches; the short one is predicted, untimed.
+    assert detector.calls == 4  # One warm-up call on the first batch, then each batch once.
+    assert len(dets) == len(out_gts) == 10
+    expected = _outputs(images)
+    for i, det in enumerate(dets):
+        np.testing.assert_array_equal(det["boxes"], expected["detection_boxes"][i])
+        np.testing.assert_array_equal(det["scores"], expected["detection_scores"][i])
+        np.testing.assert_array_equal(det["classes"], expected["detection_classes"][i])
+    np.testing.assert_array_equal(first[0], images[:4])
+
+
+def test_one_short_batch_is_timed_after_its_warm_up():
+    images = np.ones((3, 8, 8, 1), np.float32)
+    loop = runner.PredictionLoop(TracingDetector())
+    outs = list(loop([(images, [{}] * 3)]))
+    assert len(outs) == 1 and loop.timed_images == loop.images == 3
+    assert loop.seconds < SLEEP / 2
+
+
+def _metrics(ms):
+    per_class = {k: {"ap_voc": 0.5, "recall_at_precision_0.84": 0.4} for k in range(3)}
+    return {"detection": {"iou_0.5": per_class}, "counting": {"accuracy": 0.5},
+            "speed": {"ms_per_image": ms}}
+
+
+def test_table_gives_speed_relative_to_the_first_model():
+    names = ["3", "6", "9"]
+    assert runner.table_header(names).endswith("ms/img vs first")
+    assert runner.summary_row("decompnet", _metrics(12.5), names, 12.5).endswith("1.00x")
+    assert runner.summary_row("baseline", _metrics(104.5), names, 12.5).endswith("8.36x")
+    assert runner.summary_row("alone", _metrics(7.0), names).endswith("1.00x")
+
+
+@pytest.mark.slow(20)
+def test_compare_prints_ratios_from_one_run(trained_run, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(trained_run, a)
+    shutil.copytree(trained_run, b)
+    out = tmp_path / "out"
+    proc = run_script("evaluate.py", f"--compare={a},{b}", f"--output_dir={out}",
+                      "--max_images=8", "--batch_size=4", "--num_sheets=0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in re.finditer(
+        r"^(a|b) .* ([0-9.]+) +([0-9.]+)x$", proc.stdout, re.M)}
+    ms = {n: json.load(open(out / n / "metrics.json"))["speed"]["ms_per_image"] for n in "ab"}
+    assert rows["a"] == (pytest.approx(ms["a"], abs=0.01), 1.0)
+    assert rows["b"][1] == pytest.approx(ms["b"] / ms["a"], abs=0.01)
