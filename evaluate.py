@@ -144,9 +144,10 @@ def main(argv):
                       for k, r in m["detection"]["iou_0.5"].items()} for n, m in results.items()}
         plots.pr_figure(curves, "Detection, IoU 0.5 (Fig. 4)",
                         os.path.join(out, "pr_detection.png"), names)
-    print(runner.table_header(names))
+    compare = len(results) > 1
+    print(runner.table_header(names, compare))
     # Speed ratios are only fair between models timed in one process, on one machine state.
-    first_ms = next(iter(results.values()))["speed"]["ms_per_image"]
+    first_ms = next(iter(results.values()))["speed"]["ms_per_image"] if compare else None
     for n, m in results.items():
         print(runner.summary_row(n, m, names, first_ms))
     for n, m in results.items():

@@ -154,16 +154,17 @@ def compute_metrics(dets, gts, class_names, image_size) -> dict:
 
 
 def summary_row(name: str, m: dict, class_names, reference_ms: float | None = None) -> str:
-    """One console table row: AP50 and recall at P=0.84 per class, counting, speed, and the
-    ms per image over `reference_ms` (the first model's of the same run; default its own)."""
+    """One console table row: AP50 and recall at P=0.84 per class, counting, speed, and with
+    `reference_ms` (the first model's of the same run) the ms per image over it."""
     det = m["detection"]["iou_0.5"]
     cells = [f"{det[k]['ap_voc']:.3f}/{det[k]['recall_at_precision_0.84']:.3f}"
              for k in range(len(class_names))]
     segm = m.get("segmentation", {}).get("iou_0.5")
     seg = " ".join(f"{segm[k]['ap_voc']:.3f}" for k in range(len(class_names))) if segm else "-"
     ms = m["speed"]["ms_per_image"]
+    ratio = f" {ms / reference_ms:.2f}x" if reference_ms else ""
     return (f"{name:<24} {'  '.join(cells)}   {seg:<20} {m['counting']['accuracy']:.3f}   "
-            f"{ms:<6.2f} {ms / (reference_ms or ms):.2f}x")
+            f"{ms:.2f}{ratio}")
 
 
 def breakdown_lines(name: str, m: dict, class_names) -> list[str]:
@@ -171,9 +172,12 @@ def breakdown_lines(name: str, m: dict, class_names) -> list[str]:
     return [f"{name}:"] + breakdown.breakdown_lines(m["breakdown"], class_names)
 
 
-def table_header(class_names) -> str:
+def table_header(class_names, compare: bool = False) -> str:
+    """The console table's header; `compare`: with the column of ms per image relative to the
+    first model (`summary_row`'s `reference_ms`)."""
     per = "  ".join(f"'{n}' AP50/R@.84" for n in class_names)
-    return f"{'model':<24} {per}   {'segm AP50':<20} count   ms/img vs first"
+    return (f"{'model':<24} {per}   {'segm AP50':<20} count   ms/img"
+            + (" vs first" if compare else ""))
 
 
 def evaluate_split(detector, builder, split: str, out_dir: str, batch_size: int = 32,
