@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from decompnet_tf.config import InferenceConfig
+from decompnet_tf.config import CATEGORY_SOURCES, InferenceConfig
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import (
     OUTPUT_KEYS,
@@ -20,7 +20,11 @@ from decompnet_tf.postprocess import (
     with_scores,
 )
 
-CATEGORY_SOURCES = ("network", "truth")
+
+def _check_category_source(category_source: str) -> None:
+    if category_source not in CATEGORY_SOURCES:
+        raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
+                         f"{category_source!r}")
 
 
 def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, int]):
@@ -60,9 +64,7 @@ class DecompDetector:
                  category_source: str = "network"):
         self.settings = settings or InferenceConfig()
         check_box_source(self.settings.box_source)
-        if category_source not in CATEGORY_SOURCES:
-            raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
-                             f"{category_source!r}")
+        _check_category_source(category_source)
         self.net, self.category_source = net, category_source
         self._fn = tf.function(self._forward, reduce_retracing=True)
 
@@ -126,9 +128,7 @@ class ComponentsDetector:
 
     def __init__(self, net: DecompNet, category_source: str = "network",
                  threshold: float = 0.5):
-        if category_source not in CATEGORY_SOURCES:
-            raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
-                             f"{category_source!r}")
+        _check_category_source(category_source)
         self.net, self.category_source, self.threshold = net, category_source, threshold
         self._maps = tf.function(lambda x: self.net.category_net(x, training=False)[
             "category_maps"], reduce_retracing=True)

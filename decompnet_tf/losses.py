@@ -32,6 +32,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
+from decompnet_tf.config import BOX_LOSSES, INSTANCE_LOSSES
 from decompnet_tf.ops.boxes import generalized_iou, xywh_to_yxyx, yxyx_to_xywh
 
 CATEGORY = "category"
@@ -42,8 +43,6 @@ STOP = "stop"
 INSTANCE_DICE = "instance_dice"
 BOX_GIOU = "box_giou"
 TERM_NAMES = (CATEGORY, INSTANCE_MATCHED, INSTANCE_SUM, BOX, STOP, INSTANCE_DICE, BOX_GIOU)
-BOX_LOSSES = ("smooth_l1", "l1")
-INSTANCE_LOSSES = ("l2", "bce")
 PROB_EPS = 1e-6  # Clips probabilities away from 0 and 1 before a log (here and in matching).
 
 

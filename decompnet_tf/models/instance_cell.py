@@ -67,12 +67,11 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from decompnet_tf.config import DECODERS, RECURRENCES
 from decompnet_tf.models.layers import ConvBlock, area_resize, crop_like
 
 ENCODER = ((32, 5, 2), (32, 3, 2), (32, 3, 2))  # (filters, kernel, stride), Appendix B.
 DECODER_KERNELS = (3, 3, 5)
-RECURRENCES = ("rnn", "lstm", "convlstm")
-DECODERS = ("deconv", "dynamic")
 DYNAMIC_HIDDEN = 8  # Hidden units of the dynamic per-pixel network.
 
 
