@@ -14,8 +14,7 @@ from typing import Any
 
 
 def setting(default: Any, help: str, *, flag: str | None = None, lower: float | None = None,
-            upper: float | None = None, choices: tuple[str, ...] | None = None,
-            cli: bool = True) -> Any:
+            upper: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
     """A dataclass field with what its command-line flag needs.
 
     Args:
@@ -24,11 +23,9 @@ def setting(default: Any, help: str, *, flag: str | None = None, lower: float | 
       flag: the flag's name when it differs from the field's (default: the field's name).
       lower, upper: inclusive bounds, checked when the flags are parsed (absl validators).
       choices: the allowed strings (an enum flag).
-      cli: False for a field that has no flag of its own.
     """
     return dataclasses.field(default=default, metadata={
-        "help": help, "flag": flag, "lower": lower, "upper": upper, "choices": choices,
-        "cli": cli})
+        "help": help, "flag": flag, "lower": lower, "upper": upper, "choices": choices})
 
 
 def check_settings(settings: Any) -> None:

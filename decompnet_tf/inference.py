@@ -101,9 +101,20 @@ class DecompDetector:
                 "config": self.net.get_config()["config"], "windows_per_image": 0}
 
 
-def run_tflite(interpreter: tf.lite.Interpreter, image: np.ndarray) -> dict:
+def load_tflite(path: str) -> tf.lite.Interpreter:
+    """The allocated interpreter of the TFLite file at `path` (any tf.io.gfile path)."""
+    with tf.io.gfile.GFile(path, "rb") as f:  # The interpreter reads local files only.
+        interpreter = tf.lite.Interpreter(model_content=f.read())
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def run_tflite(interpreter: tf.lite.Interpreter | str, image: np.ndarray) -> dict:
     """One invoke of an exported TFLite detector on float32 [1, h, w, channels] in [0, 1]:
-    its outputs by OUTPUT_KEYS (the order `export.saved_model.export_tflite` writes)."""
+    its outputs by OUTPUT_KEYS (the order `export.saved_model.export_tflite` writes).
+    `interpreter`: an allocated interpreter, or the path of the TFLite file (`load_tflite`)."""
+    if isinstance(interpreter, str):
+        interpreter = load_tflite(interpreter)
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
                            np.asarray(image, np.float32))
     interpreter.invoke()
@@ -203,9 +214,7 @@ class TFLiteDetector:
 
     def __init__(self, path: str):
         self.path = path
-        with tf.io.gfile.GFile(path, "rb") as f:  # The interpreter reads local files only.
-            self.interpreter = tf.lite.Interpreter(model_content=f.read())
-        self.interpreter.allocate_tensors()
+        self.interpreter = load_tflite(path)
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
         results = [run_tflite(self.interpreter, image[None]) for image in images]
