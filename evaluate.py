@@ -49,7 +49,7 @@ flags.DEFINE_integer("max_images", 0, "Evaluate only the first N images (0: all)
                      lower_bound=0)
 flags.DEFINE_enum("detector", "decompnet", ["decompnet", "components"],
                   "decompnet, or the yardstick without an instance network: the connected "
-                  "components of the category maps (issue 12).")
+                  "components of the category maps.")
 flags.DEFINE_enum("category_maps", "network", list(CATEGORY_SOURCES),
                   "What the instance network (or the components) decomposes: the category "
                   "network's maps, or the TRUE category maps (stage 2 measured alone).")

@@ -118,8 +118,7 @@ class ModelConfig(Settings):
     instance_image: bool = setting(
         False, "Give the instance network the image (at the maps' resolution) beside each "
         "category map, so it can tell strokes from clutter and see where touching digits meet "
-        "(the issue's 'features of the category network, not only its output map'; not in "
-        "the paper).")
+        "(not in the paper).")
     instance_canvas: bool = setting(
         False, "With --instance_decoder=dynamic: each step also sees the sum of the maps "
         "emitted so far (gradient stopped), pooled into its recurrent input and beside the "
@@ -307,7 +306,8 @@ class InferenceConfig(Settings):
         choices=BOX_SOURCES)
 
 
-# Fields that older config.json files hold and this version no longer has (ignored on load).
+# Fields that config.json files of earlier versions may hold and the dataclasses do not have:
+# ignored on load, so those runs still load.
 REMOVED_FIELDS = {"ModelConfig": {"segmentation_delta"}}
 
 

@@ -129,7 +129,7 @@ class ComponentsDetector:
     (scipy.ndimage.label); each blob is one detection with its extent as the box (at the map's
     resolution, max exclusive), its pixels as the mask and the map's mean over it as the
     score. Touching or overlapping objects of one category merge into one blob, which is what
-    the instance network exists to split (issue 12).
+    the instance network exists to split.
 
     Args:
       net: a trained DecompNet (its category network gives the maps).

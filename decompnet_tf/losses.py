@@ -11,11 +11,11 @@ Term names (the keys of the returned dicts):
   masks, the "stop condition" term (section 2.2).
 * ``"box"``               - smooth-L1 box regression (section 2.3, eq. 4).
 * ``"stop"``              - binary cross-entropy of the optional stop head ("this step holds a
-  matched object"); not in the paper (issue 5).
+  matched object"); not in the paper.
 * ``"box_giou"``          - one minus the generalized IoU of each matched box (DETR's box
-  loss pairs it with L1); not in the paper (issue 12).
+  loss pairs it with L1); not in the paper.
 * ``"instance_dice"``     - one minus the dice overlap of each matched instance map with its
-  object's mask (DETR's mask loss); not in the paper (issue 12).
+  object's mask (DETR's mask loss); not in the paper.
 
 Options from the paper's section 5 (future work), off by default: ``loss="bce"`` replaces the
 squared distance of the matched instance maps by a pixel-wise sigmoid cross-entropy with the

@@ -20,7 +20,7 @@ Padding to a square problem. With ``n = num_gt`` objects and ``T`` predictions:
   loss (they still count in the summed-mask term of ``instance_losses``). A
   :class:`SurplusObjectsWarning` is emitted; raise ``T`` to train on every object.
 
-Matching rules (``LossConfig.matching``, issue 12):
+Matching rules (``LossConfig.matching``):
 
 * ``"hungarian"``: the above, the paper's.
 * ``"first_n"``: the ``n`` objects go to the first ``n`` steps (the optimal assignment among

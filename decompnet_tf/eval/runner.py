@@ -106,7 +106,7 @@ def _curves(results):
 
 
 def compute_metrics(dets, gts, class_names, image_size) -> dict:
-    """All of issue 4's numbers for one model: detection, segmentation, counting."""
+    """Every figure of one model: detection, segmentation, counting."""
     c = len(class_names)
     box = metrics.evaluate_detections(dets, gts, c, 0.5, "bbox")
     out = {"detection": {"iou_0.5": _curves(box),
