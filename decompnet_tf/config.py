@@ -2,7 +2,8 @@
 
 Entry scripts turn their flags into these once and pass them down; `Config.to_json` /
 `from_json` store them beside a trained model. Each field is written once, here: its default,
-its help text and its bounds (`setting`); `decompnet_tf.config_flags` derives the absl flags of
+its help text, its bounds and its choices (`setting`; the modules that act on a string setting
+import its set of choices from here); `decompnet_tf.config_flags` derives the absl flags of
 train.py, evaluate.py and export.py from these fields, so a new setting is one line below.
 """
 
@@ -21,8 +22,11 @@ def setting(default: Any, help: str, *, flag: str | None = None, lower: float | 
       default: the default value (tuples become list flags).
       help: the flag's help text.
       flag: the flag's name when it differs from the field's (default: the field's name).
-      lower, upper: inclusive bounds, checked when the flags are parsed (absl validators).
+      lower, upper: inclusive bounds (of each element, for a tuple).
       choices: the allowed strings (an enum flag).
+
+    The flags check choices and bounds when parsed (absl validators), `check_settings` when the
+    dataclass is built.
     """
     return dataclasses.field(default=default, metadata={
         "help": help, "flag": flag, "lower": lower, "upper": upper, "choices": choices})
