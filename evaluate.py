@@ -30,7 +30,7 @@ import os
 from absl import app, flags
 
 from decompnet_tf import config_flags
-from decompnet_tf.config import InferenceConfig
+from decompnet_tf.config import CATEGORY_SOURCES, InferenceConfig
 from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
 
 FLAGS = flags.FLAGS
@@ -49,8 +49,8 @@ flags.DEFINE_integer("max_images", 0, "Evaluate only the first N images (0: all)
                      lower_bound=0)
 flags.DEFINE_enum("detector", "decompnet", ["decompnet", "components"],
                   "decompnet, or the yardstick without an instance network: the connected "
-                  "components of the category maps (issue 12).")
-flags.DEFINE_enum("category_maps", "network", ["network", "truth"],
+                  "components of the category maps.")
+flags.DEFINE_enum("category_maps", "network", list(CATEGORY_SOURCES),
                   "What the instance network (or the components) decomposes: the category "
                   "network's maps, or the TRUE category maps (stage 2 measured alone).")
 flags.DEFINE_integer("window_step", 0, "Baseline only: window stride in px (0: as trained).",

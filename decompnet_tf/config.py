@@ -2,7 +2,8 @@
 
 Entry scripts turn their flags into these once and pass them down; `Config.to_json` /
 `from_json` store them beside a trained model. Each field is written once, here: its default,
-its help text and its bounds (`setting`); `decompnet_tf.config_flags` derives the absl flags of
+its help text, its bounds and its choices (`setting`; the modules that act on a string setting
+import its set of choices from here); `decompnet_tf.config_flags` derives the absl flags of
 train.py, evaluate.py and export.py from these fields, so a new setting is one line below.
 """
 
@@ -14,32 +15,57 @@ from typing import Any
 
 
 def setting(default: Any, help: str, *, flag: str | None = None, lower: float | None = None,
-            upper: float | None = None, choices: tuple[str, ...] | None = None,
-            cli: bool = True) -> Any:
+            upper: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
     """A dataclass field with what its command-line flag needs.
 
     Args:
       default: the default value (tuples become list flags).
       help: the flag's help text.
       flag: the flag's name when it differs from the field's (default: the field's name).
-      lower, upper: inclusive bounds, checked when the flags are parsed (absl validators).
+      lower, upper: inclusive bounds (of each element, for a tuple).
       choices: the allowed strings (an enum flag).
-      cli: False for a field that has no flag of its own.
+
+    The flags check choices and bounds when parsed (absl validators), `check_settings` when the
+    dataclass is built.
     """
     return dataclasses.field(default=default, metadata={
-        "help": help, "flag": flag, "lower": lower, "upper": upper, "choices": choices,
-        "cli": cli})
+        "help": help, "flag": flag, "lower": lower, "upper": upper, "choices": choices})
 
 
+def check_settings(settings: Any) -> None:
+    """Raises ValueError naming the field when a value of the dataclass `settings` is outside
+    its `setting()` choices or bounds (each element of a tuple field is checked): the flags
+    check the same metadata when parsed, this covers a dataclass built in Python or read from a
+    config.json."""
+    for field in dataclasses.fields(settings):
+        meta, value = field.metadata, getattr(settings, field.name)
+        choices, lower, upper = meta.get("choices"), meta.get("lower"), meta.get("upper")
+        name = f"{type(settings).__name__}.{field.name}"
+        if choices and value not in choices:
+            raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        for v in value if isinstance(value, tuple) else (value,):
+            if lower is not None and v < lower:
+                raise ValueError(f"{name} must be >= {lower}, got {value!r}")
+            if upper is not None and v > upper:
+                raise ValueError(f"{name} must be <= {upper}, got {value!r}")
+
+
+class Settings:
+    """Base of the settings dataclasses: each checks its values against its fields' `setting()`
+    metadata when built (a subclass's own __post_init__ calls this one first)."""
+
+    def __post_init__(self):
+        check_settings(self)
+
+
+# The allowed values of the string settings, imported where the values are acted on.
 BACKBONES = ("mnist", "vgg16")
 RECURRENCES = ("rnn", "lstm", "convlstm")
-INSTANCE_LOSSES = ("l2", "bce")
-BOX_SOURCES = ("regressor", "mask", "component")
-MATCHINGS = ("hungarian", "first_n", "ordered")
+DECODERS = ("deconv", "dynamic")
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Settings):
     """DecompNet's constructor arguments (see decompnet_tf.models.decompnet)."""
 
     num_classes: int = setting(3, "Categories (decomp_mnist: 3, for the digits 3, 6, 9).",
@@ -92,12 +118,11 @@ class ModelConfig:
         "deconv", "How a step's recurrent state becomes its map: the paper's deconvolutions at "
         "every step, or 'dynamic': deconvolutions once per category and a tiny per-pixel "
         "network whose weights each step emits (not in the paper; models/instance_cell.py).",
-        choices=("deconv", "dynamic"))
+        choices=DECODERS)
     instance_image: bool = setting(
         False, "Give the instance network the image (at the maps' resolution) beside each "
         "category map, so it can tell strokes from clutter and see where touching digits meet "
-        "(the issue's 'features of the category network, not only its output map'; not in "
-        "the paper).")
+        "(not in the paper).")
     instance_canvas: bool = setting(
         False, "With --instance_decoder=dynamic: each step also sees the sum of the maps "
         "emitted so far (gradient stopped), pooled into its recurrent input and beside the "
@@ -109,6 +134,7 @@ class ModelConfig:
         "the category map's detail; the losses are computed there too (not in the paper).")
 
     def __post_init__(self):
+        super().__post_init__()
         if self.instance_fine and not self.instance_gated:
             raise ValueError("instance_fine gates the category maps: it needs instance_gated")
         if self.instance_canvas and self.instance_decoder != "dynamic":
@@ -119,8 +145,13 @@ class ModelConfig:
             object.__setattr__(self, "backbone_weights", "")  # Only VGG16 has such weights.
 
 
+INSTANCE_LOSSES = ("l2", "bce")
+BOX_LOSSES = ("smooth_l1", "l1")
+MATCHINGS = ("hungarian", "first_n", "ordered")
+
+
 @dataclasses.dataclass(frozen=True)
-class LossConfig:
+class LossConfig(Settings):
     """Loss settings (sections 2.1-2.3, Appendix B). lambda, gamma and eta are applied in one
     place, `losses.weighted_total`."""
 
@@ -137,7 +168,7 @@ class LossConfig:
     box_loss: str = setting(
         "smooth_l1", "The box term's distance: eq. 4's smooth L1, or 'l1' (DETR's; the smooth "
         "L1 never leaves its quadratic part on [0, 1] coordinates, so small errors get small "
-        "gradients).", choices=("smooth_l1", "l1"))
+        "gradients).", choices=BOX_LOSSES)
     giou_weight: float = setting(
         0.0, "Weight of a 1 - GIoU term per matched box, beside the box term (DETR; not in the "
         "paper; 0: off).", lower=0.0)
@@ -162,7 +193,7 @@ class LossConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Settings):
     """Input pipeline settings (decompnet_tf.data.pipeline)."""
 
     dataset: str = setting("decomp_mnist/small", "TFDS dataset/config to train on.")
@@ -181,8 +212,13 @@ class DataConfig:
     seed: int = setting(0, "Random seed (shuffling, initialisation).")
 
 
+CATEGORY_SOURCES = ("network", "truth")
+MATCHERS = ("scipy", "graph")  # The solvers; the matcher setting adds "auto" (either).
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Settings):
     """Training schedule. `stages`: the paper's stages to run, in order (1: category net
     alone; 2: instance net and box regressor, category net frozen; 3: everything end to end);
     `epochs` and `learning_rates` have one value per stage."""
@@ -209,18 +245,18 @@ class TrainConfig:
         "maps (the paper; stage 1 first) or 'truth', the true category maps (the sum of the "
         "masks), so stage 2 needs no stage 1 and learns from clean input (not in the paper). "
         "Stage 3 always trains end to end on the category network's maps.",
-        choices=("network", "truth"))
+        choices=CATEGORY_SOURCES)
     matcher: str = setting(
         "auto", "The Hungarian matching's solver: 'scipy' on the host (tf.numpy_function; the "
         "fastest on CPUs), 'graph' in TensorFlow ops (XLA, TPUs), or 'auto': graph when the "
         "step is XLA-compiled (--jit_compile) or runs on a TPU, else scipy.",
-        choices=("auto", "scipy", "graph"))
+        choices=("auto", *MATCHERS))
     jit_compile: bool = setting(
         False, "Compile the training step with XLA (then the matching runs in the graph). Set "
         "explicitly: Keras's 'auto' would pick XLA on a GPU, which the scipy matcher cannot "
         "run.")
     strategy: str = setting("default", "tf.distribute strategy.",
-                            choices=("default", "mirrored", "multi_worker", "tpu"))
+                            choices=STRATEGIES)
     tpu: str = setting("", "TPU name or address for --strategy=tpu.")
     seed: int = setting(0, "Random seed (shuffling, initialisation).")
     verbose: int = setting(1, "Keras verbosity: 1 progress bar, 2 one line per epoch.",
@@ -228,7 +264,7 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class BaselineConfig:
+class BaselineConfig(Settings):
     """The sliding-window CNN baseline of section 3.1 (see decompnet_tf.models.baseline).
 
     min_size / max_size: the known range of object sizes in px (the paper's "very strong
@@ -248,8 +284,11 @@ class BaselineConfig:
                              upper=1.0)
 
 
+BOX_SOURCES = ("regressor", "mask", "component")
+
+
 @dataclasses.dataclass(frozen=True)
-class InferenceConfig:
+class InferenceConfig(Settings):
     """How a trained DecompNet's outputs become detections (decompnet_tf.postprocess): not the
     network's settings, but stored beside it (config.json's "inference"), so that evaluate.py,
     export.py and predict.py detect as the run was calibrated; a flag given on their command
@@ -271,7 +310,8 @@ class InferenceConfig:
         choices=BOX_SOURCES)
 
 
-# Fields that older config.json files hold and this version no longer has (ignored on load).
+# Fields that config.json files of earlier versions may hold and the dataclasses do not have:
+# ignored on load, so those runs still load.
 REMOVED_FIELDS = {"ModelConfig": {"segmentation_delta"}}
 
 

@@ -23,7 +23,7 @@ def _flag_name(field: dataclasses.Field) -> str:
 
 def _cli_fields(cls) -> list[tuple[dataclasses.Field, Any]]:
     hints = typing.get_type_hints(cls)
-    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.metadata.get("cli", False)]
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if "help" in f.metadata]
 
 
 def _element_type(hint) -> type:
@@ -54,9 +54,9 @@ def _list_validator(name: str, lower, upper, element: type):
 
 def define_flags(*classes, flag_values: flags.FlagValues = flags.FLAGS,
                  exclude: tuple[str, ...] = ()) -> None:
-    """Defines one absl flag per field (with `cli`) of each dataclass, skipping the names in
-    `exclude` (`from_flags` gives those fields their default) and names already defined by an
-    earlier class (the `seed` that DataConfig and TrainConfig share)."""
+    """Defines one absl flag per field (each `config.setting`) of each dataclass, skipping the
+    names in `exclude` (`from_flags` gives those fields their default) and names already defined
+    by an earlier class (the `seed` that DataConfig and TrainConfig share)."""
     for cls in classes:
         for field, hint in _cli_fields(cls):
             name = _flag_name(field)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from decompnet_tf.config import InferenceConfig
+from decompnet_tf.config import CATEGORY_SOURCES, InferenceConfig
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import (
     OUTPUT_KEYS,
@@ -20,7 +20,11 @@ from decompnet_tf.postprocess import (
     with_scores,
 )
 
-CATEGORY_SOURCES = ("network", "truth")
+
+def _check_category_source(category_source: str) -> None:
+    if category_source not in CATEGORY_SOURCES:
+        raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
+                         f"{category_source!r}")
 
 
 def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, int]):
@@ -60,9 +64,7 @@ class DecompDetector:
                  category_source: str = "network"):
         self.settings = settings or InferenceConfig()
         check_box_source(self.settings.box_source)
-        if category_source not in CATEGORY_SOURCES:
-            raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
-                             f"{category_source!r}")
+        _check_category_source(category_source)
         self.net, self.category_source = net, category_source
         self._fn = tf.function(self._forward, reduce_retracing=True)
 
@@ -99,9 +101,20 @@ class DecompDetector:
                 "config": self.net.get_config()["config"], "windows_per_image": 0}
 
 
-def run_tflite(interpreter: tf.lite.Interpreter, image: np.ndarray) -> dict:
+def load_tflite(path: str) -> tf.lite.Interpreter:
+    """The allocated interpreter of the TFLite file at `path` (any tf.io.gfile path)."""
+    with tf.io.gfile.GFile(path, "rb") as f:  # The interpreter reads local files only.
+        interpreter = tf.lite.Interpreter(model_content=f.read())
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def run_tflite(interpreter: tf.lite.Interpreter | str, image: np.ndarray) -> dict:
     """One invoke of an exported TFLite detector on float32 [1, h, w, channels] in [0, 1]:
-    its outputs by OUTPUT_KEYS (the order `export.saved_model.export_tflite` writes)."""
+    its outputs by OUTPUT_KEYS (the order `export.saved_model.export_tflite` writes).
+    `interpreter`: an allocated interpreter, or the path of the TFLite file (`load_tflite`)."""
+    if isinstance(interpreter, str):
+        interpreter = load_tflite(interpreter)
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
                            np.asarray(image, np.float32))
     interpreter.invoke()
@@ -116,7 +129,7 @@ class ComponentsDetector:
     (scipy.ndimage.label); each blob is one detection with its extent as the box (at the map's
     resolution, max exclusive), its pixels as the mask and the map's mean over it as the
     score. Touching or overlapping objects of one category merge into one blob, which is what
-    the instance network exists to split (issue 12).
+    the instance network exists to split.
 
     Args:
       net: a trained DecompNet (its category network gives the maps).
@@ -126,9 +139,7 @@ class ComponentsDetector:
 
     def __init__(self, net: DecompNet, category_source: str = "network",
                  threshold: float = 0.5):
-        if category_source not in CATEGORY_SOURCES:
-            raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
-                             f"{category_source!r}")
+        _check_category_source(category_source)
         self.net, self.category_source, self.threshold = net, category_source, threshold
         self._maps = tf.function(lambda x: self.net.category_net(x, training=False)[
             "category_maps"], reduce_retracing=True)
@@ -203,9 +214,7 @@ class TFLiteDetector:
 
     def __init__(self, path: str):
         self.path = path
-        with tf.io.gfile.GFile(path, "rb") as f:  # The interpreter reads local files only.
-            self.interpreter = tf.lite.Interpreter(model_content=f.read())
-        self.interpreter.allocate_tensors()
+        self.interpreter = load_tflite(path)
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
         results = [run_tflite(self.interpreter, image[None]) for image in images]

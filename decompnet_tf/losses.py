@@ -11,11 +11,11 @@ Term names (the keys of the returned dicts):
   masks, the "stop condition" term (section 2.2).
 * ``"box"``               - smooth-L1 box regression (section 2.3, eq. 4).
 * ``"stop"``              - binary cross-entropy of the optional stop head ("this step holds a
-  matched object"); not in the paper (issue 5).
+  matched object"); not in the paper.
 * ``"box_giou"``          - one minus the generalized IoU of each matched box (DETR's box
-  loss pairs it with L1); not in the paper (issue 12).
+  loss pairs it with L1); not in the paper.
 * ``"instance_dice"``     - one minus the dice overlap of each matched instance map with its
-  object's mask (DETR's mask loss); not in the paper (issue 12).
+  object's mask (DETR's mask loss); not in the paper.
 
 Options from the paper's section 5 (future work), off by default: ``loss="bce"`` replaces the
 squared distance of the matched instance maps by a pixel-wise sigmoid cross-entropy with the
@@ -32,6 +32,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
+from decompnet_tf.config import BOX_LOSSES, INSTANCE_LOSSES
 from decompnet_tf.ops.boxes import generalized_iou, xywh_to_yxyx, yxyx_to_xywh
 
 CATEGORY = "category"
@@ -42,8 +43,6 @@ STOP = "stop"
 INSTANCE_DICE = "instance_dice"
 BOX_GIOU = "box_giou"
 TERM_NAMES = (CATEGORY, INSTANCE_MATCHED, INSTANCE_SUM, BOX, STOP, INSTANCE_DICE, BOX_GIOU)
-BOX_LOSSES = ("smooth_l1", "l1")
-INSTANCE_LOSSES = ("l2", "bce")
 PROB_EPS = 1e-6  # Clips probabilities away from 0 and 1 before a log (here and in matching).
 
 

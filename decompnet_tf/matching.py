@@ -20,7 +20,7 @@ Padding to a square problem. With ``n = num_gt`` objects and ``T`` predictions:
   loss (they still count in the summed-mask term of ``instance_losses``). A
   :class:`SurplusObjectsWarning` is emitted; raise ``T`` to train on every object.
 
-Matching rules (``LossConfig.matching``, issue 12):
+Matching rules (``LossConfig.matching``):
 
 * ``"hungarian"``: the above, the paper's.
 * ``"first_n"``: the ``n`` objects go to the first ``n`` steps (the optimal assignment among
@@ -46,11 +46,10 @@ import numpy as np
 import tensorflow as tf
 from scipy.optimize import linear_sum_assignment
 
+from decompnet_tf.config import MATCHERS, MATCHINGS
 from decompnet_tf.losses import PROB_EPS, pixel_weight
 from decompnet_tf.ops.assignment import linear_sum_assignment as graph_linear_sum_assignment
 
-RULES = ("hungarian", "first_n", "ordered")
-MATCHERS = ("scipy", "graph")
 # Cost given to padded (invalid) ground-truth columns; never selected by `hungarian_assign`,
 # which only reads the first `num_gt` columns, but keeps the matrix safe for other consumers.
 INVALID_COST = 1e9
@@ -312,8 +311,8 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
     Returns:
         int32 ``[B, T]``: index of the gt object matched to each prediction, -1 = stop map.
     """
-    if rule not in RULES:
-        raise ValueError(f"matching rule must be one of {RULES}, got {rule!r}")
+    if rule not in MATCHINGS:
+        raise ValueError(f"matching rule must be one of {MATCHINGS}, got {rule!r}")
     if matcher not in MATCHERS:
         raise ValueError(f"matcher must be one of {MATCHERS}, got {matcher!r}")
     if rule == "ordered":

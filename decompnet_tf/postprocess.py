@@ -97,12 +97,6 @@ def with_scores(outputs: dict, box_source: str = "regressor",
     return {**out, "detection_scores": det, "segmentation_scores": seg}
 
 
-def stop_signal(outputs: dict) -> tf.Tensor:
-    """[B, C, T] what the stop rule reads: the stop head's "objectness" when the model has one,
-    else the "peaks" (maximum) of the instance maps."""
-    return outputs["objectness"] if "objectness" in outputs else outputs["peaks"]
-
-
 def above_half_peak(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tensor:
     """bool [..., h, w]: the pixels above `relative_threshold` times the map's own peak (none
     for an all-zero or negative map)."""
@@ -222,7 +216,8 @@ def detections(outputs: dict, stop_threshold: float = 0.5, max_detections: int |
     Args:
       outputs: DecompNet outputs: "instance_maps" [B, C, T, h, w], "boxes" [B, C, T, 4],
         "peaks" (or "objectness") and `score` [B, C, T].
-      stop_threshold: stop signal (`stop_signal`) below which a category stops.
+      stop_threshold: stop signal (the stop head's "objectness" when the model has one, else
+        the maps' "peaks") below which a category stops.
       max_detections: N, the padded size (default C * T: nothing is ever cut).
       image_size: (H, W) to resize the masks to (default: the maps' size); ints or a dynamic
         int32 [2] tensor (the serving signature's input size).

@@ -1,4 +1,4 @@
-"""The yardsticks of issue 12 for one trained model, as one table: decompNet end to end, its
+"""The yardsticks for one trained model, as one table: decompNet end to end, its
 instance network fed the TRUE category maps (stage 2 alone), and connected components of the
 predicted and of the true category maps (no instance network), all scored alike.
 

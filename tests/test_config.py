@@ -7,7 +7,13 @@ import json
 import pytest
 from absl import flags
 
-from decompnet_tf.config import Config, InferenceConfig, TrainConfig
+from decompnet_tf.config import (
+    Config,
+    InferenceConfig,
+    LossConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
 
 STORED = InferenceConfig(stop_threshold=0.7, mask_threshold=0.3, segmentation_delta=0.05,
@@ -63,3 +69,18 @@ def test_write_inference_replaces_only_the_inference_section(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [CONFIG_FILE]  # No temporary file left.
     with pytest.raises(FileNotFoundError, match="holds no trained model"):
         write_inference(str(tmp_path / "nowhere"), STORED)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: ModelConfig(instance_recurrence="gru"), "ModelConfig.instance_recurrence"),
+    (lambda: LossConfig(matching="greedy"), "LossConfig.matching"),
+    (lambda: TrainConfig(stages=(1, 4)), "TrainConfig.stages must be <= 3"),
+    (lambda: TrainConfig(momentum=1.5), "TrainConfig.momentum must be <= 1.0"),
+    (lambda: InferenceConfig(mask_threshold=-0.1), "InferenceConfig.mask_threshold"),
+    (lambda: Config.from_json(json.dumps({"train": {"strategy": "horovod"}})),
+     "TrainConfig.strategy"),
+])
+def test_a_dataclass_built_in_python_is_checked_against_its_settings(build, message):
+    """The choices and bounds the flags enforce hold for a config built without flags too."""
+    with pytest.raises(ValueError, match=message):
+        build()

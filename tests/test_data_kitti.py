@@ -3,8 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from decompnet_tf.data.builders import tfds_split
-from decompnet_tf.data.decomp_kitti import is_kitti, kitti_example
+from decompnet_tf.data.builders import is_kitti, tfds_split
+from decompnet_tf.data.decomp_kitti import kitti_example
 from decompnet_tf.data.pipeline import prepare_example
 
 

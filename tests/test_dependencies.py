@@ -1,6 +1,6 @@
 """Every third-party package that the library or an entry script imports at run time is a
 runtime dependency in pyproject.toml: CI installs the dev extra, so a package that only the dev
-extra brings (pycocotools once was) would pass CI and fail a user's `pip install -e .`."""
+extra brings (pycocotools, say) would pass CI and fail a user's `pip install -e .`."""
 
 import ast
 import importlib.metadata

@@ -21,8 +21,8 @@ from decompnet_tf.export.saved_model import (
     export_tflite,
     next_version,
     read_labels,
-    run_tflite,
 )
+from decompnet_tf.inference import run_tflite
 from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights
 from decompnet_tf.postprocess import detections, with_scores
 

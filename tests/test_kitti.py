@@ -134,8 +134,9 @@ def test_builder_parses_fixture_exactly(tmp_path, zipped):
     assert val["image"][78:].max() == 0 and val["image"][:, 236:].max() == 0
 
 
-# One full-size KITTI image (375 x 1242 on the 384 x 1248 canvas): the issue's car, cars exactly
-# at and just above the height limits, truncation at the easy limit, a Van and a DontCare region.
+# One full-size KITTI image (375 x 1242 on the 384 x 1248 canvas): a car with a fractional bottom
+# edge, cars exactly at and just above the height limits, truncation at the easy limit, a Van and
+# a DontCare region.
 FULL = """Car 0.00 0 -1.58 587.01 173.33 614.12 200.12 1.5 1.6 3.9 1.0 1.7 20.0 -1.6
 Car 0.00 0 0.10 100.00 100.00 150.00 125.00 1.4 1.6 3.7 -2.0 1.7 30.0 0.2
 Car 0.00 0 0.10 200.00 100.00 250.00 125.01 1.4 1.6 3.7 -2.0 1.7 30.0 0.2
@@ -162,7 +163,7 @@ def test_builder_boxes_and_heights_are_the_label_files_numbers(tmp_path):
     cars = [o for o in objs if o.type == "Car"]
     expected = [[o.box[1] / 384, o.box[0] / 1248, o.box[3] / 384, o.box[2] / 1248] for o in cars]
     np.testing.assert_allclose(ex["objects"]["bbox"], expected, rtol=0, atol=1e-7)
-    # The issue's car: bottom 200.12 px is 0.5211 of the canvas (0.5237 with the old +1).
+    # Its bottom 200.12 px is 0.5211 of the canvas: the max edge gets no +1 (0.5237 with one).
     assert abs(ex["objects"]["bbox"][0, 2] - 200.12 / 384) < 1e-7
     np.testing.assert_array_equal(ex["objects"]["height"],
                                   np.float32([o.box[3] - o.box[1] for o in cars]))

@@ -11,7 +11,6 @@ from decompnet_tf.postprocess import (
     main_component,
     mask_boxes,
     segmentation_score,
-    stop_signal,
     with_scores,
 )
 
@@ -69,14 +68,6 @@ def test_mask_boxes_match_a_loop_reference_eagerly_and_in_tf_function():
     np.testing.assert_allclose(mask_boxes(maps).numpy(), ref, atol=1e-6)
     np.testing.assert_allclose(tf.function(mask_boxes)(tf.constant(maps)).numpy(), ref,
                                atol=1e-6)
-
-
-def test_stop_signal_prefers_the_stop_head():
-    peaks, obj = tf.ones((1, 1, 2)), tf.constant([[[0.9, 0.1]]])
-    assert stop_signal({"peaks": peaks}) is peaks
-    assert stop_signal({"peaks": peaks, "objectness": obj}) is obj
-    np.testing.assert_array_equal(count_instances(stop_signal({"peaks": peaks,
-                                                               "objectness": obj}), 0.5), [[1]])
 
 
 def test_stop_head_emits_every_marked_step_not_just_a_prefix():

@@ -32,8 +32,8 @@ def test_short_quick_training_detects_digits(small_data_dir, tmp_path):
     evaluate = ["evaluate.py", f"--model_dir={model_dir}", f"--data_dir={small_data_dir}",
                 "--split=train", "--max_images=200", "--num_sheets=0", "--box_source=component",
                 "--mask_threshold=0.3"]
-    # End to end, and the instance network alone on the true category maps (issue 12's
-    # yardstick), which is where this short schedule has learned the most.
+    # End to end, and the instance network alone on the true category maps (the
+    # yardstick of stage 2 alone), which is where this short schedule has learned the most.
     done = run_script(*evaluate)
     assert done.returncode == 0, done.stderr[-3000:]
     truth_dir = os.path.join(model_dir, "eval_truth")

@@ -22,8 +22,8 @@ def test_train_resume_evaluate_export_on_ram_filesystem(small_data_dir, tmp_path
         DetectorModule,
         export_saved_model,
         export_tflite,
-        run_tflite,
     )
+    from decompnet_tf.inference import run_tflite
     from decompnet_tf.model_io import final_weights, load_trained
 
     monkeypatch.chdir(tmp_path)

@@ -13,10 +13,6 @@ import tensorflow as tf
 from decompnet_tf.ops.boxes import box_mask
 
 
-def is_kitti(dataset: str) -> bool:
-    return dataset.split("/")[0].split(":")[0] == "decomp_kitti"
-
-
 def kitti_example(example: dict, image_size: tuple[int, int], map_size: tuple[int, int]):
     """One decomp_kitti example -> {"image", "objects": {"mask", "bbox", "label"}}.
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+from decompnet_tf.config import STRATEGIES
 
 
 def get_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:

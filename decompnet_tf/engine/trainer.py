@@ -14,7 +14,13 @@ import keras
 import tensorflow as tf
 
 from decompnet_tf import losses
-from decompnet_tf.config import InferenceConfig, LossConfig, TrainConfig
+from decompnet_tf.config import (
+    CATEGORY_SOURCES,
+    MATCHERS,
+    InferenceConfig,
+    LossConfig,
+    TrainConfig,
+)
 from decompnet_tf.engine.distribute import in_multi_worker_mode
 from decompnet_tf.matching import match
 from decompnet_tf.models.decompnet import DecompNet
@@ -46,8 +52,8 @@ def resolve_matcher(matcher: str, jit_compile: bool, strategy: str) -> str:
         return "graph" if compiled else "scipy"
     if matcher == "scipy" and compiled:
         raise ValueError(XLA_NEEDS_GRAPH)
-    if matcher not in ("scipy", "graph"):
-        raise ValueError(f"matcher must be auto, scipy or graph, got {matcher!r}")
+    if matcher not in MATCHERS:
+        raise ValueError(f"matcher must be one of {('auto', *MATCHERS)}, got {matcher!r}")
     return matcher
 
 
@@ -76,8 +82,8 @@ class DecompTrainer(keras.Model):
         super().__init__(**kwargs)
         if stage not in (1, 2, 3):
             raise ValueError(f"stage must be 1, 2 or 3, got {stage}")
-        if instance_input not in ("network", "truth"):
-            raise ValueError(f"instance_input must be 'network' or 'truth', got "
+        if instance_input not in CATEGORY_SOURCES:
+            raise ValueError(f"instance_input must be one of {CATEGORY_SOURCES}, got "
                              f"{instance_input!r}")
         if instance_input == "truth" and stage != 2:
             raise ValueError("only stage 2 can decompose the true category maps "

@@ -84,11 +84,6 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0.0, inter / np.where(union > 0.0, union, 1.0), 0.0)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of normalised ``(ymin, xmin, ymax, xmax)`` boxes, float64 ``[N, M]``."""
-    return box_iou_np(a, b)
-
-
 def score_order(scores: np.ndarray) -> np.ndarray:
     """Indices ``[D]`` sorting ``scores`` (float ``[D]``) descending, stably (as pycocotools)."""
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
@@ -266,7 +261,7 @@ def evaluate_detections(
         iou_type: ``"bbox"`` (uses ``"boxes"``) or ``"segm"`` (uses ``"masks"``).
         iou_fn: optional override ``iou_fn(det_items [D, ...], gt_items [G, ...]) -> [D, G]``
             applied to the arrays under the key chosen by ``iou_type``; defaults to
-            :func:`box_iou` / :func:`mask_iou`.
+            ``decompnet_tf.ops.np_boxes.box_iou_np`` / :func:`mask_iou`.
         max_dets: keep at most this many top-scored detections per image and class (pycocotools'
             ``maxDets``, applied per image and category); None keeps all.
 
@@ -283,7 +278,7 @@ def evaluate_detections(
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
     key = "boxes" if iou_type == "bbox" else "masks"
     if iou_fn is None:
-        iou_fn = box_iou if iou_type == "bbox" else mask_iou
+        iou_fn = box_iou_np if iou_type == "bbox" else mask_iou
 
     scores_per_class: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
     tp_per_class: list[list[np.ndarray]] = [[] for _ in range(num_classes)]

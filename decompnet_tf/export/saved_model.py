@@ -16,7 +16,6 @@ import tempfile
 import tensorflow as tf
 
 from decompnet_tf.config import InferenceConfig
-from decompnet_tf.inference import run_tflite as _invoke
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import OUTPUT_KEYS, check_box_source, detections, with_scores
 
@@ -170,8 +169,9 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
     """Converts the batch-1 float graph (recurrent steps unrolled) to TFLite; returns bytes.
 
     Input: float32 [1, h, w, channels] in [0, 1]; outputs in OUTPUT_KEYS order (see
-    `run_tflite`), the boxes from the module's box_source (the component labelling's while
-    loop becomes a TFLite WHILE). The labels file is written beside it (labels.txt).
+    `decompnet_tf.inference.run_tflite`), the boxes from the module's box_source (the
+    component labelling's while loop becomes a TFLite WHILE). The labels file is written
+    beside it (labels.txt).
     The variables are frozen into constants first: converting Keras 3 variables through a
     SavedModel gave NaN batch-norm constants here (TF 2.21). Control flow is kept as functional
     While ops (lowering it to Switch/Merge made the converter fail). quantize=True applies
@@ -199,11 +199,3 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
         f.write(data)
     write_labels(module.class_names, os.path.join(os.path.dirname(path) or ".", LABELS_FILE))
     return len(data)
-
-
-def run_tflite(path: str, image) -> dict:
-    """Runs an exported TFLite model on one float32 [1, h, w, channels] image in [0, 1]."""
-    with tf.io.gfile.GFile(path, "rb") as f:  # The interpreter reads local files only.
-        interpreter = tf.lite.Interpreter(model_content=f.read())
-    interpreter.allocate_tensors()
-    return _invoke(interpreter, image)

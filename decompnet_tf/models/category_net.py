@@ -12,7 +12,7 @@ After each upsampling the map is cropped to the size of the encoder map at that 
 any input size works (100x100 reaches 7x7 at the bottleneck; KITTI-like 384x1248 reaches 24x78)
 and the output is exactly ceil(H/2) x ceil(W/2) ("decomp") or H x W ("decomp full").
 
-`skips=True` (not in the paper; measured in issue 5) concatenates the encoder map of the same
+`skips=True` (not in the paper) concatenates the encoder map of the same
 resolution to each upsampled map, U-Net style, which sharpens the response maps.
 """
 

@@ -45,7 +45,7 @@ class DecompNet(keras.Model):
       (x, y, w, h), which "boxes_xywh" [batch, C, T, 4] holds as regressed (section 2.3);
     - "peaks": [batch, C, T] the maximum of each instance map (the paper's stop signal);
     - "objectness": [batch, C, T] only with `stop_head`: a sigmoid on each step's top
-      recurrent state, trained to say "this step holds an object" (not in the paper; issue 5).
+      recurrent state, trained to say "this step holds an object" (not in the paper).
 
     Args:
       config: a `ModelConfig`, or its fields as a dict (what `get_config` stores).

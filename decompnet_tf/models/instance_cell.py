@@ -23,20 +23,20 @@ with decoder batch norm, the maps were bright in training mode and dim in infere
 (peaks 1.0 vs 0.27 on the same image). `decoder_norm=True` restores Appendix B's "after every
 layer".
 
-`skips=True` (not in the paper; issue 5 measures it) concatenates the step's encoder maps to
+`skips=True` (not in the paper) concatenates the step's encoder maps to
 the decoder maps of the same size: the recurrent bottleneck then only has to say WHICH blob to
 emit, not redraw its shape through 2048 numbers.
 
-`gated=True` (not in the paper; issue 5 measures it) makes each instance map a selection from
+`gated=True` (not in the paper) makes each instance map a selection from
 the response map it decomposes: map = sigmoid(head) * clip(input, 0, 1). The cell then only
-decides which pixels of the category map belong to this step's object; it no longer has to
+decides which pixels of the category map belong to this step's object; it does not have to
 redraw their intensity, and a map cannot light up where the category map is dark.
 
 The encoder's input, the category map being decomposed, is the same at every step, so
 `encode` runs once per category and `step` runs T times on its output (`call` = both, for the
 Keras RNN contract); the paper's network computes the same thing T times.
 
-`decoder` picks how a step's bottleneck becomes a map (issue 12):
+`decoder` picks how a step's bottleneck becomes a map:
 - "deconv": the paper's deconvolutions, run at every step.
 - "dynamic" (not in the paper): the deconvolutions run ONCE per category (in `encode`), giving
   per-pixel embeddings E [h, w, filters] plus two coordinate channels; each step turns its
@@ -49,7 +49,8 @@ Keras RNN contract); the paper's network computes the same thing T times.
 instance segmentation) carries the sum of the maps emitted so far (gradient stopped) as a last
 state: each step sees it, area-pooled to the bottleneck grid, beside the encoder's output, and
 the per-pixel network sees it beside the embeddings, so a step knows what is already explained
-without a hard subtraction (the issue's naive "residual as the gate" lost localisation).
+without a hard subtraction (gating each step by the residual, what is left unexplained, lost
+localisation).
 
 `recurrence` picks the bottleneck (section 5 names the last two as future work for images with
 many objects):
@@ -67,12 +68,11 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from decompnet_tf.config import DECODERS, RECURRENCES
 from decompnet_tf.models.layers import ConvBlock, area_resize, crop_like
 
 ENCODER = ((32, 5, 2), (32, 3, 2), (32, 3, 2))  # (filters, kernel, stride), Appendix B.
 DECODER_KERNELS = (3, 3, 5)
-RECURRENCES = ("rnn", "lstm", "convlstm")
-DECODERS = ("deconv", "dynamic")
 DYNAMIC_HIDDEN = 8  # Hidden units of the dynamic per-pixel network.
 
 
@@ -127,9 +127,9 @@ class InstanceCell(layers.Layer):
         shape = (None, h, w, input_shape[-1])
         self.encoder, enc_shapes = [], [shape]
         for i, (f, k, s) in enumerate(ENCODER):
-            # Momentum 0.9: the encoder runs once per training step (not once per recurrent
-            # step, as when it was called T times), and its moving statistics must still settle
-            # in short runs (0.99 ** T ~ 0.9 per step before).
+            # Momentum 0.9: the encoder runs once per training step, not once per recurrent
+            # step, so its moving statistics get one update per batch and must still settle in
+            # short runs (0.9 is about what 0.99 gives over T = 11 updates: 0.99 ** 11 ~ 0.9).
             block = ConvBlock(f, k, s, momentum=0.9, name=f"conv{i + 1}")
             block.build(shape)
             shape = block.compute_output_shape(shape)

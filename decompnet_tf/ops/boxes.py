@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from decompnet_tf.ops.np_boxes import box_iou_np  # noqa: F401  (its NumPy twin)
-
 
 def xywh_to_yxyx(boxes: tf.Tensor) -> tf.Tensor:
     """Converts centre/size boxes to corner boxes.
@@ -43,31 +41,6 @@ def yxyx_to_xywh(boxes: tf.Tensor) -> tf.Tensor:
     boxes = tf.convert_to_tensor(boxes)
     ymin, xmin, ymax, xmax = tf.unstack(boxes, num=4, axis=-1)
     return tf.stack([0.5 * (xmin + xmax), 0.5 * (ymin + ymax), xmax - xmin, ymax - ymin], axis=-1)
-
-
-def box_iou_yxyx(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """Pairwise intersection-over-union of two sets of corner boxes.
-
-    Degenerate boxes (``ymax < ymin`` or ``xmax < xmin``) have zero area; a pair whose union is
-    zero gets IoU 0.
-
-    Args:
-        a: float ``[N, 4]``, ``(ymin, xmin, ymax, xmax)``.
-        b: float ``[M, 4]``, ``(ymin, xmin, ymax, xmax)``, same dtype as ``a``.
-
-    Returns:
-        float ``[N, M]``, ``iou[i, j] = IoU(a[i], b[j])``.
-    """
-    a = tf.convert_to_tensor(a)
-    b = tf.convert_to_tensor(b, dtype=a.dtype)
-    a_ymin, a_xmin, a_ymax, a_xmax = tf.unstack(a[:, None, :], num=4, axis=-1)  # [N, 1] each
-    b_ymin, b_xmin, b_ymax, b_xmax = tf.unstack(b[None, :, :], num=4, axis=-1)  # [1, M] each
-    inter_h = tf.nn.relu(tf.minimum(a_ymax, b_ymax) - tf.maximum(a_ymin, b_ymin))
-    inter_w = tf.nn.relu(tf.minimum(a_xmax, b_xmax) - tf.maximum(a_xmin, b_xmin))
-    inter = inter_h * inter_w  # [N, M]
-    area_a = tf.nn.relu(a_ymax - a_ymin) * tf.nn.relu(a_xmax - a_xmin)  # [N, 1]
-    area_b = tf.nn.relu(b_ymax - b_ymin) * tf.nn.relu(b_xmax - b_xmin)  # [1, M]
-    return tf.math.divide_no_nan(inter, area_a + area_b - inter)
 
 
 def box_mask(boxes: tf.Tensor, h: int | tf.Tensor, w: int | tf.Tensor) -> tf.Tensor:

@@ -1,7 +1,7 @@
 """Where decomp_mnist's digits come from: pure loading and parsing functions.
 
 Every source returns a `DigitPools`: two disjoint pools of 28x28 uint8 MNIST digits with their
-labels, one that training images draw from and one held out for test images (issue 2: no digit
+labels, one that training images draw from and one held out for test images (no digit
 instance may appear in both splits).
 
 Sources, in the order `source="auto"` tries them:
