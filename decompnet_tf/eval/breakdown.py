@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from decompnet_tf.eval import metrics
+from decompnet_tf.ops.np_boxes import box_iou_np
 
 SIZE_EDGES = (14.0, 20.0, 28.0, 40.0)  # px; digits on decomp_mnist span about 10-45 px.
 MAP_THRESHOLD = 0.5  # ComponentsDetector's default: a map pixel above it is "on".
@@ -120,7 +121,7 @@ def ap_by_size(dets: Sequence[Mapping[str, Any]], gts: Sequence[Mapping[str, Any
                 if len(di) == 0:
                     continue
                 di = di[metrics.score_order(d_scores[di])]
-                ious = metrics.box_iou(d_box[di], g_box[gi]) if len(gi) else np.zeros((len(di),
+                ious = box_iou_np(d_box[di], g_box[gi]) if len(gi) else np.zeros((len(di),
                                                                                          0))
                 tp, ign = match_in_range(d_scores[di], ious, g_out,
                                          (d_size[di] < lo) | (d_size[di] >= hi), iou_threshold)
