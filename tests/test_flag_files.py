@@ -63,8 +63,9 @@ def undocumented(text: str) -> list[str]:
     return problems
 
 
-def train_flag_names() -> set[str]:
-    """The flags train.py defines, replayed from its source on a fresh FlagValues."""
+def train_flags() -> tuple[flags.FlagValues, set[str]]:
+    """The flags train.py defines, replayed from its source: a fresh FlagValues holding its
+    `define_flags(...)` flags, and the names of all its flags (with its own DEFINE_* calls)."""
     with open(os.path.join(ROOT, "train.py"), encoding="utf-8") as f:
         tree = ast.parse(f.read())
     fv, names = flags.FlagValues(), {"flagfile", "helpfull", "help"}
@@ -78,7 +79,7 @@ def train_flag_names() -> set[str]:
         elif fname.startswith("DEFINE_") and node.args and isinstance(node.args[0], ast.Constant):
             names.add(node.args[0].value)
     assert len(fv) > 50, "train.py's define_flags call was not found"
-    return names | set(fv)
+    return fv, names | set(fv)
 
 
 def test_rule_catches_an_unnamed_flag_in_a_group():
@@ -98,9 +99,12 @@ def test_every_flag_is_documented(path):
 
 @pytest.mark.parametrize("path", FLAG_FILES)
 def test_every_flag_is_a_train_flag(path):
-    known = train_flag_names()
+    fv, known = train_flags()
     with open(os.path.join(ROOT, path), encoding="utf-8") as f:
         names = [name for _, run in parse_groups(f.read()) for _, name in run]
     assert names, f"{path} sets no flags"
     unknown = sorted(set(names) - known)
     assert not unknown, f"{path} sets flags train.py does not define: {unknown}"
+    # Every value parses and passes the flag's bounds and choices, as train.py would see it.
+    fv(["train.py", "--flagfile=" + os.path.join(ROOT, path)])
+    assert all(fv[name].present for name in names if name in fv)
