@@ -148,6 +148,8 @@ class ModelConfig(Settings):
 INSTANCE_LOSSES = ("l2", "bce")
 BOX_LOSSES = ("smooth_l1", "l1")
 MATCHINGS = ("hungarian", "first_n", "ordered")
+LAMBDA_GAMMA_READINGS = ("weights", "floors")
+UNMATCHED_STEPS = ("empty", "free")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,6 +187,17 @@ class LossConfig(Settings):
         "steps learn the empty map, so the paper's stop rule (the first dim map ends the "
         "category) is what training teaches; 'ordered': the first n steps too, in a fixed "
         "order, left to right by box centre (not in the paper).", choices=MATCHINGS)
+    paper_lambda_gamma: str = setting(
+        "weights", "How eq. 3's D_lambda and D_gamma are read (the equation was lost): "
+        "'weights', lambda and gamma weigh the matched and the summed-map terms, each D_p with "
+        "--instance_p; 'floors', D_lambda and D_gamma are D_p with p = lambda and p = gamma "
+        "(the warm-up then lowers the floors), each term weighted 1 (untested).",
+        choices=LAMBDA_GAMMA_READINGS)
+    unmatched_steps: str = setting(
+        "empty", "Steps beyond the object count: 'empty', the matched term trains them toward "
+        "the all-zero map; 'free', they are left out of it and only the summed-map term "
+        "constrains them (the matching then charges nothing for them; untested).",
+        choices=UNMATCHED_STEPS)
     dice_weight: float = setting(
         0.0, "Weight of a dice term on each matched instance map (as DETR's mask loss pairs "
         "dice with a pixel loss): one loss per object whatever its size, lowest when a step "

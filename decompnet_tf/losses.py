@@ -32,7 +32,12 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
-from decompnet_tf.config import BOX_LOSSES, INSTANCE_LOSSES
+from decompnet_tf.config import (
+    BOX_LOSSES,
+    INSTANCE_LOSSES,
+    LAMBDA_GAMMA_READINGS,
+    UNMATCHED_STEPS,
+)
 from decompnet_tf.ops.boxes import generalized_iou, xywh_to_yxyx, yxyx_to_xywh
 
 CATEGORY = "category"
@@ -226,9 +231,46 @@ def _gather_assigned(values: tf.Tensor, assignment: tf.Tensor) -> tf.Tensor:
     return tf.gather(padded, idx, batch_dims=1)
 
 
+def _check_reading(reading: str) -> None:
+    if reading not in LAMBDA_GAMMA_READINGS:
+        raise ValueError(f"paper_lambda_gamma must be one of {LAMBDA_GAMMA_READINGS}, got "
+                         f"{reading!r}")
+
+
+def instance_floors(reading: str, p: float | tf.Tensor, lam: float | tf.Tensor,
+                    gamma: float | tf.Tensor) -> tuple:
+    """The floors ``(p_matched, p_sum)`` of D_p in eq. 3's two instance terms.
+
+    Eq. 3 (lost in extraction) names its terms D_lambda and D_gamma, and eq. 2 writes its floor
+    as a subscript (D_p). ``reading="weights"``: the subscripts name the terms' weights, both
+    terms use the loss's ``p``: ``(p, p)``. ``reading="floors"``: the subscripts are D_p's
+    floor, ``(lam, gamma)`` (Appendix B's 0.3 then 1.0 become the floors);
+    :func:`instance_term_weights` then weighs both terms 1.
+
+    Args:
+        reading: "weights" or "floors" (``LossConfig.paper_lambda_gamma``).
+        p, lam, gamma: scalars (floats or scalar tensors, e.g. the warm-up's variables).
+
+    Returns:
+        ``(p_matched, p_sum)``, two of the scalars given.
+    """
+    _check_reading(reading)
+    return (p, p) if reading == "weights" else (lam, gamma)
+
+
+def instance_term_weights(reading: str, lam: float | tf.Tensor,
+                          gamma: float | tf.Tensor) -> tuple:
+    """The weights ``(w_matched, w_sum)`` of eq. 3's two instance terms: ``(lam, gamma)``
+    under ``reading="weights"``, ``(1.0, 1.0)`` under "floors" (lambda and gamma are then the
+    terms' floors, :func:`instance_floors`)."""
+    _check_reading(reading)
+    return (lam, gamma) if reading == "weights" else (1.0, 1.0)
+
+
 def instance_losses(
     pred: tf.Tensor, gt: tf.Tensor, assignment: tf.Tensor, p: float | tf.Tensor,
-    loss: str = "l2", size_weighting: bool = False,
+    loss: str = "l2", size_weighting: bool = False, p_sum: float | tf.Tensor | None = None,
+    unmatched: str = "empty",
 ) -> dict[str, tf.Tensor]:
     """Instance-decomposition loss terms (paper section 2.2, eq. 3 - reconstructed).
 
@@ -255,10 +297,14 @@ def instance_losses(
             (they are never selected by a valid assignment and add nothing to the sum).
         assignment: int32 ``[B, T]``, ``assignment[b, t]`` = index of the gt mask matched to
             prediction ``t``, or -1 when ``t`` is matched to the all-zero stop map.
-        p: scalar weight floor ``p`` of D_p.
+        p: scalar weight floor ``p`` of D_p (of the matched term).
         loss: "l2" (D_p, the paper) or "bce" (:func:`weighted_bce`) for the matched term; the
             summed-map term stays L2 (a sum of maps is no probability).
         size_weighting: weigh each matched term by :func:`size_weights`.
+        p_sum: the summed-map term's floor (default: ``p``; see :func:`instance_floors`).
+        unmatched: "empty": steps matched to no object (``assignment == -1``) are trained toward
+            the all-zero map in the matched term; "free": they are left out of it, so only the
+            summed-map term constrains them.
 
     Returns:
         ``{"instance_matched": mean_b sum_t D_p(pred[b,t], target[b,t]),
@@ -271,9 +317,14 @@ def instance_losses(
     per_step = map_distance(pred, target, p, loss)  # [B, T]
     if size_weighting:
         per_step = per_step * size_weights(target, assignment)
+    if unmatched not in UNMATCHED_STEPS:
+        raise ValueError(f"unmatched must be one of {UNMATCHED_STEPS}, got {unmatched!r}")
+    if unmatched == "free":
+        per_step = tf.where(assignment >= 0, per_step, tf.zeros_like(per_step))
     matched = tf.reduce_sum(per_step, axis=1)  # [B]
     # Stop-condition term: compare the summed maps (section 2.2).
-    summed = weighted_sq_distance(tf.reduce_sum(pred, axis=1), tf.reduce_sum(gt, axis=1), p)  # [B]
+    summed = weighted_sq_distance(tf.reduce_sum(pred, axis=1), tf.reduce_sum(gt, axis=1),
+                                  p if p_sum is None else p_sum)  # [B]
     return {INSTANCE_MATCHED: tf.reduce_mean(matched), INSTANCE_SUM: tf.reduce_mean(summed)}
 
 
@@ -378,6 +429,7 @@ def weighted_total(
     stop_weight: float | tf.Tensor = 1.0,
     dice_weight: float | tf.Tensor = 0.0,
     giou_weight: float | tf.Tensor = 0.0,
+    lambda_gamma: str = "weights",
 ) -> tf.Tensor:
     """Combines the loss terms; the ONLY place where lambda, gamma and eta are applied.
 
@@ -393,7 +445,7 @@ def weighted_total(
     Alternative reading: ``D_lambda`` / ``D_gamma`` could instead mean the distance D_p with
     its weight floor ``p = lambda`` / ``p = gamma``; Appendix B's remark that too large a value
     gives "trivial solution with producing all zeros" fits a loss weight at least as well, which
-    is why this reading was chosen.
+    is why this reading is the default; ``lambda_gamma="floors"`` trains the other one.
 
     Args:
         terms: mapping from term name (``"category"``, ``"instance_matched"``,
@@ -403,6 +455,9 @@ def weighted_total(
         stop_weight: weight of the stop head's term (not in the paper).
         dice_weight: weight of the dice term (not in the paper).
         giou_weight: weight of the GIoU box term (not in the paper).
+        lambda_gamma: "weights" (the reading above) or "floors": lambda and gamma are the
+            instance terms' floors (:func:`instance_floors`, applied where the terms are
+            computed) and the two terms weigh 1 (:func:`instance_term_weights`).
 
     Returns:
         float scalar tensor (float32 unless the terms are float64).
@@ -414,7 +469,8 @@ def weighted_total(
     unknown = sorted(set(terms) - set(TERM_NAMES))
     if unknown:
         raise ValueError(f"Unknown loss terms {unknown}; expected a subset of {TERM_NAMES}.")
-    weights = {CATEGORY: 1.0, INSTANCE_MATCHED: lam, INSTANCE_SUM: gamma, BOX: eta,
+    w_matched, w_sum = instance_term_weights(lambda_gamma, lam, gamma)
+    weights = {CATEGORY: 1.0, INSTANCE_MATCHED: w_matched, INSTANCE_SUM: w_sum, BOX: eta,
                STOP: stop_weight, INSTANCE_DICE: dice_weight, BOX_GIOU: giou_weight}
     dtype = tf.float32
     if any(tf.convert_to_tensor(v).dtype == tf.float64 for v in terms.values()):

@@ -284,7 +284,7 @@ def ordered_assignment(gt_boxes: tf.Tensor, gt_valid: tf.Tensor, steps: int) -> 
 def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Tensor,
           loss: str = "l2", rule: str = "hungarian",
           gt_boxes: tf.Tensor | None = None, matcher: str = "scipy",
-          cost_dtype: tf.DType = tf.float64) -> tf.Tensor:
+          cost_dtype: tf.DType = tf.float64, free_unmatched: bool = False) -> tf.Tensor:
     """Hungarian matching of instance maps to ground-truth masks (paper section 2.2, "idx()").
 
     Computes :func:`instance_cost_matrix` under ``tf.stop_gradient`` and calls
@@ -307,6 +307,9 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
         gt_boxes: float ``[B, N, 4]``, needed by the "ordered" rule.
         matcher: "scipy" (host) or "graph" (TensorFlow ops: XLA, TPUs); same optimum.
         cost_dtype: the cost matrix's precision (float32 on TPUs, which have no float64).
+        free_unmatched: a step left without an object costs nothing (instead of ``D(g_t, 0)``),
+            as the loss with ``unmatched="free"`` charges nothing for it
+            (``losses.instance_losses``).
 
     Returns:
         int32 ``[B, T]``: index of the gt object matched to each prediction, -1 = stop map.
@@ -323,6 +326,8 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
     pred = tf.stop_gradient(pred)
     gt = tf.stop_gradient(gt)
     cost, stop_cost = instance_cost_matrix(pred, gt, gt_valid, p, loss, cost_dtype)
+    if free_unmatched:
+        stop_cost = tf.zeros_like(stop_cost)
     num_gt = tf.reduce_sum(tf.cast(gt_valid, tf.int32), axis=1)  # [B]
     if matcher == "graph":
         return tf.ensure_shape(graph_assign(cost, stop_cost, num_gt, rule == "first_n"),

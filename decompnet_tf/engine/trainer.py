@@ -153,10 +153,14 @@ class DecompTrainer(keras.Model):
         pred = fold(out["instance_maps"])  # [B*C, T, h, w]
         gt, valid, boxes = (fold(targets[k]) for k in ("masks", "valid", "boxes"))
         tpu = isinstance(self.distribute_strategy, tf.distribute.TPUStrategy)
-        assignment = match(pred, gt, valid, cfg.instance_p, cfg.instance_loss, cfg.matching,
-                           boxes, self.matcher, tf.float32 if tpu else tf.float64)
-        terms = {**losses.instance_losses(pred, gt, assignment, cfg.instance_p,
-                                          cfg.instance_loss, cfg.size_weighting),
+        free = cfg.unmatched_steps == "free"
+        # The matching minimises the matched term's own distance, floor included.
+        p_matched, p_sum = losses.instance_floors(cfg.paper_lambda_gamma, cfg.instance_p,
+                                                  self.lam, self.gamma)
+        assignment = match(pred, gt, valid, p_matched, cfg.instance_loss, cfg.matching,
+                           boxes, self.matcher, tf.float32 if tpu else tf.float64, free)
+        terms = {**losses.instance_losses(pred, gt, assignment, p_matched, cfg.instance_loss,
+                                          cfg.size_weighting, p_sum, cfg.unmatched_steps),
                  **losses.box_loss(fold(out["boxes_xywh"]), boxes, assignment, cfg.box_loss,
                                    cfg.giou_weight > 0)}
         if cfg.dice_weight:
@@ -185,7 +189,7 @@ class DecompTrainer(keras.Model):
         """The weighted sum, with this stage's lambda and gamma (`losses.weighted_total`)."""
         cfg = self.loss_config
         return losses.weighted_total(terms, self.lam, self.gamma, cfg.eta, cfg.stop_weight,
-                                     cfg.dice_weight, cfg.giou_weight)
+                                     cfg.dice_weight, cfg.giou_weight, cfg.paper_lambda_gamma)
 
     def train_step(self, data):
         images, targets = data
