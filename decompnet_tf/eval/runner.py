@@ -9,6 +9,7 @@ the sliding-window baseline both fit.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -124,15 +125,30 @@ def _curves(results):
             for k, r in results.items()}
 
 
-def compute_metrics(dets, gts, class_names, image_size) -> dict:
+@dataclasses.dataclass
+class CocoFiles:
+    """The COCO payloads `write_results` writes beside metrics.json: the ground truth
+    (dataset dict), the box detections and, with masks, the mask detections (result lists)."""
+
+    groundtruth: dict
+    detections: list
+    segmentation: list | None = None
+
+
+def compute_metrics(dets, gts, class_names, image_size) -> tuple[dict, CocoFiles]:
     """Every number for one model: detection, segmentation, counting, and the
-    breakdown by object size and true count (`breakdown.breakdown`)."""
+    breakdown by object size and true count (`breakdown.breakdown`).
+
+    Returns:
+      (metrics, the COCO payloads they were computed from).
+    """
     c = len(class_names)
     box = metrics.evaluate_detections(dets, gts, c, 0.5, "bbox")
     out = {"detection": {"iou_0.5": _curves(box),
                          "ap50_voc_mean": metrics.mean_ap(box, "ap_voc")}}
     gt_coco = coco.to_coco_groundtruth(gts, image_size, class_names)
     det_coco = coco.to_coco_detections(dets, image_size)
+    files = CocoFiles(gt_coco, det_coco)
     out["detection"]["coco"] = coco.coco_evaluate(gt_coco, det_coco, "bbox")
     counts = metrics.counting_metrics(metrics.count_per_class(dets, c),
                                       metrics.count_per_class(gts, c))
@@ -145,12 +161,11 @@ def compute_metrics(dets, gts, class_names, image_size) -> dict:
             for t in SEGM_THRESHOLDS}
         segm_coco = coco.to_coco_detections(mask_dets, image_size, with_masks=True)
         out["segmentation"]["coco"] = coco.coco_evaluate(gt_coco, segm_coco, "segm")
-        out["_segm_coco"] = segm_coco
+        files.segmentation = segm_coco
     found = ([d["category_map_found"] for d in dets]
              if dets and all("category_map_found" in d for d in dets) else None)
     out["breakdown"] = breakdown.breakdown(dets, gts, class_names, image_size, found)
-    out["_gt_coco"], out["_det_coco"] = gt_coco, det_coco
-    return out
+    return out, files
 
 
 def summary_row(name: str, m: dict, class_names, reference_ms: float | None = None) -> str:
@@ -213,12 +228,12 @@ def evaluate_split(detector, builder, split: str, out_dir: str, batch_size: int 
     with tqdm(total=total, desc=f"evaluating on {split}", unit="img") as bar:
         dets, gts, seconds, n, first = run_detector(detector, batches, mask_threshold,
                                                     bar.update)
-    m = compute_metrics(dets, gts, names, image_size)
+    m, files = compute_metrics(dets, gts, names, image_size)
     m["speed"] = speed(seconds, n, batch_size)
     m["model"] = {**detector.describe(), **(describe or {}), "dataset": builder.info.full_name,
                   "digit_source": builder.info.metadata.get("digit_source"),
                   "split": split, "tfds_split": tfds_name, "mask_threshold": mask_threshold}
-    write_results(out_dir, m)
+    write_results(out_dir, m, files)
     det = m["detection"]["iou_0.5"]
     plots.pr_figure({"model": {k: (det[k]["recall"], det[k]["precision"], det[k]["ap_voc"])
                                for k in det}},
@@ -246,16 +261,16 @@ def evaluate_split(detector, builder, split: str, out_dir: str, batch_size: int 
     return m
 
 
-def write_results(out_dir: str, m: dict) -> None:
+def write_results(out_dir: str, m: dict, files: CocoFiles) -> None:
     """metrics.json and the COCO files (through tf.io.gfile: out_dir may be on gs://)."""
     import tensorflow as tf
 
     tf.io.gfile.makedirs(out_dir)
-    for key, name in (("_gt_coco", "groundtruth_coco.json"), ("_det_coco", "detections_coco.json"),
-                      ("_segm_coco", "segmentation_results_coco.json")):
-        if key in m:
+    for payload, name in ((files.groundtruth, "groundtruth_coco.json"),
+                          (files.detections, "detections_coco.json"),
+                          (files.segmentation, "segmentation_results_coco.json")):
+        if payload is not None:
             with tf.io.gfile.GFile(os.path.join(out_dir, name), "w") as f:
-                json.dump(m[key], f)
-    public = {k: v for k, v in m.items() if not k.startswith("_")}
+                json.dump(payload, f)
     with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(public, f, indent=1, default=float)
+        json.dump(m, f, indent=1, default=float)
