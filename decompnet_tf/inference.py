@@ -1,8 +1,7 @@
 """DecompNet as a detector: one network evaluation, the stop rule, and the OD API outputs.
 
-A detector (what `decompnet_tf.eval.runner` runs) has `predict(images, gts) -> dict of numpy
-arrays` in the OD API's names and `describe() -> dict`; `gts` (the ground truth of the batch)
-is read only by the yardsticks that are fed the TRUE category maps.
+Every detector here satisfies `decompnet_tf.eval.detectors.Detector`, what
+`decompnet_tf.eval.runner` runs.
 """
 
 from __future__ import annotations
@@ -48,7 +47,7 @@ def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, i
 
 
 class DecompDetector:
-    """Wraps a trained DecompNet for evaluation: `predict(images, gts) -> numpy detection dict`.
+    """Wraps a trained DecompNet for evaluation (an `eval.detectors.Detector`).
 
     Besides the detections (see `postprocess.detections`) the outputs keep "instance_maps",
     "boxes", "peaks", "segmentation_scores" and "emitted" bool [B, C, T] for the sheets.

@@ -1,11 +1,5 @@
-"""Runs a detector over a dataset split and writes the paper's metrics, COCO files and plots.
-
-A detector is anything with `predict(images float32 [B, H, W, 1]) -> dict of numpy arrays` in
-the OD API's names ("detection_boxes" [B, N, 4], "detection_classes" [B, N],
-"detection_scores" [B, N], "num_detections" [B], optionally "detection_masks" [B, N, H, W] and
-"segmentation_scores" [B, N]) plus a `describe()` dict (recorded in metrics.json). DecompNet and
-the sliding-window baseline both fit.
-"""
+"""Runs a detector (`decompnet_tf.eval.detectors.Detector`) over a dataset split and writes
+the paper's metrics, COCO files and plots."""
 
 from __future__ import annotations
 
@@ -18,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from decompnet_tf.eval import breakdown, coco, metrics
+from decompnet_tf.eval.detectors import Detector
 
 SEGM_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # Figure 5.
 PAPER_PRECISION = 0.84  # Section 3.1: "0.74 recall with very high 0.84 precision" (digit 3).
@@ -52,11 +47,11 @@ class PredictionLoop:
     depend on what a detector does with padding. Outputs are the same either way.
 
     Args:
-      detector: has `predict(images, gts) -> dict of numpy arrays`.
+      detector: what to run.
       progress: called with the number of images after each batch (a progress bar).
     """
 
-    def __init__(self, detector, progress: Callable | None = None):
+    def __init__(self, detector: Detector, progress: Callable | None = None):
         self.detector, self.progress = detector, progress
         self.seconds, self.timed_images, self.images = 0.0, 0, 0
 
@@ -77,7 +72,8 @@ class PredictionLoop:
             yield images, gts, out
 
 
-def run_detector(detector, batches, mask_threshold: float, progress: Callable | None = None):
+def run_detector(detector: Detector, batches, mask_threshold: float,
+                 progress: Callable | None = None):
     """Predicts every batch; returns per-image detections, ground truth and model-call timing.
 
     Each detection dict holds "category_map_found" bool [G] (per ground-truth object of its
@@ -195,7 +191,7 @@ def table_header(class_names, compare: bool = False) -> str:
             + (" vs first" if compare else ""))
 
 
-def evaluate_split(detector, builder, split: str, out_dir: str, batch_size: int = 32,
+def evaluate_split(detector: Detector, builder, split: str, out_dir: str, batch_size: int = 32,
                    max_images: int = 0, mask_threshold: float = 0.1, num_sheets: int = 4,
                    validation_examples: int = 0, describe: dict | None = None) -> dict:
     """Runs `detector` over a logical split of decomp_mnist and writes everything evaluate.py
