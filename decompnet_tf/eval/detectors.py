@@ -136,6 +136,8 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
 
     if spec.detector == "components":  # The category maps are enough.
         net, _ = load_trained(model_dir, min_stage=1, stage=spec.stage)
-        return ComponentsDetector(net, spec.category_source), builder, config
+        return (ComponentsDetector(net, spec.category_source,
+                                   max_per_class=config.data.max_per_class), builder, config)
     net, _ = load_trained(model_dir, stage=spec.stage)
-    return DecompDetector(net, spec.settings, spec.category_source), builder, config
+    return (DecompDetector(net, spec.settings, spec.category_source,
+                           config.data.max_per_class), builder, config)
