@@ -80,3 +80,47 @@ def area_resize(x, size):
         pool = (height // size[0], width // size[1])
         return ops.average_pool(x, pool, pool, padding="valid")
     return ops.image.resize(x, size, interpolation="area")
+
+
+@keras.saving.register_keras_serializable(package="decompnet_tf")
+class FCNDecoder(layers.Layer):
+    """The category networks' decoder: stride-2 deconvolution blocks (`ConvBlock`, 3x3) from
+    a coarse feature map back up through finer reference maps, each cropped to its reference's
+    size (`crop_like`) and, with `skips`, concatenated with it (U-Net / FCN style); then a
+    linear 1x1 convolution with one output channel per category.
+
+    Call: [x [B, h, w, c], ref_1 [B, h_1, w_1, c_1], ..., ref_k] (one reference per
+    upsampling, coarsest first, each at most twice the size of the map before it) ->
+    [B, h_k, w_k, num_classes]. Build with the list of those shapes: it makes one block per
+    reference.
+    """
+
+    def __init__(self, num_classes: int, filters: int = 64, skips: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.filters = filters
+        self.skips = skips
+
+    def build(self, input_shape):
+        x_shape, *reference_shapes = (tuple(s) for s in input_shape)
+        self.blocks = [ConvBlock(self.filters, 3, 2, transpose=True, name=f"deconv{i + 1}")
+                       for i in range(len(reference_shapes))]
+        shape = x_shape
+        for block, ref in zip(self.blocks, reference_shapes):
+            block.build(shape)
+            shape = ref[:-1] + (self.filters + (ref[-1] if self.skips else 0),)
+        self.head = layers.Conv2D(self.num_classes, 1, name="head")
+        self.head.build(shape)
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        x, *references = inputs
+        for block, reference in zip(self.blocks, references):
+            x = crop_like(block(x, training=training), reference)
+            if self.skips:
+                x = ops.concatenate([x, reference], axis=-1)
+        return self.head(x)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "filters": self.filters, "skips": self.skips}
