@@ -47,7 +47,7 @@ def test_vgg16_backbone_is_frozen_until_stage_three(trained):
         net.load_weights(final_weights(model_dir, stage))
         nets.append(net)
     backbone = [n.category_net.backbone.get_weights() for n in nets]
-    decoder = [n.category_net.decoder.head.get_weights()[0] for n in nets]
+    decoder = [n.category_net.head.get_weights()[0] for n in nets]
     assert all(np.array_equal(a, b) for a, b in zip(backbone[0], backbone[1]))
     assert not all(np.array_equal(a, b) for a, b in zip(backbone[1], backbone[2]))
     assert np.array_equal(decoder[0], decoder[1])  # Stage 2 freezes the category net.

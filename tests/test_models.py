@@ -36,8 +36,8 @@ def test_category_net_paper_layers():
     net.build((None, 100, 100, 1))
     convs = [(b.filters, b.kernel_size, b.strides) for b in net.encoder]
     assert convs == [(32, 5, 2), (32, 5, 2), (64, 3, 2), (64, 3, 1), (64, 3, 2), (64, 3, 1)]
-    assert [(b.filters, b.kernel_size, b.strides) for b in net.decoder.blocks] == [(64, 3, 2)] * 3
-    assert net.decoder.head.filters == 3 and net.decoder.head.kernel_size == (1, 1)
+    assert [(b.filters, b.kernel_size, b.strides) for b in net.decoder] == [(64, 3, 2)] * 3
+    assert net.head.filters == 3 and net.head.kernel_size == (1, 1)
 
 
 def test_instance_cell_in_keras_rnn_and_loop_agree():

@@ -47,8 +47,8 @@ class CategoryNet(keras.Model):
     def build(self, input_shape):
         self.encoder = [ConvBlock(f, k, s, name=f"conv{i + 1}")
                         for i, (f, k, s) in enumerate(ENCODER)]
-        self.decoder = FCNDecoder(self.num_classes, self.decoder_filters, self.skips,
-                                  name="decoder")
+        self.fcn = FCNDecoder(self.num_classes, self.decoder_filters, self.skips,
+                              name="decoder")
         # Build eagerly (Keras 3 subclassed models need shapes before loading weights).
         shape = tuple(input_shape)
         feature_shapes = [shape]
@@ -58,13 +58,23 @@ class CategoryNet(keras.Model):
             if block.strides == 2:
                 feature_shapes.append(shape)
             feature_shapes[-1] = shape
-        self.decoder.build([shape, *self._references(feature_shapes)])
+        self.fcn.build([shape, *self._references(feature_shapes)])
         super().build(input_shape)
 
     def _references(self, features):
         """The encoder maps the decoder upsamples to: stride 8, 4, 2 (and 1), coarsest first."""
         ups = 4 if self.full_resolution else 3
         return [features[-2 - i] for i in range(ups)]
+
+    @property
+    def decoder(self) -> list:
+        """The decoder's deconvolution blocks (`FCNDecoder.blocks`)."""
+        return self.fcn.blocks
+
+    @property
+    def head(self):
+        """The final 1x1 layer (`FCNDecoder.head`)."""
+        return self.fcn.head
 
     def call(self, images, training=None):
         x, features = images, [images]  # features[k]: the last map at stride 2**k.
@@ -74,7 +84,7 @@ class CategoryNet(keras.Model):
                 features.append(x)
             features[-1] = x
         # Upsample from stride 16 to stride 2 (or 1), cropping to the encoder map each time.
-        return {"category_maps": self.decoder([x, *self._references(features)], training=training)}
+        return {"category_maps": self.fcn([x, *self._references(features)], training=training)}
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,

@@ -90,15 +90,25 @@ class VGGCategoryNet(keras.Model):
             vgg.load_weights(path)
         outputs = [vgg.output] + [vgg.get_layer(n).output for n in SKIP_LAYERS]
         self.backbone = keras.Model(vgg.input, outputs, name="vgg16")
-        self.decoder = FCNDecoder(self.num_classes, self.decoder_filters, self.skips,
-                                  name="decoder")
-        self.decoder.build([tuple(t.shape) for t in self.backbone.outputs])
+        self.fcn = FCNDecoder(self.num_classes, self.decoder_filters, self.skips,
+                              name="decoder")
+        self.fcn.build([tuple(t.shape) for t in self.backbone.outputs])
         super().build(input_shape)
+
+    @property
+    def decoder(self) -> list:
+        """The decoder's deconvolution blocks (`FCNDecoder.blocks`)."""
+        return self.fcn.blocks
+
+    @property
+    def head(self):
+        """The final 1x1 layer (`FCNDecoder.head`)."""
+        return self.fcn.head
 
     def call(self, images, training=None):
         bgr = ops.flip(ops.cast(images, "float32") * 255.0, axis=-1)
         features = self.backbone(bgr - ops.convert_to_tensor(BGR_MEAN), training=training)
-        return {"category_maps": self.decoder(list(features), training=training)}
+        return {"category_maps": self.fcn(list(features), training=training)}
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,
