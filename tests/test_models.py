@@ -260,24 +260,3 @@ def test_instance_network_sees_the_image_beside_each_category_map():
     assert np.abs(other["instance_maps"].numpy() - maps).max() > 1e-6
     with pytest.raises(ValueError, match="needs the images"):
         net.decompose(out["category_maps"])
-
-
-def test_fcn_decoder_config_is_its_arguments_and_it_rebuilds_from_it():
-    from decompnet_tf.models.layers import FCNDecoder
-
-    args = {"num_classes": 2, "filters": 8, "skips": True, "name": "dec"}
-    layer = FCNDecoder(**args)
-    config = layer.get_config()
-    assert {k: config[k] for k in args} == args
-    shapes = [(None, 3, 4, 16), (None, 5, 7, 4), (None, 10, 13, 1)]
-    layer.build(shapes)
-    inputs = [np.random.default_rng(i).random((1, *s[1:]), np.float32)
-              for i, s in enumerate(shapes)]
-    again = FCNDecoder.from_config(config)
-    again.build(shapes)
-    again.set_weights(layer.get_weights())
-    assert [w.path for w in again.weights] == [w.path for w in layer.weights]
-    assert [b.name for b in again.blocks] == ["deconv1", "deconv2"]
-    out = layer(inputs)
-    assert tuple(out.shape) == (1, 10, 13, 2)  # Cropped to the last reference.
-    np.testing.assert_allclose(again(inputs), out, atol=1e-6)

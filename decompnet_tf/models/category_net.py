@@ -6,10 +6,8 @@ input resolution, and a final 1x1 layer with one output channel per category:
     conv(1,32,5,2)-conv(32,32,5,2)-conv(32,64,3,2)-conv(64,64,3,1)-conv(64,64,3,2)-conv(64,64,3,1)
     -deconv(64,64,3,2) x3 [-deconv(64,64,3,2) for full resolution] -deconv(64,C,1,1)
 
-The last layer, a 1x1 stride-1 deconvolution, is the same map as a 1x1 convolution, which is how
-`layers.FCNDecoder` (the decoder shared with `VGGCategoryNet`) writes it. Batch norm and ReLU
-follow every layer but the last, whose response maps are linear (they regress the sum of the
-category's instance masks, which exceeds 1 where objects overlap).
+Batch norm and ReLU follow every layer but the last, whose response maps are linear (they
+regress the sum of the category's instance masks, which exceeds 1 where objects overlap).
 After each upsampling the map is cropped to the size of the encoder map at that resolution, so
 any input size works (100x100 reaches 7x7 at the bottleneck; KITTI-like 384x1248 reaches 24x78)
 and the output is exactly ceil(H/2) x ceil(W/2) ("decomp") or H x W ("decomp full").
@@ -21,8 +19,9 @@ resolution to each upsampled map, U-Net style, which sharpens the response maps.
 from __future__ import annotations
 
 import keras
+from keras import layers, ops
 
-from decompnet_tf.models.layers import ConvBlock, FCNDecoder
+from decompnet_tf.models.layers import ConvBlock, crop_like
 
 # (filters, kernel, stride) of the encoder, Appendix B.
 ENCODER = ((32, 5, 2), (32, 5, 2), (64, 3, 2), (64, 3, 1), (64, 3, 2), (64, 3, 1))
@@ -47,8 +46,10 @@ class CategoryNet(keras.Model):
     def build(self, input_shape):
         self.encoder = [ConvBlock(f, k, s, name=f"conv{i + 1}")
                         for i, (f, k, s) in enumerate(ENCODER)]
-        self.fcn = FCNDecoder(self.num_classes, self.decoder_filters, self.skips,
-                              name="decoder")
+        ups = 4 if self.full_resolution else 3
+        self.decoder = [ConvBlock(self.decoder_filters, 3, 2, transpose=True, name=f"deconv{i + 1}")
+                        for i in range(ups)]
+        self.head = layers.Conv2DTranspose(self.num_classes, 1, 1, name="head")
         # Build eagerly (Keras 3 subclassed models need shapes before loading weights).
         shape = tuple(input_shape)
         feature_shapes = [shape]
@@ -58,23 +59,13 @@ class CategoryNet(keras.Model):
             if block.strides == 2:
                 feature_shapes.append(shape)
             feature_shapes[-1] = shape
-        self.fcn.build([shape, *self._references(feature_shapes)])
+        for i, block in enumerate(self.decoder):
+            block.build(shape)
+            ref = feature_shapes[-2 - i]
+            extra = ref[-1] if self.skips else 0
+            shape = ref[:-1] + (self.decoder_filters + extra,)
+        self.head.build(shape)
         super().build(input_shape)
-
-    def _references(self, features):
-        """The encoder maps the decoder upsamples to: stride 8, 4, 2 (and 1), coarsest first."""
-        ups = 4 if self.full_resolution else 3
-        return [features[-2 - i] for i in range(ups)]
-
-    @property
-    def decoder(self) -> list:
-        """The decoder's deconvolution blocks (`FCNDecoder.blocks`)."""
-        return self.fcn.blocks
-
-    @property
-    def head(self):
-        """The final 1x1 layer (`FCNDecoder.head`)."""
-        return self.fcn.head
 
     def call(self, images, training=None):
         x, features = images, [images]  # features[k]: the last map at stride 2**k.
@@ -84,7 +75,12 @@ class CategoryNet(keras.Model):
                 features.append(x)
             features[-1] = x
         # Upsample from stride 16 to stride 2 (or 1), cropping to the encoder map each time.
-        return {"category_maps": self.fcn([x, *self._references(features)], training=training)}
+        for i, block in enumerate(self.decoder):
+            reference = features[-2 - i]
+            x = crop_like(block(x, training=training), reference)
+            if self.skips:
+                x = ops.concatenate([x, reference], axis=-1)
+        return {"category_maps": self.head(x)}
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,

@@ -22,9 +22,9 @@ from __future__ import annotations
 import os
 
 import keras
-from keras import ops
+from keras import layers, ops
 
-from decompnet_tf.models.layers import FCNDecoder
+from decompnet_tf.models.layers import ConvBlock
 
 VGG16_NOTOP = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 SKIP_LAYERS = ("block4_pool", "block3_pool", "block2_pool", "block1_pool")  # strides 16..2
@@ -90,25 +90,27 @@ class VGGCategoryNet(keras.Model):
             vgg.load_weights(path)
         outputs = [vgg.output] + [vgg.get_layer(n).output for n in SKIP_LAYERS]
         self.backbone = keras.Model(vgg.input, outputs, name="vgg16")
-        self.fcn = FCNDecoder(self.num_classes, self.decoder_filters, self.skips,
-                              name="decoder")
-        self.fcn.build([tuple(t.shape) for t in self.backbone.outputs])
+        self.decoder = [ConvBlock(self.decoder_filters, 3, 2, transpose=True,
+                                  name=f"deconv{i + 1}") for i in range(len(SKIP_LAYERS))]
+        shape = (None, h // 32, w // 32, 512)
+        for i, block in enumerate(self.decoder):
+            block.build(shape)
+            stride = 2 ** (len(SKIP_LAYERS) - i)
+            extra = self.backbone.outputs[i + 1].shape[-1] if self.skips else 0
+            shape = (None, h // stride, w // stride, self.decoder_filters + extra)
+        self.head = layers.Conv2D(self.num_classes, 1, name="head")
+        self.head.build(shape)
         super().build(input_shape)
-
-    @property
-    def decoder(self) -> list:
-        """The decoder's deconvolution blocks (`FCNDecoder.blocks`)."""
-        return self.fcn.blocks
-
-    @property
-    def head(self):
-        """The final 1x1 layer (`FCNDecoder.head`)."""
-        return self.fcn.head
 
     def call(self, images, training=None):
         bgr = ops.flip(ops.cast(images, "float32") * 255.0, axis=-1)
         features = self.backbone(bgr - ops.convert_to_tensor(BGR_MEAN), training=training)
-        return {"category_maps": self.fcn(list(features), training=training)}
+        x = features[0]
+        for block, skip in zip(self.decoder, features[1:]):
+            x = block(x, training=training)
+            if self.skips:
+                x = ops.concatenate([x, skip], axis=-1)
+        return {"category_maps": self.head(x)}
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,
