@@ -1,8 +1,7 @@
 """DecompNet as a detector: one network evaluation, the stop rule, and the OD API outputs.
 
-A detector (what `decompnet_tf.eval.runner` runs) has `predict(images, gts) -> dict of numpy
-arrays` in the OD API's names and `describe() -> dict`; `gts` (the ground truth of the batch)
-is read only by the yardsticks that are fed the TRUE category maps.
+Every detector here satisfies `decompnet_tf.eval.detectors.Detector`, what
+`decompnet_tf.eval.runner` runs.
 """
 
 from __future__ import annotations
@@ -10,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from decompnet_tf.config import CATEGORY_SOURCES, InferenceConfig
+from decompnet_tf.config import CATEGORY_SOURCES, DataConfig, InferenceConfig
+from decompnet_tf.data.pipeline import category_maps, category_masks
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import (
     OUTPUT_KEYS,
@@ -27,9 +27,11 @@ def _check_category_source(category_source: str) -> None:
                          f"{category_source!r}")
 
 
-def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, int]):
-    """The category network's training target for a batch of ground truth: per category the
-    SUM of its instance masks (section 2.1), area-resized to the maps' size.
+def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, int],
+                       max_per_class: int) -> np.ndarray:
+    """The category network's training target for a batch of ground truth, as training makes
+    it (`data.pipeline.category_masks`, `category_maps`): per category the SUM of its first
+    `max_per_class` instance masks (section 2.1), each area-resized to the maps' size.
 
     Args:
       gts: per image {"masks": bool [n, H, W], "classes": int [n]}.
@@ -38,17 +40,15 @@ def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, i
     """
     out = []
     for gt in gts:
-        masks = np.asarray(gt["masks"], np.float32)
-        onehot = np.eye(num_classes, dtype=np.float32)[np.asarray(gt["classes"], int)]
-        summed = np.einsum("nhw,nc->hwc", masks, onehot) if len(masks) else np.zeros(
-            (*np.shape(gt["masks"])[1:3], num_classes), np.float32)
-        out.append(summed)
-    maps = tf.image.resize(np.stack(out), map_size, method="area")
-    return maps.numpy()
+        masks = np.asarray(gt["masks"], np.float32)[..., None]  # [n, H, W, 1]
+        masks_c, _, _ = category_masks(masks, np.asarray(gt["classes"], np.int32), num_classes,
+                                       map_size, max_per_class)
+        out.append(category_maps(masks_c))
+    return tf.stack(out).numpy()
 
 
 class DecompDetector:
-    """Wraps a trained DecompNet for evaluation: `predict(images, gts) -> numpy detection dict`.
+    """Wraps a trained DecompNet for evaluation (an `eval.detectors.Detector`).
 
     Besides the detections (see `postprocess.detections`) the outputs keep "instance_maps",
     "boxes", "peaks", "segmentation_scores" and "emitted" bool [B, C, T] for the sheets.
@@ -58,14 +58,18 @@ class DecompDetector:
       settings: the inference settings (stop threshold, box source, eq. 6's delta).
       category_source: "network" (the detector) or "truth": the instance network decomposes
         the TRUE category maps (`true_category_maps`), a yardstick of stage 2 alone.
+      max_per_class: the objects per category the true maps hold (the training data's
+        `DataConfig.max_per_class`, so that they are the maps training saw).
     """
 
     def __init__(self, net: DecompNet, settings: InferenceConfig | None = None,
-                 category_source: str = "network"):
+                 category_source: str = "network",
+                 max_per_class: int = DataConfig.max_per_class):
         self.settings = settings or InferenceConfig()
         check_box_source(self.settings.box_source)
         _check_category_source(category_source)
         self.net, self.category_source = net, category_source
+        self.max_per_class = max_per_class
         self._fn = tf.function(self._forward, reduce_retracing=True)
 
     def _forward(self, images, category_maps):
@@ -88,7 +92,8 @@ class DecompDetector:
         if self.category_source == "truth":
             if gts is None:
                 raise ValueError("a detector fed the true category maps needs the ground truth")
-            maps = tf.constant(true_category_maps(gts, self.net.num_classes, self.net.map_size))
+            maps = tf.constant(true_category_maps(gts, self.net.num_classes, self.net.map_size,
+                                                  self.max_per_class))
         else:  # Unused: a placeholder of the right shape keeps one traced function.
             maps = tf.zeros((images.shape[0], *self.net.map_size, self.net.num_classes))
         return {k: v.numpy() for k, v in self._fn(images, maps).items()}
@@ -135,18 +140,21 @@ class ComponentsDetector:
       net: a trained DecompNet (its category network gives the maps).
       category_source: "network" or "truth" (the true category maps, as `DecompDetector`).
       threshold: the map value above which a pixel belongs to a blob.
+      max_per_class: as `DecompDetector`'s.
     """
 
     def __init__(self, net: DecompNet, category_source: str = "network",
-                 threshold: float = 0.5):
+                 threshold: float = 0.5, max_per_class: int = DataConfig.max_per_class):
         _check_category_source(category_source)
         self.net, self.category_source, self.threshold = net, category_source, threshold
+        self.max_per_class = max_per_class
         self._maps = tf.function(lambda x: self.net.category_net(x, training=False)[
             "category_maps"], reduce_retracing=True)
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
         if self.category_source == "truth":
-            maps = true_category_maps(gts, self.net.num_classes, self.net.map_size)
+            maps = true_category_maps(gts, self.net.num_classes, self.net.map_size,
+                                      self.max_per_class)
         else:
             maps = self._maps(tf.constant(images, tf.float32)).numpy()
         per_image = [blob_detections(m, self.threshold) for m in maps]

@@ -6,6 +6,11 @@ category (the paper's "stop sign", Fig. 3); every map before it is one detection
 stop head emits every step whose objectness reaches the threshold instead (see `emitted`, the
 one stop rule: training's logged counts and evaluation both call it). Scores (eq. 5 and 6) are
 computed here, from the boxes that are reported (`with_scores`), not in the network.
+
+Box sources (`InferenceConfig.box_source`, `with_box_source`): "regressor", the box
+regressor's boxes (section 2.3, the paper's); "mask", the extent of each instance map's pixels
+above half its peak (`mask_boxes`); "component", the extent of the map's main 8-connected blob
+of those pixels (`main_component`), so that a stray pixel does not stretch the box.
 """
 
 from __future__ import annotations
@@ -21,14 +26,15 @@ OUTPUT_KEYS = ("detection_boxes", "detection_classes", "detection_scores", "dete
 
 
 def check_box_source(box_source: str) -> None:
-    """A clear error for a box source other than "regressor" and "mask"."""
+    """A clear error for a box source other than "regressor", "mask" and "component"."""
     if box_source not in BOX_SOURCES:
         raise ValueError(f"box_source must be one of {BOX_SOURCES}, got {box_source!r}")
 
 
 def with_box_source(outputs: dict, box_source: str) -> dict:
     """DecompNet outputs with their "boxes" taken from `box_source`: the regressor's (as they
-    are) or read off the instance maps (`mask_boxes`)."""
+    are), or read off the instance maps (`mask_boxes`), over their main blob alone for
+    "component" (`main_component`)."""
     if box_source == "regressor":
         return outputs
     maps = outputs["instance_maps"]
@@ -185,9 +191,11 @@ def emitted(outputs: dict, stop_threshold: float) -> tf.Tensor:
 
     Peaks (the paper): the steps before the first map whose peak falls below the threshold
     (`count_instances`). Stop head: every step whose objectness reaches the threshold. The
-    matching may assign the empty target to ANY step (whichever fits it best, section 2.2), so
-    a trained stop head marks the matched steps wherever they are, not only a prefix; reading
-    it like the peaks would drop every object after the first step it marks empty.
+    "hungarian" matching (the paper's, section 2.2) may assign the empty target to ANY step
+    (whichever fits it best), so a stop head trained with it marks the matched steps wherever
+    they are, not only a prefix; reading it like the peaks would drop every object after the
+    first step it marks empty. ("first_n" and "ordered" give the objects the first steps, so
+    there the matched steps are a prefix and both readings agree.)
     """
     if "objectness" in outputs:
         return outputs["objectness"] >= stop_threshold

@@ -65,7 +65,7 @@ def main(argv):
                                        mask_threshold=float(mask))
         dets, gts, *_ = runner.run_detector(DecompDetector(net, settings),
                                             runner.iterate_examples(examples, 50), float(mask))
-        m = runner.compute_metrics(dets, gts, names, net.image_size)
+        m, _ = runner.compute_metrics(dets, gts, names, net.image_size)
         seg = np.nanmean([r["ap_voc"] for r in m["segmentation"]["iou_0.5"].values()])
         row = (float(stop), float(mask), m["detection"]["ap50_voc_mean"], seg,
                m["counting"]["accuracy"])

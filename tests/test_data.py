@@ -80,3 +80,29 @@ def test_train_examples_are_the_same_first_images_every_epoch_and_run(tmp_path, 
         ds = pipeline.make_dataset(config, "train", 3, (50, 50), training=True, repeat=True)
         epochs = [{key(image) for image in images} for images, _ in ds.take(4)]
         assert all(epoch == first for epoch in epochs)  # One batch of n is one epoch.
+
+
+def test_yardstick_true_maps_are_the_training_targets_with_the_cap():
+    """The evaluation's true category maps (`inference.true_category_maps`) are training's
+    "category_target": the first `max_per_class` objects of each category, summed at the maps'
+    size, also when a category has more objects than that."""
+    from decompnet_tf.inference import true_category_maps
+
+    rng = np.random.default_rng(0)
+    masks = (rng.random((5, 8, 8, 1)) < 0.4).astype(np.uint8)
+    labels = np.array([0, 0, 0, 2, 0])  # Class 0: 4 objects, over a cap of 2.
+    example = {"image": np.zeros((8, 8, 1), np.uint8), "objects": {
+        "mask": masks, "label": labels, "bbox": np.zeros((5, 4), np.float32)}}
+    _, targets = prepare_example(example, 3, (4, 4), 2)
+    gts = [{"masks": masks[..., 0].astype(bool), "classes": labels},
+           {"masks": np.zeros((0, 8, 8), bool), "classes": np.zeros(0, np.int64)}]
+    maps = true_category_maps(gts, 3, (4, 4), 2)
+    assert maps.shape == (2, 4, 4, 3)
+    np.testing.assert_array_equal(maps[0], targets["category_target"])
+    np.testing.assert_array_equal(maps[1], 0.0)
+    # Independent reference: 2x2 block means of the summed first two masks of class 0.
+    first_two = masks[:2, ..., 0].sum(0).astype(np.float32)
+    np.testing.assert_allclose(maps[0, ..., 0], first_two.reshape(4, 2, 4, 2).mean((1, 3)),
+                               atol=1e-6)
+    np.testing.assert_allclose(maps[0, ..., 2], masks[3, ..., 0].reshape(4, 2, 4, 2).mean((1, 3)),
+                               atol=1e-6)

@@ -26,7 +26,7 @@ def _gts_and_dets(n=6, seed=0):
 
 def test_compute_metrics_perfect_and_empty(tmp_path):
     gts, dets = _gts_and_dets()
-    m = runner.compute_metrics(dets, gts, ["3", "6", "9"], (20, 20))
+    m, files = runner.compute_metrics(dets, gts, ["3", "6", "9"], (20, 20))
     assert m["detection"]["iou_0.5"][0]["ap_voc"] == pytest.approx(1.0)
     assert m["detection"]["coco"]["AP50"] == pytest.approx(1.0)
     assert m["segmentation"]["iou_0.9"][0]["ap_voc"] == pytest.approx(1.0)
@@ -38,13 +38,18 @@ def test_compute_metrics_perfect_and_empty(tmp_path):
     assert counts["pairs"] == [12, 6] and counts["exact"] == [1.0, 1.0]
     assert "category_map_recall_by_size" not in m["breakdown"]  # no maps given
     m["speed"] = {"ms_per_image": 1.0}
-    runner.write_results(str(tmp_path), m)
+    runner.write_results(str(tmp_path), m, files)
     saved = json.load(open(tmp_path / "metrics.json"))
     assert saved["detection"]["iou_0.5"]["0"]["recall_at_precision_0.84"] == 1.0
     assert {"groundtruth_coco.json", "detections_coco.json"} <= set(os.listdir(tmp_path))
+    # The COCO payloads come beside the metrics, not inside them.
+    assert not [k for k in m if k.startswith("_")]
+    assert len(files.groundtruth["annotations"]) == 6 and len(files.detections) == 6
+    assert len(files.segmentation) == 6
+    assert json.load(open(tmp_path / "segmentation_results_coco.json")) == files.segmentation
     empty = [{"boxes": np.zeros((0, 4)), "classes": np.zeros(0, int), "scores": np.zeros(0),
               "masks": np.zeros((0, 20, 20), bool), "mask_scores": np.zeros(0)} for _ in gts]
-    m = runner.compute_metrics(empty, gts, ["3", "6", "9"], (20, 20))
+    m, _ = runner.compute_metrics(empty, gts, ["3", "6", "9"], (20, 20))
     assert m["detection"]["iou_0.5"][0]["ap_voc"] == 0.0
     assert m["detection"]["coco"]["AP50"] == 0.0
     assert m["counting"]["accuracy"] == pytest.approx(2 / 3)  # classes 6 and 9: 0 == 0
@@ -72,7 +77,7 @@ def test_run_detector_scores_category_maps_per_object():
     batches = [(np.zeros((1, 8, 8, 1), np.float32), [gt])]
     dets, *_ = runner.run_detector(_MapsDetector(), batches, 0.5)
     np.testing.assert_array_equal(dets[0]["category_map_found"], [True, False])
-    m = runner.compute_metrics(dets, [gt], ["3", "6", "9"], (8, 8))
+    m, _ = runner.compute_metrics(dets, [gt], ["3", "6", "9"], (8, 8))
     recall = m["breakdown"]["category_map_recall_by_size"]
     assert recall["<14"] == {"recall": 0.5, "num_gt": 2}
 

@@ -29,3 +29,19 @@ def test_box_source_mask_reads_boxes_off_the_emitted_maps():
     assert not np.allclose(regressed["detection_boxes"], masked["detection_boxes"])
     with pytest.raises(ValueError, match="box_source"):
         DecompDetector(net, InferenceConfig(box_source="anchors"))
+
+
+def test_every_detector_satisfies_the_detector_protocol():
+    from decompnet_tf.eval.detectors import Detector
+    from decompnet_tf.inference import (
+        ComponentsDetector,
+        DecompDetector,
+        SavedModelDetector,
+        TFLiteDetector,
+    )
+    from decompnet_tf.models.baseline import SlidingWindowDetector
+
+    for cls in (DecompDetector, ComponentsDetector, TFLiteDetector, SavedModelDetector,
+                SlidingWindowDetector):
+        assert issubclass(cls, Detector), cls
+    assert not issubclass(dict, Detector)

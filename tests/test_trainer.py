@@ -177,3 +177,17 @@ def test_stage_two_on_true_maps_ignores_the_category_network():
     assert any(abs(float(changed[k]) - float(uses_net[k])) > 1e-6 for k in uses_net)
     with pytest.raises(ValueError, match="only stage 2 can decompose the true"):
         DecompTrainer(net, 3, LossConfig(), instance_input="truth")
+
+
+@pytest.mark.parametrize("stage,stop_head,dice,giou", [
+    (1, False, 0.0, 0.0), (1, True, 1.0, 1.0), (2, False, 0.0, 0.0), (2, True, 0.0, 0.0),
+    (2, False, 1.0, 0.0), (2, False, 0.0, 1.0), (3, True, 1.0, 1.0), (3, False, 0.0, 0.0)])
+def test_tracked_metrics_are_the_terms_compute_terms_returns(stage, stop_head, dice, giou):
+    images, targets = tiny_dataset(2)
+    net = DecompNet(ModelConfig(**TINY, stop_head=stop_head))
+    net.build()
+    trainer = DecompTrainer(net, stage, LossConfig(dice_weight=dice, giou_weight=giou))
+    terms, _ = trainer.compute_terms(tf.constant(images), targets, training=False)
+    tracked = {m.name for m in trainer.metrics} - {"loss", "count_accuracy"}
+    assert tracked == set(terms), (sorted(tracked), sorted(terms))
+    assert ("count_accuracy" in {m.name for m in trainer.metrics}) == (stage >= 2)

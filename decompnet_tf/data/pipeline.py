@@ -13,6 +13,43 @@ from decompnet_tf.config import DataConfig
 from decompnet_tf.data.builders import is_kitti, open_builder, tfds_split
 
 
+def category_masks(masks: tf.Tensor, labels: tf.Tensor, num_classes: int,
+                   map_size: tuple[int, int], max_per_class: int):
+    """Instance masks grouped by category at the response maps' size: the training targets'
+    masks and, summed (`category_maps`), the true category maps (training's
+    "category_target" and the evaluation yardstick's, `inference.true_category_maps`).
+
+    Args:
+      masks: [n, H, W, 1] 0/1 masks (any numeric dtype); area-averaged down to `map_size`.
+      labels: int [n] in [0, C).
+      max_per_class: M; each category keeps its first M objects, later ones are dropped.
+
+    Returns:
+      (float32 [C, M, h, w] masks, zero-padded; per category the int64 indices of the objects
+      kept; int32 [C] their counts).
+    """
+    masks = tf.cast(masks, tf.float32)
+    if tuple(masks.shape[1:3]) != tuple(map_size):
+        masks = tf.image.resize(masks, map_size, method="area")
+    masks = masks[..., 0]  # [n, h, w]
+    labels = tf.cast(labels, tf.int32)
+    per_mask, kept, counts = [], [], []
+    for c in range(num_classes):
+        idx = tf.where(tf.equal(labels, c))[:, 0][:max_per_class]
+        n = tf.shape(idx)[0]
+        per_mask.append(tf.pad(tf.gather(masks, idx), [[0, max_per_class - n], [0, 0], [0, 0]]))
+        kept.append(idx)
+        counts.append(n)
+    masks_c = tf.ensure_shape(tf.stack(per_mask), (num_classes, max_per_class, *map_size))
+    return masks_c, kept, tf.stack(counts)
+
+
+def category_maps(masks_c: tf.Tensor) -> tf.Tensor:
+    """float32 [h, w, C]: per category the SUM of its masks (section 2.1), from
+    `category_masks`' [C, M, h, w]."""
+    return tf.transpose(tf.reduce_sum(masks_c, axis=1), (1, 2, 0))
+
+
 def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
                     max_per_class: int, instance_size: tuple[int, int] | None = None):
     """One TFDS example -> (image, targets).
@@ -22,7 +59,8 @@ def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
         "bbox": float32 [n, 4] (ymin, xmin, ymax, xmax), "label": int64 [n]}}.
       num_classes: C; labels must lie in [0, C).
       map_size: (h, w) of the response maps; masks are area-averaged down to it (soft masks).
-      max_per_class: M, the per-category padding size; further objects are dropped.
+      max_per_class: M, the per-category padding size; further objects are dropped
+        (`category_masks`).
       instance_size: (h', w') of the instance maps when the model pools the category maps
         (`DecompNet.instance_pool`); default (h, w).
 
@@ -40,22 +78,12 @@ def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
     tf.debugging.assert_less(labels, num_classes, message=(
         f"decomp_mnist label out of range: expected class ids in [0, {num_classes})"))
     tf.debugging.assert_non_negative(labels, message="negative class id in the labels")
-    masks = tf.cast(objects["mask"], tf.float32)  # [n, H, W, 1]
-    if tuple(masks.shape[1:3]) != tuple(map_size):
-        masks = tf.image.resize(masks, map_size, method="area")
-    masks = masks[..., 0]  # [n, h, w]
+    masks_c, kept, counts = category_masks(objects["mask"], labels, num_classes, map_size,
+                                           max_per_class)
     boxes = tf.cast(objects["bbox"], tf.float32)
-    per_mask, per_box, counts = [], [], []
-    for c in range(num_classes):
-        idx = tf.where(tf.equal(labels, c))[:, 0][:max_per_class]
-        n = tf.shape(idx)[0]
-        pad = max_per_class - n
-        per_mask.append(tf.pad(tf.gather(masks, idx), [[0, pad], [0, 0], [0, 0]]))
-        per_box.append(tf.pad(tf.gather(boxes, idx), [[0, pad], [0, 0]]))
-        counts.append(n)
-    masks_c = tf.ensure_shape(tf.stack(per_mask), (num_classes, max_per_class, *map_size))
-    counts = tf.stack(counts)
-    category_target = tf.transpose(tf.reduce_sum(masks_c, axis=1), (1, 2, 0))
+    per_box = [tf.pad(tf.gather(boxes, idx), [[0, max_per_class - tf.shape(idx)[0]], [0, 0]])
+               for idx in kept]
+    category_target = category_maps(masks_c)
     if instance_size is not None and tuple(instance_size) != tuple(map_size):
         flat = tf.image.resize(tf.reshape(masks_c, (-1, *map_size, 1)), instance_size, "area")
         masks_c = tf.reshape(flat, (num_classes, max_per_class, *instance_size))

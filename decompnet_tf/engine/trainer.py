@@ -57,6 +57,18 @@ def resolve_matcher(matcher: str, jit_compile: bool, strategy: str) -> str:
     return matcher
 
 
+def stage_terms(stage: int, stop_head: bool, loss_config: LossConfig) -> tuple[str, ...]:
+    """The names of the loss terms a stage computes (`losses` names): what
+    `DecompTrainer.compute_terms` returns and the trainer tracks, so the two cannot disagree."""
+    if stage == 1:
+        return (losses.CATEGORY,)
+    return ((losses.INSTANCE_MATCHED, losses.INSTANCE_SUM, losses.BOX)
+            + ((losses.STOP,) if stop_head else ())
+            + ((losses.INSTANCE_DICE,) if loss_config.dice_weight > 0 else ())
+            + ((losses.BOX_GIOU,) if loss_config.giou_weight > 0 else ())
+            + ((losses.CATEGORY,) if stage == 3 else ()))
+
+
 def fold(x):
     """[B, C, ...] -> [B*C, ...]: categories folded into the batch."""
     shape = tf.shape(x)
@@ -108,12 +120,8 @@ class DecompTrainer(keras.Model):
         net.box_regressor.trainable = stage in (2, 3)
         if net.stop_head:  # Stage 1 has no stop loss: its optimizer must not hold the head.
             net.objectness.trainable = stage in (2, 3)
-        names = ["loss", losses.CATEGORY] if stage == 1 else (
-            ["loss", losses.INSTANCE_MATCHED, losses.INSTANCE_SUM, losses.BOX, "count_accuracy"]
-            + ([losses.STOP] if net.stop_head else [])
-            + ([losses.INSTANCE_DICE] if loss_config.dice_weight else [])
-            + ([losses.BOX_GIOU] if loss_config.giou_weight else [])
-            + ([losses.CATEGORY] if stage == 3 else []))
+        self.terms = stage_terms(stage, net.stop_head, loss_config)
+        names = ["loss", *self.terms] + (["count_accuracy"] if stage >= 2 else [])
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True  # Its only weights are the (built) network's and lam/gamma.
 
@@ -141,7 +149,8 @@ class DecompTrainer(keras.Model):
         return self.net(images, training=training)
 
     def compute_terms(self, images, targets, training):
-        """Loss terms {name: scalar} of this stage, plus the network outputs."""
+        """Loss terms {name: scalar} of this stage (the names `self.terms`), plus the network
+        outputs."""
         cfg = self.loss_config
         self.net.check_images(images)
         cat = self.net.category_net(images, training=training and self.stage != 2)
@@ -162,12 +171,12 @@ class DecompTrainer(keras.Model):
         terms = {**losses.instance_losses(pred, gt, assignment, p_matched, cfg.instance_loss,
                                           cfg.size_weighting, p_sum, cfg.unmatched_steps),
                  **losses.box_loss(fold(out["boxes_xywh"]), boxes, assignment, cfg.box_loss,
-                                   cfg.giou_weight > 0)}
-        if cfg.dice_weight:
+                                   losses.BOX_GIOU in self.terms)}
+        if losses.INSTANCE_DICE in self.terms:
             terms.update(losses.dice_loss(pred, gt, assignment))
-        if "objectness" in out:
+        if losses.STOP in self.terms:
             terms.update(losses.stop_loss(fold(out["objectness"]), assignment))
-        if self.stage == 3:
+        if losses.CATEGORY in self.terms:
             terms.update(losses.category_loss(cat_maps, targets["category_target"],
                                               cfg.category_p))
         return terms, {"category_maps": cat_maps, **out}

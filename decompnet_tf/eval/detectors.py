@@ -5,10 +5,36 @@ sliding-window baseline, and the connected-components yardstick."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 from decompnet_tf.config import InferenceConfig
 
 DETECTORS = ("decompnet", "components")
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What `decompnet_tf.eval.runner` runs: `inference.DecompDetector`,
+    `inference.ComponentsDetector`, `inference.TFLiteDetector`, `inference.SavedModelDetector`
+    and `models.baseline.SlidingWindowDetector`."""
+
+    def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
+        """images float32 [B, H, W, 1] in [0, 1]; `gts` the batch's ground truth
+        (`runner.iterate_examples`), read only by the yardsticks fed the TRUE category maps.
+
+        Returns numpy arrays in the OD API's names: "detection_boxes" [B, N, 4] (ymin, xmin,
+        ymax, xmax normalised), "detection_classes" [B, N], "detection_scores" [B, N],
+        "num_detections" [B]; optionally "detection_masks" [B, N, H, W],
+        "segmentation_scores" [B, N], "category_maps" [B, h, w, C] and, for the sheets,
+        "instance_maps", "boxes" and "emitted".
+        """
+        ...
+
+    def describe(self) -> dict:
+        """JSON-serialisable settings, recorded as metrics.json's "model"."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +136,8 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
 
     if spec.detector == "components":  # The category maps are enough.
         net, _ = load_trained(model_dir, min_stage=1, stage=spec.stage)
-        return ComponentsDetector(net, spec.category_source), builder, config
+        return (ComponentsDetector(net, spec.category_source,
+                                   max_per_class=config.data.max_per_class), builder, config)
     net, _ = load_trained(model_dir, stage=spec.stage)
-    return DecompDetector(net, spec.settings, spec.category_source), builder, config
+    return (DecompDetector(net, spec.settings, spec.category_source,
+                           config.data.max_per_class), builder, config)

@@ -1,14 +1,9 @@
-"""Runs a detector over a dataset split and writes the paper's metrics, COCO files and plots.
-
-A detector is anything with `predict(images float32 [B, H, W, 1]) -> dict of numpy arrays` in
-the OD API's names ("detection_boxes" [B, N, 4], "detection_classes" [B, N],
-"detection_scores" [B, N], "num_detections" [B], optionally "detection_masks" [B, N, H, W] and
-"segmentation_scores" [B, N]) plus a `describe()` dict (recorded in metrics.json). DecompNet and
-the sliding-window baseline both fit.
-"""
+"""Runs a detector (`decompnet_tf.eval.detectors.Detector`) over a dataset split and writes
+the paper's metrics, COCO files and plots."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -17,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from decompnet_tf.eval import breakdown, coco, metrics
+from decompnet_tf.eval.detectors import Detector
 
 SEGM_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # Figure 5.
 PAPER_PRECISION = 0.84  # Section 3.1: "0.74 recall with very high 0.84 precision" (digit 3).
@@ -51,11 +47,11 @@ class PredictionLoop:
     depend on what a detector does with padding. Outputs are the same either way.
 
     Args:
-      detector: has `predict(images, gts) -> dict of numpy arrays`.
+      detector: what to run.
       progress: called with the number of images after each batch (a progress bar).
     """
 
-    def __init__(self, detector, progress: Callable | None = None):
+    def __init__(self, detector: Detector, progress: Callable | None = None):
         self.detector, self.progress = detector, progress
         self.seconds, self.timed_images, self.images = 0.0, 0, 0
 
@@ -76,7 +72,8 @@ class PredictionLoop:
             yield images, gts, out
 
 
-def run_detector(detector, batches, mask_threshold: float, progress: Callable | None = None):
+def run_detector(detector: Detector, batches, mask_threshold: float,
+                 progress: Callable | None = None):
     """Predicts every batch; returns per-image detections, ground truth and model-call timing.
 
     Each detection dict holds "category_map_found" bool [G] (per ground-truth object of its
@@ -124,15 +121,30 @@ def _curves(results):
             for k, r in results.items()}
 
 
-def compute_metrics(dets, gts, class_names, image_size) -> dict:
+@dataclasses.dataclass
+class CocoFiles:
+    """The COCO payloads `write_results` writes beside metrics.json: the ground truth
+    (dataset dict), the box detections and, with masks, the mask detections (result lists)."""
+
+    groundtruth: dict
+    detections: list
+    segmentation: list | None = None
+
+
+def compute_metrics(dets, gts, class_names, image_size) -> tuple[dict, CocoFiles]:
     """Every number for one model: detection, segmentation, counting, and the
-    breakdown by object size and true count (`breakdown.breakdown`)."""
+    breakdown by object size and true count (`breakdown.breakdown`).
+
+    Returns:
+      (metrics, the COCO payloads they were computed from).
+    """
     c = len(class_names)
     box = metrics.evaluate_detections(dets, gts, c, 0.5, "bbox")
     out = {"detection": {"iou_0.5": _curves(box),
                          "ap50_voc_mean": metrics.mean_ap(box, "ap_voc")}}
     gt_coco = coco.to_coco_groundtruth(gts, image_size, class_names)
     det_coco = coco.to_coco_detections(dets, image_size)
+    files = CocoFiles(gt_coco, det_coco)
     out["detection"]["coco"] = coco.coco_evaluate(gt_coco, det_coco, "bbox")
     counts = metrics.counting_metrics(metrics.count_per_class(dets, c),
                                       metrics.count_per_class(gts, c))
@@ -145,12 +157,11 @@ def compute_metrics(dets, gts, class_names, image_size) -> dict:
             for t in SEGM_THRESHOLDS}
         segm_coco = coco.to_coco_detections(mask_dets, image_size, with_masks=True)
         out["segmentation"]["coco"] = coco.coco_evaluate(gt_coco, segm_coco, "segm")
-        out["_segm_coco"] = segm_coco
+        files.segmentation = segm_coco
     found = ([d["category_map_found"] for d in dets]
              if dets and all("category_map_found" in d for d in dets) else None)
     out["breakdown"] = breakdown.breakdown(dets, gts, class_names, image_size, found)
-    out["_gt_coco"], out["_det_coco"] = gt_coco, det_coco
-    return out
+    return out, files
 
 
 def summary_row(name: str, m: dict, class_names, reference_ms: float | None = None) -> str:
@@ -180,7 +191,7 @@ def table_header(class_names, compare: bool = False) -> str:
             + (" vs first" if compare else ""))
 
 
-def evaluate_split(detector, builder, split: str, out_dir: str, batch_size: int = 32,
+def evaluate_split(detector: Detector, builder, split: str, out_dir: str, batch_size: int = 32,
                    max_images: int = 0, mask_threshold: float = 0.1, num_sheets: int = 4,
                    validation_examples: int = 0, describe: dict | None = None) -> dict:
     """Runs `detector` over a logical split of decomp_mnist and writes everything evaluate.py
@@ -213,12 +224,12 @@ def evaluate_split(detector, builder, split: str, out_dir: str, batch_size: int 
     with tqdm(total=total, desc=f"evaluating on {split}", unit="img") as bar:
         dets, gts, seconds, n, first = run_detector(detector, batches, mask_threshold,
                                                     bar.update)
-    m = compute_metrics(dets, gts, names, image_size)
+    m, files = compute_metrics(dets, gts, names, image_size)
     m["speed"] = speed(seconds, n, batch_size)
     m["model"] = {**detector.describe(), **(describe or {}), "dataset": builder.info.full_name,
                   "digit_source": builder.info.metadata.get("digit_source"),
                   "split": split, "tfds_split": tfds_name, "mask_threshold": mask_threshold}
-    write_results(out_dir, m)
+    write_results(out_dir, m, files)
     det = m["detection"]["iou_0.5"]
     plots.pr_figure({"model": {k: (det[k]["recall"], det[k]["precision"], det[k]["ap_voc"])
                                for k in det}},
@@ -246,16 +257,16 @@ def evaluate_split(detector, builder, split: str, out_dir: str, batch_size: int 
     return m
 
 
-def write_results(out_dir: str, m: dict) -> None:
+def write_results(out_dir: str, m: dict, files: CocoFiles) -> None:
     """metrics.json and the COCO files (through tf.io.gfile: out_dir may be on gs://)."""
     import tensorflow as tf
 
     tf.io.gfile.makedirs(out_dir)
-    for key, name in (("_gt_coco", "groundtruth_coco.json"), ("_det_coco", "detections_coco.json"),
-                      ("_segm_coco", "segmentation_results_coco.json")):
-        if key in m:
+    for payload, name in ((files.groundtruth, "groundtruth_coco.json"),
+                          (files.detections, "detections_coco.json"),
+                          (files.segmentation, "segmentation_results_coco.json")):
+        if payload is not None:
             with tf.io.gfile.GFile(os.path.join(out_dir, name), "w") as f:
-                json.dump(m[key], f)
-    public = {k: v for k, v in m.items() if not k.startswith("_")}
+                json.dump(payload, f)
     with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(public, f, indent=1, default=float)
+        json.dump(m, f, indent=1, default=float)

@@ -104,7 +104,7 @@ def nms(boxes: tf.Tensor, scores: tf.Tensor, iou_threshold: float, max_out: int)
 
 
 class SlidingWindowDetector:
-    """The baseline as a detector: `predict(images [B, H, W, 1]) -> OD API dict (numpy)`."""
+    """The baseline as a detector (an `eval.detectors.Detector`; it outputs no masks)."""
 
     def __init__(self, classifier: PatchClassifier, image_size, min_size: float = 10.0,
                  max_size: float = 56.0, step: int = 5, nms_iou: float = 0.3,
@@ -152,7 +152,7 @@ class SlidingWindowDetector:
                 "detection_scores": scores, "num_detections": num}
 
     def predict(self, images: np.ndarray, gts: list | None = None) -> dict:
-        del gts  # The detector protocol's ground truth: unused here.
+        del gts  # The Detector protocol's ground truth: unused here.
         return {k: v.numpy() for k, v in self._fn(tf.constant(images, tf.float32)).items()}
 
     def describe(self) -> dict:
