@@ -127,13 +127,7 @@ def write_inference(model_dir: str, settings: InferenceConfig) -> None:
     """Replaces the inference settings stored in model_dir's config.json (what evaluate.py,
     export.py and predict.py use unless a flag overrides them); the rest stays as it is."""
     path = os.path.join(model_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(
-            f"{model_dir} holds no trained model ({CONFIG_FILE} missing); pass the --model_dir "
-            "of a train.py run")
-    with tf.io.gfile.GFile(path) as f:
-        config = Config.from_json(f.read())
-    config = dataclasses.replace(config, inference=settings)
+    config = dataclasses.replace(read_config(model_dir), inference=settings)
     with tf.io.gfile.GFile(path + ".tmp", "w") as f:  # A crash leaves the old file whole.
         f.write(config.to_json())
     tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
