@@ -54,8 +54,7 @@ def main(argv):
         settings, sources = resolve_settings(config.inference)
         print(describe_settings(settings, sources), flush=True)
         module = DetectorModule(net, settings, class_names(config))
-        result = predictions.predict_files(module, FLAGS.images, images, out_dir,
-                                           list(module.class_names), settings, FLAGS.model_dir)
+        result = predictions.predict_files(module, FLAGS.images, images, out_dir, FLAGS.model_dir)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None  # The message, not the flags' usage.
     for record in result["images"]:

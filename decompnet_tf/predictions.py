@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 
 from decompnet_tf import viz
-from decompnet_tf.config import InferenceConfig
 
 DETECTIONS_FILE = "detections.json"
 
@@ -83,12 +82,13 @@ def picture_names(paths: list[str]) -> list[str]:
 
 
 def predict_files(module, paths: list[str], images: list[np.ndarray], out_dir: str,
-                  names: list[str], settings: InferenceConfig, model_dir: str = "") -> dict:
+                  model_dir: str = "") -> dict:
     """Runs each image (`read_image`'s uint8 [H, W, C] of the file at the same place in
-    `paths`) through `module.serve` (a DetectorModule with `settings`) and writes
+    `paths`) through `module.serve` (a DetectorModule: its settings and class names) and writes
     out_dir/<stem>_detections.png (the image at its own size with its boxes and its masks above
-    `settings.mask_threshold`) and out_dir/detections.json; returns what detections.json
+    the settings' mask_threshold) and out_dir/detections.json; returns what detections.json
     holds."""
+    settings, names = module.settings, list(module.class_names)
     tf.io.gfile.makedirs(out_dir)
     records = []
     for path, image, picture in zip(paths, images, picture_names(paths)):
@@ -97,8 +97,7 @@ def predict_files(module, paths: list[str], images: list[np.ndarray], out_dir: s
                                     dets["detection_scores"], dets["detection_masks"], names,
                                     settings.mask_threshold)
         picture = os.path.join(out_dir, picture)
-        with tf.io.gfile.GFile(picture, "wb") as f:
-            f.write(viz.png_bytes(drawn))
+        viz.save_png(picture, drawn)
         records.append({**image_record(path, image, dets, names), "picture": picture})
     result = {"model_dir": model_dir, "inference": dataclasses.asdict(settings),
               "images": records}
