@@ -116,7 +116,7 @@ def _train_stages(config: Config, strategy: tf.distribute.Strategy, matcher: str
     log(f"data: {config.data.dataset} ready in {time.perf_counter() - start:.0f} s "
         f"({n_train} training images, "
         f"{config.data.validation_examples} held out for validation)")
-    chief = out == t.model_dir
+    chief = is_chief(strategy)
     for i, stage in enumerate(t.stages):
         stage_dir = os.path.join(t.model_dir, f"stage{stage}")
         out_dir = os.path.join(out, f"stage{stage}")
