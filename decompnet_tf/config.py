@@ -191,12 +191,14 @@ class LossConfig(Settings):
         "weights", "How eq. 3's D_lambda and D_gamma are read (the equation was lost): "
         "'weights', lambda and gamma weigh the matched and the summed-map terms, each D_p with "
         "--instance_p; 'floors', D_lambda and D_gamma are D_p with p = lambda and p = gamma "
-        "(the warm-up then lowers the floors), each term weighted 1 (untested).",
+        "(the warm-up then lowers the floors), each term weighted 1 (scored lower than 'weights' "
+        "on the validation split: RESULTS.md, \"Eq. 3's open readings\").",
         choices=LAMBDA_GAMMA_READINGS)
     unmatched_steps: str = setting(
         "empty", "Steps beyond the object count: 'empty', the matched term trains them toward "
         "the all-zero map; 'free', they are left out of it and only the summed-map term "
-        "constrains them (the matching then charges nothing for them; untested).",
+        "constrains them (the matching then charges nothing for them; scored lower than 'empty': "
+        "RESULTS.md, \"Eq. 3's open readings\").",
         choices=UNMATCHED_STEPS)
     dice_weight: float = setting(
         0.0, "Weight of a dice term on each matched instance map (as DETR's mask loss pairs "
