@@ -179,6 +179,9 @@ class LossConfig(Settings):
         "cross-entropy (needs --instance_activation=sigmoid).", choices=INSTANCE_LOSSES)
     size_weighting: bool = setting(
         False, "Weigh each matched instance inversely to its area (section 5).")
+    category_size_weighting: bool = setting(
+        False, "Weigh the category loss's object pixels inversely to their object's area "
+        "(section 5), so small digits count as much as large ones.")
     stop_weight: float = setting(1.0, "Weight of the stop head's cross-entropy.", lower=0.0)
     matching: str = setting(
         "hungarian", "Which step learns which object (section 2.2's idx()): 'hungarian', the "

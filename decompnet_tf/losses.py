@@ -187,7 +187,36 @@ def stop_loss(objectness: tf.Tensor, assignment: tf.Tensor) -> dict[str, tf.Tens
     return {STOP: tf.reduce_mean(_bce(_as_float(objectness), assignment >= 0))}
 
 
-def category_loss(pred: tf.Tensor, target: tf.Tensor, p: float | tf.Tensor) -> dict[str, tf.Tensor]:
+def object_size_scale(masks: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    """Per-pixel loss scale of the category maps, inversely proportional to object area.
+
+    Section 5 names a loss weighted by object size: the category network misses small digits
+    first, and under D_p a 10-px digit weighs a fifth of a 25-px one. Each object weighs
+    ``clip(mean_area / area, 0.25, 4)`` (the mean over the batch's objects, so the average
+    object keeps scale 1); a pixel of several objects takes their mean; background pixels 1.
+
+    Args:
+        masks: float ``[B, C, M, h, w]`` instance masks per category (the training targets).
+        valid: ``[B, C, M]``, nonzero for real objects.
+
+    Returns:
+        float32 ``[B, h, w, C]``, channels-last like the category maps.
+    """
+    masks = _as_float(masks)
+    area = tf.reduce_sum(masks, axis=[-2, -1])  # [B, C, M]
+    real = tf.cast(valid, tf.bool) & (area > 0)
+    mean_area = tf.math.divide_no_nan(tf.reduce_sum(tf.where(real, area, 0.0)),
+                                      tf.reduce_sum(tf.cast(real, area.dtype)))
+    w = tf.where(real, tf.clip_by_value(tf.math.divide_no_nan(mean_area, area), 0.25, 4.0), 0.0)
+    masks = masks * tf.cast(real, masks.dtype)[..., None, None]
+    cover = tf.reduce_sum(masks, axis=2)  # [B, C, h, w]
+    weighted = tf.reduce_sum(masks * w[..., None, None], axis=2)
+    scale = tf.where(cover > 0, tf.math.divide_no_nan(weighted, cover), tf.ones_like(cover))
+    return tf.stop_gradient(tf.transpose(scale, [0, 2, 3, 1]))
+
+
+def category_loss(pred: tf.Tensor, target: tf.Tensor, p: float | tf.Tensor,
+                  scale: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
     """Category-decomposition mask loss (paper section 2.1, eq. 2).
 
     Args:
@@ -198,18 +227,24 @@ def category_loss(pred: tf.Tensor, target: tf.Tensor, p: float | tf.Tensor) -> d
             all of the individual masks, which results in higher values at the overlapped
             regions"). Higher target values also get a higher weight ``y + p``.
         p: scalar weight floor ``p`` of D_p.
+        scale: optional ``[B, h, w, C]`` per-pixel factor on D_p's weights
+            (:func:`object_size_scale`); None: 1 everywhere, eq. 2 as written.
 
     Returns:
         ``{"category": scalar}``: the mean over batch and categories of ``D_p(pred, target)``
-        (:func:`weighted_sq_distance`).
+        (:func:`weighted_sq_distance`), each pixel's term times ``scale``.
     """
     pred = _as_float(pred)
     target = tf.stop_gradient(tf.cast(target, pred.dtype))
-    # [B, h, w, C] -> [B, C, h, w] so that the map axes are last.
-    d = weighted_sq_distance(
-        tf.transpose(pred, [0, 3, 1, 2]), tf.transpose(target, [0, 3, 1, 2]), p
-    )  # [B, C]
-    return {CATEGORY: tf.reduce_mean(d)}
+    if scale is None:
+        # [B, h, w, C] -> [B, C, h, w] so that the map axes are last.
+        d = weighted_sq_distance(
+            tf.transpose(pred, [0, 3, 1, 2]), tf.transpose(target, [0, 3, 1, 2]), p
+        )  # [B, C]
+        return {CATEGORY: tf.reduce_mean(d)}
+    scale = tf.stop_gradient(tf.cast(scale, pred.dtype))
+    per_pixel = scale * pixel_weight(target, p) * tf.square(pred - target)
+    return {CATEGORY: tf.reduce_mean(per_pixel)}
 
 
 def _gather_assigned(values: tf.Tensor, assignment: tf.Tensor) -> tf.Tensor:

@@ -12,6 +12,7 @@ from decompnet_tf.losses import (
     category_loss,
     dice_loss,
     instance_losses,
+    object_size_scale,
     size_weights,
     stop_loss,
     weighted_bce,
@@ -209,3 +210,58 @@ def test_box_loss_l1_and_giou_terms():
     assert "box_giou" not in smooth
     with pytest.raises(ValueError, match="box distance must be one of"):
         box_loss(pred, gt, a, "huber")
+
+
+def _object_size_scale_reference(masks, valid):
+    """Loop form of section 5's size weighting of the category loss, pixel by pixel."""
+    b_, c_, m_, h_, w_ = masks.shape
+    areas = [masks[b, c, m].sum() for b in range(b_) for c in range(c_) for m in range(m_)
+             if valid[b, c, m] and masks[b, c, m].sum() > 0]
+    mean_area = np.mean(areas)
+    out = np.ones((b_, h_, w_, c_))
+    for b in range(b_):
+        for c in range(c_):
+            for y in range(h_):
+                for x in range(w_):
+                    ws = [np.clip(mean_area / masks[b, c, m].sum(), 0.25, 4.0)
+                          for m in range(m_) if valid[b, c, m] and masks[b, c, m, y, x] > 0]
+                    if ws:
+                        out[b, y, x, c] = np.mean(ws)
+    return out
+
+
+def test_object_size_scale_against_a_loop():
+    masks = np.zeros((2, 2, 3, 6, 6), np.float32)
+    masks[0, 0, 0, :2, :2] = 1  # area 4
+    masks[0, 0, 1, 1:5, 1:5] = 1  # area 16, overlaps the first
+    masks[0, 1, 0, :, :] = 1  # area 36: clipped at 0.25
+    masks[1, 1, 2, 5, 5] = 1  # area 1: clipped at 4
+    masks[1, 0, 1, 2:4, 2:4] = 1  # padding: not valid, must not count
+    valid = np.zeros((2, 2, 3), np.int32)
+    valid[0, 0, :2] = valid[0, 1, 0] = valid[1, 1, 2] = 1
+    got = object_size_scale(masks, valid).numpy()
+    np.testing.assert_allclose(got, _object_size_scale_reference(masks, valid), rtol=1e-6)
+    assert got[0, 0, 0, 0] > 1 > got[0, 4, 4, 0]  # the small digit weighs more
+
+
+def test_size_scaled_category_loss_counts_a_missed_small_digit_more():
+    target = np.zeros((1, 8, 8, 1), np.float32)
+    masks = np.zeros((1, 1, 2, 8, 8), np.float32)
+    masks[0, 0, 0, :2, :2] = target[0, :2, :2, 0] = 1  # small: 4 px
+    masks[0, 0, 1, 3:8, 3:8] = target[0, 3:8, 3:8, 0] = 1  # large: 25 px
+    valid = np.ones((1, 1, 2), np.int32)
+    scale = object_size_scale(masks, valid)
+    miss_small, miss_large = target.copy(), target.copy()
+    miss_small[0, :2, :2] = 0
+    miss_large[0, 3:8, 3:8] = 0
+
+    def loss(pred, s):
+        return float(category_loss(pred, target, 0.1, s)["category"])
+
+    # Eq. 2 as written: missing the large digit costs 25/4 times missing the small one.
+    assert loss(miss_large, None) == pytest.approx(25 / 4 * loss(miss_small, None))
+    # Scaled: the two cost about the same (weights 14.5/4 and 14.5/25).
+    assert loss(miss_small, scale) == pytest.approx(loss(miss_large, scale), rel=1e-5)
+    # A scale of ones is eq. 2 itself.
+    ones = np.ones_like(target)
+    assert loss(miss_small, ones) == pytest.approx(loss(miss_small, None), rel=1e-6)

@@ -191,3 +191,37 @@ def test_tracked_metrics_are_the_terms_compute_terms_returns(stage, stop_head, d
     tracked = {m.name for m in trainer.metrics} - {"loss", "count_accuracy"}
     assert tracked == set(terms), (sorted(tracked), sorted(terms))
     assert ("count_accuracy" in {m.name for m in trainer.metrics}) == (stage >= 2)
+
+
+@pytest.mark.parametrize("stage", [1, 3])
+def test_category_size_weighting_reaches_the_category_term(stage):
+    from decompnet_tf import losses
+
+    images, targets = tiny_dataset(4, seed=3)
+    net = DecompNet(ModelConfig(**TINY))
+    net.build()
+    plain = DecompTrainer(net, stage, LossConfig()).compute_terms(images, targets, False)[0]
+    sized, out = DecompTrainer(net, stage, LossConfig(category_size_weighting=True)
+                               ).compute_terms(images, targets, False)
+    scale = losses.object_size_scale(targets["masks"], targets["valid"])
+    want = losses.category_loss(out["category_maps"], targets["category_target"], 0.1, scale)
+    np.testing.assert_allclose(float(sized["category"]), float(want["category"]), rtol=1e-5)
+    assert abs(float(sized["category"]) - float(plain["category"])) > 1e-6
+    for name in plain:  # Only the category term is weighted.
+        if name != "category":
+            np.testing.assert_allclose(float(sized[name]), float(plain[name]), rtol=1e-5)
+
+
+def test_category_size_weighting_with_pooled_instance_maps():
+    # Instance masks at half the category maps' size are brought back to it for the scale.
+    images, _ = tiny_dataset(4, seed=3)
+    net = DecompNet(ModelConfig(**{**TINY, "instance_pool": 2}))
+    net.build()
+    _, targets = tiny_dataset(4, seed=3)
+    pooled = dict(targets, masks=tf.nn.avg_pool2d(
+        targets["masks"].reshape(-1, 12, 12, 1), 2, 2, "VALID").numpy().reshape(4, 2, 3, 6, 6))
+    terms = DecompTrainer(net, 1, LossConfig(category_size_weighting=True)).compute_terms(
+        images, pooled, False)[0]
+    plain = DecompTrainer(net, 1, LossConfig()).compute_terms(images, pooled, False)[0]
+    assert np.isfinite(float(terms["category"]))
+    assert abs(float(terms["category"]) - float(plain["category"])) > 1e-6

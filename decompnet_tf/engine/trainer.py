@@ -156,7 +156,7 @@ class DecompTrainer(keras.Model):
         cat = self.net.category_net(images, training=training and self.stage != 2)
         cat_maps = cat["category_maps"]
         if self.stage == 1:
-            return losses.category_loss(cat_maps, targets["category_target"], cfg.category_p), cat
+            return self._category_term(cat_maps, targets), cat
         source = targets["category_target"] if self.instance_input == "truth" else cat_maps
         out = self.net.decompose(source, training=training, images=images)
         pred = fold(out["instance_maps"])  # [B*C, T, h, w]
@@ -177,9 +177,21 @@ class DecompTrainer(keras.Model):
         if losses.STOP in self.terms:
             terms.update(losses.stop_loss(fold(out["objectness"]), assignment))
         if losses.CATEGORY in self.terms:
-            terms.update(losses.category_loss(cat_maps, targets["category_target"],
-                                              cfg.category_p))
+            terms.update(self._category_term(cat_maps, targets))
         return terms, {"category_maps": cat_maps, **out}
+
+    def _category_term(self, cat_maps, targets):
+        cfg = self.loss_config
+        scale = None
+        if cfg.category_size_weighting:
+            masks = targets["masks"]  # [B, C, M, h', w']: at the instance maps' size.
+            if masks.shape[-2:] != cat_maps.shape[1:3]:
+                b, c, m, h, w = tf.unstack(tf.shape(masks))
+                flat = tf.reshape(masks, tf.stack([b * c * m, h, w, 1]))
+                flat = tf.image.resize(flat, cat_maps.shape[1:3], method="bilinear")
+                masks = tf.reshape(flat, tf.concat([[b, c, m], tf.shape(flat)[1:3]], 0))
+            scale = losses.object_size_scale(masks, targets["valid"])
+        return losses.category_loss(cat_maps, targets["category_target"], cfg.category_p, scale)
 
     def _update(self, terms, total, outputs, targets):
         self.trackers["loss"].update_state(total)
