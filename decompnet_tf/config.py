@@ -62,6 +62,7 @@ class Settings:
 BACKBONES = ("mnist", "vgg16")
 RECURRENCES = ("rnn", "lstm", "convlstm")
 DECODERS = ("deconv", "dynamic")
+STOP_INPUTS = ("state", "state_residual")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +95,11 @@ class ModelConfig(Settings):
     stop_head: bool = setting(
         False, "Learned stop signal: a sigmoid on the recurrent state per step, trained with "
         "cross-entropy (not in the paper); replaces the peak threshold.")
+    stop_input: str = setting(
+        "state", "What the stop head reads: the step's recurrent state, or 'state_residual': "
+        "also how much of the category map the earlier steps left unexplained and how much "
+        "this step's map holds (log of pixel sums), so a crowded category is not ended while "
+        "much of its map remains.", choices=STOP_INPUTS)
     instance_gated: bool = setting(
         False, "Instance maps as gated selections of the category map: sigmoid(cell output) * "
         "clip(category map, 0, 1) (not in the paper).")

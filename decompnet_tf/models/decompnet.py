@@ -45,7 +45,8 @@ class DecompNet(keras.Model):
       (x, y, w, h), which "boxes_xywh" [batch, C, T, 4] holds as regressed (section 2.3);
     - "peaks": [batch, C, T] the maximum of each instance map (the paper's stop signal);
     - "objectness": [batch, C, T] only with `stop_head`: a sigmoid on each step's top
-      recurrent state, trained to say "this step holds an object" (not in the paper).
+      recurrent state (with `stop_input="state_residual"` also on what the earlier steps left
+      of the category map), trained to say "this step holds an object" (not in the paper).
 
     Args:
       config: a `ModelConfig`, or its fields as a dict (what `get_config` stores).
@@ -126,7 +127,8 @@ class DecompNet(keras.Model):
                                  else (None, *self.instance_size, 1))
         if cfg.stop_head:
             self.objectness = keras.layers.Dense(1, activation="sigmoid", name="stop_head")
-            self.objectness.build((None, self.cell.top_state_size))
+            residual = 2 if cfg.stop_input == "state_residual" else 0
+            self.objectness.build((None, self.cell.top_state_size + residual))
         super().build((None, *self.image_size, self.channels))
 
     def check_images(self, images):
@@ -171,6 +173,8 @@ class DecompNet(keras.Model):
         encoded = self.cell.encode(inputs, training=training)
         states = self.cell.get_initial_state(ops.shape(encoded["inputs"])[0])
         maps, objectness, queries = [], [], []
+        # What the earlier steps left of the category map, at the instance maps' size.
+        left = ops.relu(fold(category_maps) if cfg.instance_fine else inputs[..., :1])
         for _ in range(t):
             # Fine maps: the cell's gate logits, upsampled, gate the full-resolution maps.
             out, states = self.cell.step(encoded, states, training=training,
@@ -181,7 +185,10 @@ class DecompNet(keras.Model):
             maps.append(out)
             queries.append(self.cell.top_state(states))
             if cfg.stop_head:
-                objectness.append(self.objectness(queries[-1]))
+                stop_in = queries[-1]
+                if cfg.stop_input == "state_residual":
+                    stop_in, left = self._with_residual(stop_in, left, out)
+                objectness.append(self.objectness(stop_in))
         maps = ops.stack(maps, axis=1)  # [B*C, T, h', w', 1]
         box_input = (ops.reshape(ops.stack(queries, axis=1), (-1, queries[0].shape[-1]))
                      if cfg.box_input == "state" else ops.reshape(maps, (-1, h, w, 1)))
@@ -193,6 +200,16 @@ class DecompNet(keras.Model):
         if cfg.stop_head:
             out["objectness"] = ops.reshape(ops.concatenate(objectness, axis=-1), (-1, c, t))
         return out
+
+    @staticmethod
+    def _with_residual(state, left, step_map):
+        """The stop head's input with `stop_input="state_residual"`: [state, log(1 + pixel sum
+        of what is left of the category map), log(1 + pixel sum of this step's map)], and what
+        is left after this step. state [N, S]; left and step_map [N, h, w, 1]."""
+        step_map = ops.relu(step_map)  # Linear maps may dip below 0.
+        mass = lambda m: ops.log1p(ops.sum(m, axis=(1, 2)))  # noqa: E731  [N, 1]
+        features = ops.concatenate([state, mass(left), mass(step_map)], axis=-1)
+        return features, ops.relu(left - step_map)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
