@@ -131,12 +131,6 @@ def write_labels(class_names: list[str] | tuple[str, ...], path: str) -> str:
     return path
 
 
-def read_labels(path: str) -> list[str]:
-    """The class names of a labels file (`write_labels`), class id order."""
-    with tf.io.gfile.GFile(path) as f:
-        return f.read().splitlines()
-
-
 def next_version(export_dir: str) -> int:
     """1 + the largest integer folder name under export_dir (1 when there is none)."""
     if not tf.io.gfile.isdir(export_dir):
