@@ -15,6 +15,7 @@ ENTRY_SCRIPTS = ("train", "evaluate", "export", "predict", "render_samples")
 # layer (a module or package prefix) -> prefixes it must not import.
 NEVER = {
     "decompnet_tf.config": ("decompnet_tf.",),
+    "decompnet_tf.keras_compat": ("decompnet_tf.",),
     "decompnet_tf.ops": ("decompnet_tf.models", "decompnet_tf.data", "decompnet_tf.engine",
                          "decompnet_tf.eval", "decompnet_tf.export", "decompnet_tf.losses"),
     "decompnet_tf.data.kitti_labels": ("decompnet_tf.", "tfds_builders"),

@@ -21,7 +21,7 @@ from decompnet_tf.config import (
     LossConfig,
     TrainConfig,
 )
-from decompnet_tf.engine.distribute import in_multi_worker_mode
+from decompnet_tf.keras_compat import BuildWithoutBatch, in_multi_worker_mode
 from decompnet_tf.matching import match
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import emitted
@@ -75,7 +75,7 @@ def fold(x):
     return tf.reshape(x, tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0))
 
 
-class DecompTrainer(keras.Model):
+class DecompTrainer(BuildWithoutBatch, keras.Model):
     """Computes the loss terms of one stage and applies them with the stage's optimizer.
 
     Data: (images [B, H, W, 1], targets) from `decompnet_tf.data.pipeline.make_dataset`.
@@ -132,15 +132,6 @@ class DecompTrainer(keras.Model):
             raise ValueError(XLA_NEEDS_GRAPH)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Keras (3.15) averages the first distributed batch as one nest before fit builds the
-        model, which MultiWorkerMirroredStrategy's collective reduce cannot do ("Attempt to
-        convert a value (PerReplica ...) to a Tensor"). This trainer and its network are built
-        when made and it has no compiled loss or metrics, so no batch is needed: build the
-        optimizer (what that step comes down to here) without one."""
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
     @property
     def metrics(self):
         return list(self.trackers.values())
@@ -191,6 +182,8 @@ class DecompTrainer(keras.Model):
             self.trackers["count_accuracy"].update_state(tf.reduce_mean(correct))
         logs = {name: t.result() for name, t in self.trackers.items()}
         if in_multi_worker_mode(tf.distribute.get_strategy()):
+            # Keras 3 averages each logged value across workers along its axis 0, which a
+            # scalar has not (tensorflow/tensorflow#72388).
             logs = {name: tf.reshape(v, [1]) for name, v in logs.items()}
         return logs
 
