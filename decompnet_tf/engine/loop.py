@@ -29,7 +29,7 @@ from decompnet_tf.console import device_report
 from decompnet_tf.data.pipeline import make_dataset, num_examples
 from decompnet_tf.engine.callbacks import Backup, EpochDecay, LossWeightSchedule, MapImages
 from decompnet_tf.engine.distribute import get_strategy, is_chief, write_dir
-from decompnet_tf.engine.trainer import DecompTrainer, make_optimizer, resolve_matcher
+from decompnet_tf.engine.trainer import DecompTrainer, make_optimizer, resolve_solver
 from decompnet_tf.model_io import (
     DamagedCheckpointError,
     build_net,
@@ -77,7 +77,7 @@ def run_training(config: Config, log: Callable[[str], None] = print,
     and can hang its workers."""
     t = config.train
     check_stage_settings(t)
-    matcher = resolve_matcher(t.matcher, t.jit_compile, t.strategy)
+    solver = resolve_solver(t.matching_solver, t.jit_compile, t.strategy)
     if config.model.backbone == "vgg16":
         resolve_backbone_weights(config.model.backbone_weights)  # A missing file: stop here.
     strategy = strategy or get_strategy(t.strategy, t.tpu)
@@ -87,7 +87,7 @@ def run_training(config: Config, log: Callable[[str], None] = print,
         write_config(config)
     keras.utils.set_random_seed(t.seed)
     with write_dir(t.model_dir, strategy) as out:
-        return _train_stages(config, strategy, matcher, out, log, validation_steps)
+        return _train_stages(config, strategy, solver, out, log, validation_steps)
 
 
 def copy_checkpoint(source: str, target: str) -> None:
@@ -159,7 +159,7 @@ def skip_finished_stage(net: DecompNet, model_dir: str, stage: int, chief: bool,
 
 
 def train_stage(config: Config, net: DecompNet, index: int, data: StageData,
-                strategy: tf.distribute.Strategy, matcher: str, out: str,
+                strategy: tf.distribute.Strategy, solver: str, out: str,
                 log: Callable[[str], None]) -> None:
     """Trains stage `config.train.stages[index]` of `net` (resuming from its checkpoint in
     model_dir when there is one) and writes its final weights and history into `out`."""
@@ -169,11 +169,11 @@ def train_stage(config: Config, net: DecompNet, index: int, data: StageData,
     out_dir = os.path.join(out, f"stage{stage}")
     log(f"stage {stage}: {t.epochs[index]} epoch(s) of {data.steps} steps, batch "
         f"{config.data.batch_size}, {t.optimizer} lr {lr}"
-        + (f", {matcher} matcher" if stage > 1 else "") + (", XLA" if t.jit_compile else ""))
+        + (f", {solver} matching solver" if stage > 1 else "") + (", XLA" if t.jit_compile else ""))
     with strategy.scope():
         # The true maps are stage 2's input only: stage 3 is end to end.
         source = t.instance_input if stage == 2 else "network"
-        trainer = DecompTrainer(net, stage, config.loss, source, matcher)
+        trainer = DecompTrainer(net, stage, config.loss, source, solver)
         trainer.compile(optimizer=make_optimizer(config.train, lr), jit_compile=t.jit_compile)
     # Another worker resumes from the chief's checkpoint (the chief has not written since:
     # it cannot take a training step without this worker).
@@ -209,7 +209,7 @@ def save_model(net: DecompNet, out: str, model_dir: str, log: Callable[[str], No
     log(f"trained model: {os.path.join(model_dir, 'model.keras')}")
 
 
-def _train_stages(config: Config, strategy: tf.distribute.Strategy, matcher: str, out: str,
+def _train_stages(config: Config, strategy: tf.distribute.Strategy, solver: str, out: str,
                   log: Callable[[str], None], validation_steps: int) -> DecompNet:
     """run_training's stages: reads model_dir (finished stages, checkpoints), writes into `out`
     (model_dir on the chief, a temporary folder on other workers)."""
@@ -223,6 +223,6 @@ def _train_stages(config: Config, strategy: tf.distribute.Strategy, matcher: str
     for i, stage in enumerate(t.stages):
         if skip_finished_stage(net, t.model_dir, stage, chief, log):
             continue
-        train_stage(config, net, i, data, strategy, matcher, out, log)
+        train_stage(config, net, i, data, strategy, solver, out, log)
     save_model(net, out, t.model_dir, log)
     return net
