@@ -40,11 +40,10 @@ define_flags(DataConfig, ModelConfig, LossConfig, TrainConfig, InferenceConfig)
 def graph_flops(concrete) -> int:
     """Floating-point operations of one call of a concrete function, by TF's profiler."""
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
 
-    graph = convert_variables_to_constants_v2(concrete).graph
+    from decompnet_tf.keras_compat import freeze_variables
+
+    graph = freeze_variables(concrete, lower_control_flow=True).graph
     opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     opts["output"] = "none"
     return tf.compat.v1.profiler.profile(graph, options=opts).total_float_ops

@@ -1,5 +1,5 @@
-"""Training throughput on this machine: each stage, each matcher with and without XLA, and how
-the step time grows with the objects per image and with T.
+"""Training throughput on this machine: each stage, each matching solver with and without XLA,
+and how the step time grows with the objects per image and with T.
 
     python benchmarks/train_throughput.py --flagfile=configs/mnist_quick.flags
     python benchmarks/train_throughput.py --flagfile=configs/mnist.flags --batch_size=32
@@ -24,7 +24,7 @@ from decompnet_tf.config_flags import define_flags, from_flags
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("warmup", 2, "Untimed steps (tracing, XLA compilation).", lower_bound=1)
 flags.DEFINE_integer("iters", 5, "Timed steps per measurement.", lower_bound=1)
-flags.DEFINE_list("bench_stages", ["1", "2", "3"], "Stages to time with the run's matcher.")
+flags.DEFINE_list("bench_stages", ["1", "2", "3"], "Stages to time with the run's matching solver.")
 flags.DEFINE_list("objects", ["5", "10", "20"], "Objects per image for the growth rows.")
 flags.DEFINE_list("steps_sweep", ["4", "8", "16"], "Values of T for the growth rows.")
 define_flags(DataConfig, ModelConfig, LossConfig, TrainConfig)
@@ -49,7 +49,7 @@ def random_batch(batch, map_size, c, m, objects, seed=0):
                     "num_objects": counts.astype(np.int32)}
 
 
-def step_time(model_cfg, loss_cfg, batch, stage, matcher, jit_compile, objects):
+def step_time(model_cfg, loss_cfg, batch, stage, solver, jit_compile, objects):
     """Seconds per training step of `stage` on a random batch."""
     import keras
     import tensorflow as tf
@@ -68,7 +68,7 @@ def step_time(model_cfg, loss_cfg, batch, stage, matcher, jit_compile, objects):
         masks = tf.reshape(targets["masks"], (-1, *net.map_size, 1))
         targets["masks"] = tf.reshape(tf.image.resize(masks, size, "area"),
                                       (batch, model_cfg.num_classes, -1, *size))
-    trainer = DecompTrainer(net, stage, loss_cfg, matcher=matcher)
+    trainer = DecompTrainer(net, stage, loss_cfg, solver=solver)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit_compile)
     ds = tf.data.Dataset.from_tensors((images, targets)).repeat()
     it = iter(ds)
@@ -99,11 +99,11 @@ def main(argv):
     objects = int(FLAGS.objects[0]) if FLAGS.objects else 7
     for stage in (int(s) for s in FLAGS.bench_stages):
         t = step_time(model_cfg, loss_cfg, batch, stage, "scipy", False, objects)
-        rows.append((f"stage {stage}, scipy matcher", t))
+        rows.append((f"stage {stage}, scipy solver", t))
     if loss_cfg.matching != "ordered":
-        for matcher, xla in (("scipy", False), ("graph", False), ("graph", True)):
-            t = step_time(model_cfg, loss_cfg, batch, 2, matcher, xla, objects)
-            rows.append((f"stage 2, {matcher} matcher{', XLA' if xla else ''}", t))
+        for solver, xla in (("scipy", False), ("graph", False), ("graph", True)):
+            t = step_time(model_cfg, loss_cfg, batch, 2, solver, xla, objects)
+            rows.append((f"stage 2, {solver} solver{', XLA' if xla else ''}", t))
     for n in (int(x) for x in FLAGS.objects):
         t = step_time(model_cfg, loss_cfg, batch, 2, "scipy", False, n)
         rows.append((f"stage 2, {n} objects per image", t))

@@ -239,7 +239,8 @@ class DataConfig(Settings):
 
 
 CATEGORY_SOURCES = ("network", "truth")
-MATCHERS = ("scipy", "graph")  # The solvers; the matcher setting adds "auto" (either).
+# The solvers of the matching rule (LossConfig.matching); matching_solver adds "auto" (either).
+MATCHING_SOLVERS = ("scipy", "graph")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -272,14 +273,15 @@ class TrainConfig(Settings):
         "masks), so stage 2 needs no stage 1 and learns from clean input (not in the paper). "
         "Stage 3 always trains end to end on the category network's maps.",
         choices=CATEGORY_SOURCES)
-    matcher: str = setting(
-        "auto", "The Hungarian matching's solver: 'scipy' on the host (tf.numpy_function; the "
-        "fastest on CPUs), 'graph' in TensorFlow ops (XLA, TPUs), or 'auto': graph when the "
-        "step is XLA-compiled (--jit_compile) or runs on a TPU, else scipy.",
-        choices=("auto", *MATCHERS))
+    matching_solver: str = setting(
+        "auto", "What solves the matching (--matching picks the rule, this its solver; same "
+        "optimum): 'scipy' on the host (tf.numpy_function; the fastest on CPUs), 'graph' in "
+        "TensorFlow ops (XLA, TPUs), or 'auto': graph when the step is XLA-compiled "
+        "(--jit_compile) or runs on a TPU, else scipy.",
+        choices=("auto", *MATCHING_SOLVERS))
     jit_compile: bool = setting(
         False, "Compile the training step with XLA (then the matching runs in the graph). Set "
-        "explicitly: Keras's 'auto' would pick XLA on a GPU, which the scipy matcher cannot "
+        "explicitly: Keras's 'auto' would pick XLA on a GPU, which the scipy solver cannot "
         "run.")
     strategy: str = setting("default", "tf.distribute strategy.",
                             choices=STRATEGIES)
@@ -339,6 +341,9 @@ class InferenceConfig(Settings):
 # Fields that config.json files of earlier versions may hold and the dataclasses do not have:
 # ignored on load, so those runs still load.
 REMOVED_FIELDS = {"ModelConfig": {"segmentation_delta"}}
+# {dataclass: {old name: new name}}: a config.json with the old key still loads; the old flag
+# still parses for one version (config_flags.define_flags: a deprecation line names the new).
+RENAMED_FIELDS = {"TrainConfig": {"matcher": "matching_solver"}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,7 +374,8 @@ class Config:
 
         def build(kind, values):
             fields = {f.name for f in dataclasses.fields(kind)}
-            values = {k: v for k, v in values.items()
+            renamed = RENAMED_FIELDS.get(kind.__name__, {})
+            values = {renamed.get(k, k): v for k, v in values.items()
                       if k not in REMOVED_FIELDS.get(kind.__name__, ())}
             unknown = set(values) - fields
             if unknown:

@@ -11,10 +11,13 @@ the script when the flags are parsed, with the flag's name in the message:
 from __future__ import annotations
 
 import dataclasses
+import sys
 import typing
 from typing import Any
 
 from absl import flags
+
+from decompnet_tf.config import RENAMED_FIELDS
 
 
 def _flag_name(field: dataclasses.Field) -> str:
@@ -52,33 +55,62 @@ def _list_validator(name: str, lower, upper, element: type):
     return check
 
 
+def _define(name: str, default, help_text: str, hint, meta, flag_values) -> None:
+    lower, upper, kw = meta.get("lower"), meta.get("upper"), {"flag_values": flag_values}
+    if _is_tuple(hint):  # Each element is checked: a list flag has no bounds of its own.
+        flags.DEFINE_list(name, None if default is None else [str(v) for v in default],
+                          help_text, **kw)
+        check = _list_validator(name, lower, upper, _element_type(hint))
+        flags.register_validator(name, lambda v: v is None or check(v), **kw)
+    elif meta.get("choices"):
+        flags.DEFINE_enum(name, default, list(meta["choices"]), help_text, **kw)
+    elif hint is bool:
+        flags.DEFINE_boolean(name, default, help_text, **kw)
+    elif hint in (int, float):  # absl's own bounds: checked at parse time, in --help.
+        define = flags.DEFINE_integer if hint is int else flags.DEFINE_float
+        define(name, default, help_text, lower_bound=lower, upper_bound=upper, **kw)
+    elif hint is str or type(None) in typing.get_args(hint):
+        flags.DEFINE_string(name, default, help_text, **kw)
+    else:
+        raise TypeError(f"{name}: no flag type for {hint}")
+
+
+def _old_names(cls) -> dict[str, str]:
+    """{field name: its former flag name} of the renamed fields of `cls`."""
+    return {new: old for old, new in RENAMED_FIELDS.get(cls.__name__, {}).items()}
+
+
 def define_flags(*classes, flag_values: flags.FlagValues = flags.FLAGS,
                  exclude: tuple[str, ...] = ()) -> None:
     """Defines one absl flag per field (each `config.setting`) of each dataclass, skipping the
     names in `exclude` (`from_flags` gives those fields their default) and names already defined
-    by an earlier class (the `seed` that DataConfig and TrainConfig share)."""
+    by an earlier class (the `seed` that DataConfig and TrainConfig share). A renamed field
+    (`config.RENAMED_FIELDS`) also gets its former name, a deprecated alias for one version."""
     for cls in classes:
+        old_names = _old_names(cls)
         for field, hint in _cli_fields(cls):
             name = _flag_name(field)
             if name in flag_values or name in exclude:
                 continue
-            meta, default = field.metadata, field.default
-            lower, upper, kw = meta.get("lower"), meta.get("upper"), {"flag_values": flag_values}
-            if _is_tuple(hint):  # Each element is checked: a list flag has no bounds of its own.
-                flags.DEFINE_list(name, [str(v) for v in default], meta["help"], **kw)
-                flags.register_validator(
-                    name, _list_validator(name, lower, upper, _element_type(hint)), **kw)
-            elif meta.get("choices"):
-                flags.DEFINE_enum(name, default, list(meta["choices"]), meta["help"], **kw)
-            elif hint is bool:
-                flags.DEFINE_boolean(name, default, meta["help"], **kw)
-            elif hint in (int, float):  # absl's own bounds: checked at parse time, in --help.
-                define = flags.DEFINE_integer if hint is int else flags.DEFINE_float
-                define(name, default, meta["help"], lower_bound=lower, upper_bound=upper, **kw)
-            elif hint is str or type(None) in typing.get_args(hint):
-                flags.DEFINE_string(name, default, meta["help"], **kw)
-            else:
-                raise TypeError(f"{cls.__name__}.{field.name}: no flag type for {hint}")
+            _define(name, field.default, field.metadata["help"], hint, field.metadata,
+                    flag_values)
+            if field.name in old_names:
+                _define(old_names[field.name], None, f"Deprecated: use --{name} (this name "
+                        "goes in the next version).", hint, field.metadata, flag_values)
+
+
+def _given(cls, field: dataclasses.Field, flag_values: flags.FlagValues) -> str | None:
+    """The name of the flag that gives `field` its value: the field's own, or its deprecated
+    former name when only that one was given (a deprecation line on stderr names the new
+    flag); None when the script defines no flag for it."""
+    name, old = _flag_name(field), _old_names(cls).get(field.name)
+    if old in flag_values and flag_values[old].present:
+        if name in flag_values and flag_values[name].present:
+            raise ValueError(f"--{old} and --{name} are the same setting; give --{name} only")
+        print(f"warning: --{old} is deprecated and goes in the next version; use --{name}",
+              file=sys.stderr)
+        return old
+    return name if name in flag_values else None
 
 
 def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS, **overrides):
@@ -86,9 +118,10 @@ def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS, **overrides):
     element type); `overrides` replace fields, and fields without a flag keep their default."""
     values = {}
     for field, hint in _cli_fields(cls):
-        if field.name in overrides or _flag_name(field) not in flag_values:
+        name = None if field.name in overrides else _given(cls, field, flag_values)
+        if name is None:
             continue
-        value = flag_values[_flag_name(field)].value
+        value = flag_values[name].value
         if _is_tuple(hint):
             value = tuple(_element_type(hint)(v) for v in value)
         values[field.name] = value
@@ -106,8 +139,8 @@ def resolve_settings(stored, flag_values: flags.FlagValues = flags.FLAGS):
     """
     values, sources = {}, {}
     for field, hint in _cli_fields(type(stored)):
-        name = _flag_name(field)
-        if name in flag_values and flag_values[name].present:
+        name = _given(type(stored), field, flag_values)
+        if name is not None and flag_values[name].present:
             value = flag_values[name].value
             values[field.name] = (tuple(_element_type(hint)(v) for v in value)
                                   if _is_tuple(hint) else value)

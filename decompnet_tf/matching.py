@@ -32,8 +32,8 @@ Matching rules (``LossConfig.matching``):
   then top to bottom; :func:`ordered_assignment`): no cost matrix and no host call.
 
 Two solvers give the same optimum (ties may pick another assignment of equal cost):
-``matcher="scipy"`` (:func:`hungarian_assign` on the host through ``tf.numpy_function``; the
-fastest on a CPU) and ``matcher="graph"`` (:func:`graph_assign`, TensorFlow ops only through
+``solver="scipy"`` (:func:`hungarian_assign` on the host through ``tf.numpy_function``; the
+fastest on a CPU) and ``solver="graph"`` (:func:`graph_assign`, TensorFlow ops only through
 ``decompnet_tf.ops.assignment``, so that an XLA-compiled or TPU training step can match).
 """
 
@@ -46,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.optimize import linear_sum_assignment
 
-from decompnet_tf.config import MATCHERS, MATCHINGS
+from decompnet_tf.config import MATCHING_SOLVERS, MATCHINGS
 from decompnet_tf.losses import PROB_EPS, pixel_weight
 from decompnet_tf.ops.assignment import linear_sum_assignment as graph_linear_sum_assignment
 
@@ -283,7 +283,7 @@ def ordered_assignment(gt_boxes: tf.Tensor, gt_valid: tf.Tensor, steps: int) -> 
 
 def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Tensor,
           loss: str = "l2", rule: str = "hungarian",
-          gt_boxes: tf.Tensor | None = None, matcher: str = "scipy",
+          gt_boxes: tf.Tensor | None = None, solver: str = "scipy",
           cost_dtype: tf.DType = tf.float64, free_unmatched: bool = False) -> tf.Tensor:
     """Hungarian matching of instance maps to ground-truth masks (paper section 2.2, "idx()").
 
@@ -305,7 +305,7 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
         loss: the loss's matched-map distance, "l2" or "bce".
         rule: "hungarian", "first_n" or "ordered" (see the module docstring).
         gt_boxes: float ``[B, N, 4]``, needed by the "ordered" rule.
-        matcher: "scipy" (host) or "graph" (TensorFlow ops: XLA, TPUs); same optimum.
+        solver: "scipy" (host) or "graph" (TensorFlow ops: XLA, TPUs); same optimum.
         cost_dtype: the cost matrix's precision (float32 on TPUs, which have no float64).
         free_unmatched: a step left without an object costs nothing (instead of ``D(g_t, 0)``),
             as the loss with ``unmatched="free"`` charges nothing for it
@@ -316,8 +316,8 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
     """
     if rule not in MATCHINGS:
         raise ValueError(f"matching rule must be one of {MATCHINGS}, got {rule!r}")
-    if matcher not in MATCHERS:
-        raise ValueError(f"matcher must be one of {MATCHERS}, got {matcher!r}")
+    if solver not in MATCHING_SOLVERS:
+        raise ValueError(f"matching solver must be one of {MATCHING_SOLVERS}, got {solver!r}")
     if rule == "ordered":
         if gt_boxes is None:
             raise ValueError("the 'ordered' matching rule needs the ground-truth boxes")
@@ -329,7 +329,7 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
     if free_unmatched:
         stop_cost = tf.zeros_like(stop_cost)
     num_gt = tf.reduce_sum(tf.cast(gt_valid, tf.int32), axis=1)  # [B]
-    if matcher == "graph":
+    if solver == "graph":
         return tf.ensure_shape(graph_assign(cost, stop_cost, num_gt, rule == "first_n"),
                                pred.shape[:2])
     assignment = tf.numpy_function(

@@ -97,6 +97,12 @@ def final_weights(model_dir: str, stage: int) -> str:
     return os.path.join(model_dir, f"stage{stage}", "final.weights.h5")
 
 
+def finished_stages(model_dir: str, stages: tuple[int, ...] | list[int]) -> list[int]:
+    """The stages of `stages` (in their order) that model_dir holds final weights of: what a
+    rerun skips and what a reader may load."""
+    return [s for s in stages if tf.io.gfile.exists(final_weights(model_dir, s))]
+
+
 class DamagedCheckpointError(ValueError):
     """A weights file that cannot be read (cut short by a full disk or an interrupted copy)."""
 
@@ -146,7 +152,7 @@ def load_trained(model_dir: str, min_stage: int = 2,
             "decompNet: a patch classifier run over ~1,000 windows per image with NMS, which "
             "is not one network and cannot be exported or loaded as one. evaluate.py evaluates "
             "it; pass a decompNet --model_dir here.")
-    done = [s for s in config.train.stages if tf.io.gfile.exists(final_weights(model_dir, s))]
+    done = finished_stages(model_dir, config.train.stages)
     if not done:
         raise FileNotFoundError(
             f"{model_dir}: no training stage has finished yet (no stage*/final.weights.h5); "

@@ -14,7 +14,12 @@ from decompnet_tf.config import (
     ModelConfig,
     TrainConfig,
 )
-from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
+from decompnet_tf.config_flags import (
+    define_flags,
+    describe_settings,
+    from_flags,
+    resolve_settings,
+)
 
 STORED = InferenceConfig(stop_threshold=0.7, mask_threshold=0.3, segmentation_delta=0.05,
                          box_source="component")
@@ -84,3 +89,41 @@ def test_a_dataclass_built_in_python_is_checked_against_its_settings(build, mess
     """The choices and bounds the flags enforce hold for a config built without flags too."""
     with pytest.raises(ValueError, match=message):
         build()
+
+
+DEPRECATION = "warning: --matcher is deprecated and goes in the next version; use --matching_solver"
+
+
+def _train_flags(*argv):
+    fv = flags.FlagValues()
+    define_flags(TrainConfig, flag_values=fv)
+    fv(["prog", *argv])
+    return fv
+
+
+def test_matcher_is_a_deprecated_alias_of_matching_solver(capsys):
+    assert "--matching_solver" in _train_flags()["matcher"].help
+    assert from_flags(TrainConfig, _train_flags("--matcher=graph")).matching_solver == "graph"
+    assert capsys.readouterr().err.splitlines() == [DEPRECATION]
+    for argv, solver in ((("--matching_solver=graph",), "graph"), ((), "auto")):
+        assert from_flags(TrainConfig, _train_flags(*argv)).matching_solver == solver
+        assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="give --matching_solver only"):
+        from_flags(TrainConfig, _train_flags("--matcher=graph", "--matching_solver=scipy"))
+
+
+def test_a_config_json_written_with_matcher_still_loads():
+    raw = json.loads(Config(train=TrainConfig(matching_solver="graph")).to_json())
+    raw["train"]["matcher"] = raw["train"].pop("matching_solver")
+    assert Config.from_json(json.dumps(raw)).train.matching_solver == "graph"
+
+
+def test_train_py_takes_the_old_flag_and_names_the_new_one(tmp_path):
+    from tests.helpers import run_script
+
+    # The scipy solver under XLA is refused before any data or model: the value arrived.
+    proc = run_script("train.py", "--matcher=scipy", "--jit_compile",
+                      f"--model_dir={tmp_path / 'run'}", f"--data_dir={tmp_path / 'data'}")
+    assert proc.returncode != 0
+    assert proc.stderr.count(DEPRECATION) == 1, proc.stderr[-2000:]
+    assert "use --matching_solver=graph" in proc.stderr.splitlines()[-1]

@@ -20,7 +20,6 @@ from decompnet_tf.export.saved_model import (
     export_saved_model,
     export_tflite,
     next_version,
-    read_labels,
 )
 from decompnet_tf.inference import run_tflite
 from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights
@@ -39,6 +38,12 @@ PAPER_TINY = ModelConfig(steps=3, instance_units=16, instance_filters=4, box_hid
 # quantises weights to int8, so its maps may move by a few hundredths.
 FLOAT_ATOL = 1e-4
 QUANT_MASK_MEAN_ATOL = 0.05
+
+
+def read_labels(path: str) -> list[str]:
+    """The class names of a labels file as a client reads them (line i = class id i)."""
+    with tf.io.gfile.GFile(path) as f:
+        return f.read().splitlines()
 
 
 @pytest.fixture(scope="module")

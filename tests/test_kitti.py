@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from decompnet_tf.data import kitti_labels as kp
 from tfds_builders.decomp_kitti import DecompKitti, DecompKittiConfig
-from tfds_builders.decomp_kitti import kitti_parsing as kp
 
 # Image 000000: a car that is easy, a truncated one (moderate), an occluded one (hard), a car
 # smaller than 25 px (no difficulty), a Van, a Truck and a DontCare region.

@@ -158,8 +158,8 @@ def test_result_lines_in_the_devkit_format():
 
 
 def test_write_results_in_original_pixels(tmp_path):
+    from decompnet_tf.data.kitti_labels import parse_label_file
     from decompnet_tf.eval.kitti import detections_for_class, write_results
-    from tfds_builders.decomp_kitti.kitti_parsing import parse_label_file
 
     folder = tmp_path / "kitti_results"
     folder.mkdir()

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from decompnet_tf.data import kitti_labels as kp
 from tests.test_kitti import LABELS, _build, score_result_files, write_tree
-from tfds_builders.decomp_kitti import kitti_parsing as kp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # configs/kitti.flags itself, shrunk to the fixture (later flags override the file's).

@@ -66,16 +66,16 @@ def test_unmatched_steps_empty_or_free():
         instance_losses(PRED, GT, ASSIGNMENT, 0.1, unmatched="ignored")
 
 
-@pytest.mark.parametrize("matcher", ["scipy", "graph"])
-def test_free_matching_charges_nothing_for_a_step_without_object(matcher):
+@pytest.mark.parametrize("solver", ["scipy", "graph"])
+def test_free_matching_charges_nothing_for_a_step_without_object(solver):
     # a1 = [0.3, 0]: D(a1, y) = 1.1 * 0.49 / 2 = 0.2695, D(a1, 0) = 0.0045.
     # a2 = [1, 3]:   D(a2, y) = 0.1 * 9 / 2 = 0.45,      D(a2, 0) = 0.1 * 10 / 2 = 0.5.
     # Charging the empty step: a1 gets the object at 0.2695 + 0.5, a2 at 0.45 + 0.0045, so a2
     # does; free: a1 (0.2695 < 0.45).
     pred = tf.constant([[[[0.3, 0.0]], [[1.0, 3.0]]]])
     valid = tf.constant([[True]])
-    empty = match(pred, GT, valid, 0.1, matcher=matcher).numpy()
-    free = match(pred, GT, valid, 0.1, matcher=matcher, free_unmatched=True).numpy()
+    empty = match(pred, GT, valid, 0.1, solver=solver).numpy()
+    free = match(pred, GT, valid, 0.1, solver=solver, free_unmatched=True).numpy()
     np.testing.assert_array_equal(empty, [[-1, 0]])
     np.testing.assert_array_equal(free, [[0, -1]])
 

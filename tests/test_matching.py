@@ -254,7 +254,7 @@ def _cases(rng, batch, steps, num_cols, kind):
 
 
 @pytest.mark.parametrize("first_n", [False, True])
-def test_graph_matcher_equals_scipy_on_thousands_of_cases(first_n):
+def test_graph_solver_equals_scipy_on_thousands_of_cases(first_n):
     """The in-graph solver's total cost equals the host's on random and nasty problems (ties,
     zero and huge costs, no objects, as many objects as steps, more objects than steps,
     padded columns, the stop columns), for both matching rules that solve an assignment."""
@@ -281,22 +281,22 @@ def test_graph_matcher_equals_scipy_on_thousands_of_cases(first_n):
     assert checked == 2800
 
 
-def test_graph_matcher_compiles_with_xla_and_matches_eager():
+def test_graph_solver_compiles_with_xla_and_matches_eager():
     rng = np.random.default_rng(5)
     cost, stop, num_gt = _cases(rng, 48, 8, 10, "random")
     fn = tf.function(lambda c, s, n: graph_assign(c, s, n), jit_compile=True)
     got = fn(tf.constant(cost), tf.constant(stop), tf.constant(num_gt)).numpy()
     eager = graph_assign(tf.constant(cost), tf.constant(stop), tf.constant(num_gt)).numpy()
     np.testing.assert_allclose(_total(cost, stop, got), _total(cost, stop, eager), atol=1e-9)
-    # match() through the graph matcher, compiled, equals the host matcher's optimum.
+    # match() through the graph solver, compiled, equals the host solver's optimum.
     pred, gt, valid = _random_problem(3, batch=2, steps=5, num_cols=6)
     host = match(pred, gt, valid, 0.1).numpy()
-    compiled = tf.function(lambda: match(pred, gt, valid, 0.1, matcher="graph"),
+    compiled = tf.function(lambda: match(pred, gt, valid, 0.1, solver="graph"),
                            jit_compile=True)().numpy()
     c, s = (x.numpy() for x in instance_cost_matrix(pred, gt, valid, 0.1))
     np.testing.assert_allclose(_total(c, s, compiled), _total(c, s, host), atol=1e-9)
     # In float32 (what a TPU uses): the same optimum on costs that are not near-ties.
-    single = match(pred, gt, valid, 0.1, matcher="graph", cost_dtype=tf.float32).numpy()
+    single = match(pred, gt, valid, 0.1, solver="graph", cost_dtype=tf.float32).numpy()
     np.testing.assert_allclose(_total(c, s, single), _total(c, s, host), atol=1e-6)
-    with pytest.raises(ValueError, match="matcher must be one of"):
-        match(pred, gt, valid, 0.1, matcher="auction")
+    with pytest.raises(ValueError, match="matching solver must be one of"):
+        match(pred, gt, valid, 0.1, solver="auction")

@@ -132,17 +132,28 @@ def test_instance_cell_lstm_variants_state_and_rnn_agreement(recurrence, state):
     assert cell.get_config()["recurrence"] == recurrence
 
 
-def test_lstm_update_matches_numpy_reference():
-    from decompnet_tf.models.instance_cell import lstm_update
-
+def test_lstm_recurrence_equals_two_stacked_keras_lstm_cells():
+    """An independent reference: keras.layers.LSTMCell (gates i, f, c, o; sigmoid, tanh) with
+    the cell's weights, its forget bias raised by the +1 the cell adds in the update."""
+    n = 6
+    cell = InstanceCell(units=n, filters=4, recurrence="lstm")
+    cell.build((None, 20, 20, 1))
     rng = np.random.default_rng(0)
-    gates, c = rng.normal(size=(2, 12)).astype("float32"), rng.normal(size=(2, 3)).astype("float32")
-    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
-    i, f, g, o = np.split(gates, 4, axis=-1)
-    c_ref = sig(f + 1.0) * c + sig(i) * np.tanh(g)
-    h, c_new = lstm_update(gates, c)
-    np.testing.assert_allclose(c_new.numpy(), c_ref, rtol=1e-5)
-    np.testing.assert_allclose(h.numpy(), sig(o) * np.tanh(c_ref), rtol=1e-5)
+    (gh, gw), ch = cell.grid, 32
+    x = rng.normal(size=(2, gh, gw, ch)).astype(np.float32)
+    states = [rng.normal(size=(2, n)).astype(np.float32) for _ in range(4)]
+    got = [s.numpy() for s in cell._recur(x, states)]
+    forget_one = np.concatenate([np.zeros(n), np.ones(n), np.zeros(2 * n)]).astype(np.float32)
+    ref_input = x.reshape(2, -1)
+    for layer, (fc, rec) in enumerate([(cell.fc1, cell.rec1), (cell.fc2, cell.rec2)]):
+        keras_cell = keras.layers.LSTMCell(n)
+        keras_cell.build((None, ref_input.shape[-1]))
+        keras_cell.set_weights([fc.kernel.numpy(), rec.kernel.numpy(),
+                                fc.bias.numpy() + forget_one])
+        h, (_, c) = keras_cell(ref_input, [states[2 * layer], states[2 * layer + 1]])
+        np.testing.assert_allclose(got[2 * layer], h.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got[2 * layer + 1], c.numpy(), rtol=1e-5, atol=1e-5)
+        ref_input = h.numpy()
 
 
 def test_unknown_recurrence_is_a_clear_error():
@@ -199,19 +210,50 @@ def test_fine_instance_maps_gate_the_category_maps_at_their_resolution():
         ModelConfig(instance_fine=True)
 
 
-def test_dynamic_head_matches_a_numpy_reference():
+def test_dynamic_head_is_a_per_pixel_network_with_per_map_weights():
+    """CondInst's dynamic head: each map's own small network, applied to every pixel's
+    embedding alone (no spatial mixing)."""
     from decompnet_tf.models.instance_cell import DYNAMIC_HIDDEN, _dynamic_head
 
     rng = np.random.default_rng(0)
-    n, k = 5, DYNAMIC_HIDDEN
+    n = 5
+    size = (n + 2) * DYNAMIC_HIDDEN + 1  # What the cell's weight generator emits per map.
     emb = rng.normal(size=(2, 3, 4, n)).astype(np.float32)
-    params = rng.normal(size=(2, (n + 2) * k + 1)).astype(np.float32)
-    got = _dynamic_head(emb, params).numpy()
-    for b in range(2):
-        w1 = params[b, : n * k].reshape(n, k)
-        b1, w2 = params[b, n * k : n * k + k], params[b, n * k + k : n * k + 2 * k]
-        ref = np.maximum(emb[b] @ w1 + b1, 0) @ w2 + params[b, -1]
-        np.testing.assert_allclose(got[b, ..., 0], ref, rtol=1e-5, atol=1e-5)
+    params = rng.normal(size=(2, size)).astype(np.float32)
+    out = _dynamic_head(emb, params).numpy()
+    assert out.shape == (2, 3, 4, 1) and np.isfinite(out).all()
+    # All parameters zero: a constant (zero) map whatever the embeddings.
+    assert (_dynamic_head(emb, np.zeros_like(params)).numpy() == 0).all()
+    # The same embedding at every pixel: the same value at every pixel.
+    flat = np.broadcast_to(emb[:, :1, :1], emb.shape).copy()
+    const = _dynamic_head(flat, params).numpy()
+    np.testing.assert_allclose(const, np.broadcast_to(const[:, :1, :1], const.shape), atol=1e-6)
+    # One pixel's embedding changes that pixel's value only.
+    moved = emb.copy()
+    moved[0, 1, 2] += 1.0
+    diff = np.abs(_dynamic_head(moved, params).numpy() - out)[..., 0]
+    assert diff[0, 1, 2] > 0 and np.delete(diff.ravel(), 0 * 12 + 1 * 4 + 2).max() == 0
+    # One image's parameters change that image's map only.
+    for image in (0, 1):
+        other = params.copy()
+        other[image] = rng.normal(size=size)
+        changed = _dynamic_head(emb, other).numpy()
+        np.testing.assert_array_equal(changed[1 - image], out[1 - image])
+        assert np.abs(changed[image] - out[image]).max() > 1e-3
+
+
+def test_dynamic_decoder_draws_what_the_state_generated_weights_say():
+    """The step's map depends on the recurrent state only through the generated weights: a
+    weight generator zeroed out gives the same constant map for any input and state."""
+    cell = InstanceCell(units=6, filters=4, decoder="dynamic", output_activation="linear")
+    x = _images(2, 20, 20)
+    random_state = [np.random.default_rng(1).normal(size=(2, 6)).astype(np.float32)] * 2
+    out, _ = cell(x, random_state)
+    assert out.shape == (2, 20, 20, 1) and out.numpy().std() > 0
+    cell.dynamic.set_weights([np.zeros_like(w) for w in cell.dynamic.get_weights()])
+    for states in (cell.get_initial_state(2), random_state):
+        zeroed, _ = cell(x, states)
+        assert (zeroed.numpy() == 0).all()
 
 
 @pytest.mark.parametrize("recurrence", ["rnn", "convlstm"])

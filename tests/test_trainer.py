@@ -119,12 +119,12 @@ def test_stop_head_learns_the_count():
     assert exact >= 0.8, (counts.tolist(), targets["num_objects"].tolist())
 
 
-def _losses_after(matcher, jit_compile, data, steps=4):
+def _losses_after(solver, jit_compile, data, steps=4):
     keras.utils.set_random_seed(3)
     net = DecompNet(ModelConfig(**{**TINY, "stop_head": True}))
     net.build()
     trainer = DecompTrainer(net, 2, LossConfig(category_p=1.0, instance_p=1.0,
-                                               warmup_weight=1.0), matcher=matcher)
+                                               warmup_weight=1.0), solver=solver)
     trainer.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=jit_compile)
     ds = tf.data.Dataset.from_tensors(data).repeat()
     losses = [trainer.fit(ds, epochs=1, steps_per_epoch=1, verbose=0).history["loss"][0]
@@ -132,7 +132,7 @@ def _losses_after(matcher, jit_compile, data, steps=4):
     return np.array(losses), [w.numpy() for w in net.cell.weights]
 
 
-def test_xla_compiled_training_with_the_graph_matcher_equals_the_scipy_matcher():
+def test_xla_compiled_training_with_the_graph_solver_equals_the_scipy_solver():
     data = tiny_dataset(8, seed=4)
     ref, ref_weights = _losses_after("scipy", False, data)
     xla, xla_weights = _losses_after("graph", True, data)
@@ -143,21 +143,21 @@ def test_xla_compiled_training_with_the_graph_matcher_equals_the_scipy_matcher()
         np.testing.assert_allclose(a, b, rtol=1e-2, atol=1e-4)
 
 
-def test_xla_with_the_scipy_matcher_is_refused_with_the_fix():
-    from decompnet_tf.engine.trainer import resolve_matcher
+def test_xla_with_the_scipy_solver_is_refused_with_the_fix():
+    from decompnet_tf.engine.trainer import resolve_solver
 
     net = DecompNet(ModelConfig(**TINY))
     net.build()
-    trainer = DecompTrainer(net, 2, LossConfig(), matcher="scipy")
-    with pytest.raises(ValueError, match="use --matcher=graph"):
+    trainer = DecompTrainer(net, 2, LossConfig(), solver="scipy")
+    with pytest.raises(ValueError, match="use --matching_solver=graph"):
         trainer.compile(optimizer="sgd", jit_compile=True)
     trainer.compile(optimizer="sgd")  # XLA off unless asked for, never Keras's "auto".
     assert trainer.jit_compile is False
-    assert resolve_matcher("auto", True, "default") == "graph"
-    assert resolve_matcher("auto", False, "tpu") == "graph"
-    assert resolve_matcher("auto", False, "mirrored") == "scipy"
-    with pytest.raises(ValueError, match="use --matcher=graph"):
-        resolve_matcher("scipy", False, "tpu")
+    assert resolve_solver("auto", True, "default") == "graph"
+    assert resolve_solver("auto", False, "tpu") == "graph"
+    assert resolve_solver("auto", False, "mirrored") == "scipy"
+    with pytest.raises(ValueError, match="use --matching_solver=graph"):
+        resolve_solver("scipy", False, "tpu")
 
 
 def test_stage_two_on_true_maps_ignores_the_category_network():

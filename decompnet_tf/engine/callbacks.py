@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from decompnet_tf import viz
+from decompnet_tf.keras_compat import save_backup
 
 
 class Backup(keras.callbacks.BackupAndRestore):
@@ -16,7 +17,7 @@ class Backup(keras.callbacks.BackupAndRestore):
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":
-            self._save_model()
+            save_backup(self)
 
 
 class LossWeightSchedule(keras.callbacks.Callback):

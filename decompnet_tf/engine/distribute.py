@@ -36,14 +36,6 @@ def get_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
 
 
-def in_multi_worker_mode(strategy: tf.distribute.Strategy) -> bool:
-    """True under MultiWorkerMirroredStrategy with more than one worker: Keras 3 then averages
-    each logged value across workers along its axis 0, which a scalar has not
-    (tensorflow/tensorflow#72388), so the trainer logs 1-element vectors there."""
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())
-
-
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this process writes the run's model_dir: always, except under
     MultiWorkerMirroredStrategy, where only the chief does (the cluster's "chief" task, or

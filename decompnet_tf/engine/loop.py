@@ -14,24 +14,27 @@ read the chief's files to skip finished stages and resume.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 from collections.abc import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from decompnet_tf.config import Config
+from decompnet_tf.config import Config, TrainConfig
 from decompnet_tf.console import device_report
 from decompnet_tf.data.pipeline import make_dataset, num_examples
 from decompnet_tf.engine.callbacks import Backup, EpochDecay, LossWeightSchedule, MapImages
 from decompnet_tf.engine.distribute import get_strategy, is_chief, write_dir
-from decompnet_tf.engine.trainer import DecompTrainer, make_optimizer, resolve_matcher
+from decompnet_tf.engine.trainer import DecompTrainer, make_optimizer, resolve_solver
 from decompnet_tf.model_io import (
     DamagedCheckpointError,
     build_net,
     final_weights,
+    finished_stages,
     load_weights,
     read_config,
     write_config,
@@ -43,7 +46,7 @@ from decompnet_tf.models.vgg_category_net import resolve_backbone_weights
 def init_category(net: DecompNet, source_dir: str, log: Callable[[str], None]) -> None:
     """Copies the category network of another run (its last finished stage) into `net`."""
     source = read_config(source_dir)
-    done = [s for s in source.train.stages if tf.io.gfile.exists(final_weights(source_dir, s))]
+    done = finished_stages(source_dir, source.train.stages)
     if not done:
         raise FileNotFoundError(f"init_category_from={source_dir}: no finished stage there")
     other = build_net(source, pretrained_backbone=False)
@@ -56,6 +59,14 @@ def init_category(net: DecompNet, source_dir: str, log: Callable[[str], None]) -
     log(f"category network initialised from {final_weights(source_dir, done[-1])}")
 
 
+def check_stage_settings(train: TrainConfig) -> None:
+    """One epochs and one learning_rates value per stage, or a ValueError naming all three."""
+    if len(train.epochs) != len(train.stages) or len(train.learning_rates) != len(train.stages):
+        raise ValueError(f"need one epochs and one learning_rates value per stage: stages "
+                         f"{train.stages}, epochs {train.epochs}, learning_rates "
+                         f"{train.learning_rates}")
+
+
 def run_training(config: Config, log: Callable[[str], None] = print,
                  validation_steps: int = 10,
                  strategy: tf.distribute.Strategy | None = None) -> DecompNet:
@@ -65,10 +76,8 @@ def run_training(config: Config, log: Callable[[str], None] = print,
     should make one MultiWorkerMirroredStrategy only: a second one re-enables collective ops
     and can hang its workers."""
     t = config.train
-    if len(t.epochs) != len(t.stages) or len(t.learning_rates) != len(t.stages):
-        raise ValueError(f"need one epochs and one learning_rates value per stage: stages "
-                         f"{t.stages}, epochs {t.epochs}, learning_rates {t.learning_rates}")
-    matcher = resolve_matcher(t.matcher, t.jit_compile, t.strategy)
+    check_stage_settings(t)
+    solver = resolve_solver(t.matching_solver, t.jit_compile, t.strategy)
     if config.model.backbone == "vgg16":
         resolve_backbone_weights(config.model.backbone_weights)  # A missing file: stop here.
     strategy = strategy or get_strategy(t.strategy, t.tpu)
@@ -78,7 +87,7 @@ def run_training(config: Config, log: Callable[[str], None] = print,
         write_config(config)
     keras.utils.set_random_seed(t.seed)
     with write_dir(t.model_dir, strategy) as out:
-        return _train_stages(config, strategy, matcher, out, log, validation_steps)
+        return _train_stages(config, strategy, solver, out, log, validation_steps)
 
 
 def copy_checkpoint(source: str, target: str) -> None:
@@ -93,18 +102,26 @@ def copy_checkpoint(source: str, target: str) -> None:
                              overwrite=True)
 
 
-def _train_stages(config: Config, strategy: tf.distribute.Strategy, matcher: str, out: str,
-                  log: Callable[[str], None], validation_steps: int) -> DecompNet:
-    """run_training's stages: reads model_dir (finished stages, checkpoints), writes into `out`
-    (model_dir on the chief, a temporary folder on other workers)."""
-    t = config.train
-    with strategy.scope():
-        net = build_net(config)
-        if t.init_category_from:
-            init_category(net, t.init_category_from, log)
+@dataclasses.dataclass(frozen=True)
+class StageData:
+    """What every stage trains and validates on.
+
+    train: the repeated, shuffled training batches; validation: `validation_steps` batches of
+    the held-out training images; steps: batches per epoch; preview: float32 [<=4, H, W, ch],
+    the first validation images, whose maps TensorBoard shows."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    steps: int
+    preview: np.ndarray
+
+
+def make_stage_data(config: Config, net: DecompNet, validation_steps: int,
+                    log: Callable[[str], None]) -> StageData:
+    """The datasets of the run (the first run builds the TFDS dataset here)."""
     c, map_size = config.model.num_classes, net.map_size
     sizes = dict(image_size=net.image_size, instance_size=net.instance_size)
-    start = time.perf_counter()  # The first run builds the dataset here (TFDS).
+    start = time.perf_counter()
     train_ds = make_dataset(config.data, "train", c, map_size, training=True, repeat=True,
                             **sizes)
     # Held-out training images, never the test split (decompnet_tf.data.builders).
@@ -116,57 +133,96 @@ def _train_stages(config: Config, strategy: tf.distribute.Strategy, matcher: str
     log(f"data: {config.data.dataset} ready in {time.perf_counter() - start:.0f} s "
         f"({n_train} training images, "
         f"{config.data.validation_examples} held out for validation)")
-    chief = is_chief(strategy)
-    for i, stage in enumerate(t.stages):
-        stage_dir = os.path.join(t.model_dir, f"stage{stage}")
-        out_dir = os.path.join(out, f"stage{stage}")
-        if tf.io.gfile.exists(final_weights(t.model_dir, stage)):
-            try:
-                load_weights(net, final_weights(t.model_dir, stage), t.model_dir)
-                log(f"stage {stage}: finished earlier, weights loaded from {stage_dir}")
-                continue
-            except DamagedCheckpointError:
-                # Cut short (a full disk, a partial copy): train the stage again, resuming from
-                # its last checkpoint in stage_dir/backup.
-                log(f"stage {stage}: {final_weights(t.model_dir, stage)} is damaged; training "
-                    "the stage again from its last checkpoint")
-                if chief:
-                    tf.io.gfile.remove(final_weights(t.model_dir, stage))
-        log(f"stage {stage}: {t.epochs[i]} epoch(s) of {steps} steps, batch "
-            f"{config.data.batch_size}, {t.optimizer} lr {t.learning_rates[i]}"
-            + (f", {matcher} matcher" if stage > 1 else "") + (", XLA" if t.jit_compile else ""))
-        with strategy.scope():
-            # The true maps are stage 2's input only: stage 3 is end to end.
-            source = t.instance_input if stage == 2 else "network"
-            trainer = DecompTrainer(net, stage, config.loss, source, matcher)
-            trainer.compile(optimizer=make_optimizer(config.train, t.learning_rates[i]),
-                            jit_compile=t.jit_compile)
-        # Another worker resumes from the chief's checkpoint (the chief has not written since:
-        # it cannot take a training step without this worker).
-        copy_checkpoint(os.path.join(stage_dir, "backup"), os.path.join(out_dir, "backup"))
-        callbacks = [
-            Backup(os.path.join(out_dir, "backup"), save_freq=t.checkpoint_steps or "epoch",
-                   delete_checkpoint=False),
-            LossWeightSchedule(config.loss.warmup_weight, config.loss.lam, config.loss.gamma),
-            EpochDecay(t.learning_rates[i], t.lr_decay),
-            keras.callbacks.TensorBoard(os.path.join(out, "logs", f"stage{stage}"),
-                                        update_freq=50),
-            MapImages(os.path.join(out, "logs", f"stage{stage}", "maps"), preview, stage),
-        ]
-        began = time.perf_counter()
-        # shuffle=False: make_dataset shuffles (Keras would only warn that it cannot).
-        trainer.fit(train_ds, epochs=t.epochs[i], steps_per_epoch=steps, shuffle=False,
-                    validation_data=val_ds, callbacks=callbacks, verbose=t.verbose)
-        # Zero epochs (an untrained reference for a later stage) never made the stage's folder.
-        tf.io.gfile.makedirs(out_dir)
-        net.save_weights(final_weights(out, stage))
-        log(f"stage {stage}: done in {(time.perf_counter() - began) / 60:.1f} min")
-        with tf.io.gfile.GFile(os.path.join(out_dir, "history.json"), "w") as f:
-            json.dump({k: [float(v) for v in vs] for k, vs in trainer.history.history.items()},
-                      f, indent=1)
+    return StageData(train_ds, val_ds, steps, preview)
+
+
+def skip_finished_stage(net: DecompNet, model_dir: str, stage: int, chief: bool,
+                        log: Callable[[str], None]) -> bool:
+    """The resume-or-skip decision: True when model_dir holds the stage's final weights and
+    they loaded into `net` (skip the stage); False when it must be trained: no final weights
+    (it resumes from its last checkpoint in stage{N}/backup, if any), or a damaged file (cut
+    short by a full disk or a partial copy), which the chief removes first."""
+    if not finished_stages(model_dir, [stage]):
+        return False
+    path = final_weights(model_dir, stage)
+    try:
+        load_weights(net, path, model_dir)
+    except DamagedCheckpointError:
+        log(f"stage {stage}: {path} is damaged; training the stage again from its last "
+            "checkpoint")
+        if chief:
+            tf.io.gfile.remove(path)
+        return False
+    log(f"stage {stage}: finished earlier, weights loaded from "
+        f"{os.path.join(model_dir, f'stage{stage}')}")
+    return True
+
+
+def train_stage(config: Config, net: DecompNet, index: int, data: StageData,
+                strategy: tf.distribute.Strategy, solver: str, out: str,
+                log: Callable[[str], None]) -> None:
+    """Trains stage `config.train.stages[index]` of `net` (resuming from its checkpoint in
+    model_dir when there is one) and writes its final weights and history into `out`."""
+    t = config.train
+    stage, lr = t.stages[index], t.learning_rates[index]
+    stage_dir = os.path.join(t.model_dir, f"stage{stage}")
+    out_dir = os.path.join(out, f"stage{stage}")
+    log(f"stage {stage}: {t.epochs[index]} epoch(s) of {data.steps} steps, batch "
+        f"{config.data.batch_size}, {t.optimizer} lr {lr}"
+        + (f", {solver} matching solver" if stage > 1 else "") + (", XLA" if t.jit_compile else ""))
+    with strategy.scope():
+        # The true maps are stage 2's input only: stage 3 is end to end.
+        source = t.instance_input if stage == 2 else "network"
+        trainer = DecompTrainer(net, stage, config.loss, source, solver)
+        trainer.compile(optimizer=make_optimizer(config.train, lr), jit_compile=t.jit_compile)
+    # Another worker resumes from the chief's checkpoint (the chief has not written since:
+    # it cannot take a training step without this worker).
+    copy_checkpoint(os.path.join(stage_dir, "backup"), os.path.join(out_dir, "backup"))
+    callbacks = [
+        Backup(os.path.join(out_dir, "backup"), save_freq=t.checkpoint_steps or "epoch",
+               delete_checkpoint=False),
+        LossWeightSchedule(config.loss.warmup_weight, config.loss.lam, config.loss.gamma),
+        EpochDecay(lr, t.lr_decay),
+        keras.callbacks.TensorBoard(os.path.join(out, "logs", f"stage{stage}"),
+                                    update_freq=50),
+        MapImages(os.path.join(out, "logs", f"stage{stage}", "maps"), data.preview, stage),
+    ]
+    began = time.perf_counter()
+    # shuffle=False: make_dataset shuffles (Keras would only warn that it cannot).
+    trainer.fit(data.train, epochs=t.epochs[index], steps_per_epoch=data.steps, shuffle=False,
+                validation_data=data.validation, callbacks=callbacks, verbose=t.verbose)
+    # Zero epochs (an untrained reference for a later stage) never made the stage's folder.
+    tf.io.gfile.makedirs(out_dir)
+    net.save_weights(final_weights(out, stage))
+    log(f"stage {stage}: done in {(time.perf_counter() - began) / 60:.1f} min")
+    with tf.io.gfile.GFile(os.path.join(out_dir, "history.json"), "w") as f:
+        json.dump({k: [float(v) for v in vs] for k, vs in trainer.history.history.items()},
+                  f, indent=1)
+
+
+def save_model(net: DecompNet, out: str, model_dir: str, log: Callable[[str], None]) -> None:
+    """Writes out/model.keras, the trained DecompNet after the last stage."""
     if tf.io.gfile.exists(os.path.join(out, "model.keras")):
         # Replaced, not rewritten: TensorFlow's ram:// filesystem appends to a rewritten file.
         tf.io.gfile.remove(os.path.join(out, "model.keras"))
     net.save(os.path.join(out, "model.keras"))
-    log(f"trained model: {os.path.join(t.model_dir, 'model.keras')}")
+    log(f"trained model: {os.path.join(model_dir, 'model.keras')}")
+
+
+def _train_stages(config: Config, strategy: tf.distribute.Strategy, solver: str, out: str,
+                  log: Callable[[str], None], validation_steps: int) -> DecompNet:
+    """run_training's stages: reads model_dir (finished stages, checkpoints), writes into `out`
+    (model_dir on the chief, a temporary folder on other workers)."""
+    t = config.train
+    with strategy.scope():
+        net = build_net(config)
+        if t.init_category_from:
+            init_category(net, t.init_category_from, log)
+    data = make_stage_data(config, net, validation_steps, log)
+    chief = is_chief(strategy)
+    for i, stage in enumerate(t.stages):
+        if skip_finished_stage(net, t.model_dir, stage, chief, log):
+            continue
+        train_stage(config, net, i, data, strategy, solver, out, log)
+    save_model(net, out, t.model_dir, log)
     return net

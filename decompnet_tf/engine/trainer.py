@@ -16,20 +16,20 @@ import tensorflow as tf
 from decompnet_tf import losses
 from decompnet_tf.config import (
     CATEGORY_SOURCES,
-    MATCHERS,
+    MATCHING_SOLVERS,
     InferenceConfig,
     LossConfig,
     TrainConfig,
 )
-from decompnet_tf.engine.distribute import in_multi_worker_mode
+from decompnet_tf.keras_compat import BuildWithoutBatch, in_multi_worker_mode
 from decompnet_tf.matching import match
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import emitted
 
 XLA_NEEDS_GRAPH = (
-    "XLA (--jit_compile, or a TPU) cannot compile the scipy matcher, which runs on the host "
-    "through tf.numpy_function: use --matcher=graph (or --matcher=auto), the same Hungarian "
-    "matching in TensorFlow ops.")
+    "XLA (--jit_compile, or a TPU) cannot compile the scipy matching solver, which runs on the "
+    "host through tf.numpy_function: use --matching_solver=graph (or --matching_solver=auto), "
+    "the same optimum in TensorFlow ops.")
 
 
 def make_optimizer(train: TrainConfig, lr: float) -> keras.optimizers.Optimizer:
@@ -43,18 +43,19 @@ def make_optimizer(train: TrainConfig, lr: float) -> keras.optimizers.Optimizer:
     raise ValueError(f"unknown optimizer {train.optimizer!r}; choose sgd or adam")
 
 
-def resolve_matcher(matcher: str, jit_compile: bool, strategy: str) -> str:
+def resolve_solver(solver: str, jit_compile: bool, strategy: str) -> str:
     """The solver a run uses: "auto" is the graph one when the step is compiled by XLA (asked
     for, or on a TPU) and scipy otherwise (the fastest on CPUs, benchmarks/); "scipy" under
     XLA is refused with the fix."""
     compiled = jit_compile or strategy == "tpu"
-    if matcher == "auto":
+    if solver == "auto":
         return "graph" if compiled else "scipy"
-    if matcher == "scipy" and compiled:
+    if solver == "scipy" and compiled:
         raise ValueError(XLA_NEEDS_GRAPH)
-    if matcher not in MATCHERS:
-        raise ValueError(f"matcher must be one of {('auto', *MATCHERS)}, got {matcher!r}")
-    return matcher
+    if solver not in MATCHING_SOLVERS:
+        raise ValueError(f"matching_solver must be one of {('auto', *MATCHING_SOLVERS)}, got "
+                         f"{solver!r}")
+    return solver
 
 
 def stage_terms(stage: int, stop_head: bool, loss_config: LossConfig) -> tuple[str, ...]:
@@ -75,7 +76,7 @@ def fold(x):
     return tf.reshape(x, tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0))
 
 
-class DecompTrainer(keras.Model):
+class DecompTrainer(BuildWithoutBatch, keras.Model):
     """Computes the loss terms of one stage and applies them with the stage's optimizer.
 
     Data: (images [B, H, W, 1], targets) from `decompnet_tf.data.pipeline.make_dataset`.
@@ -85,11 +86,12 @@ class DecompTrainer(keras.Model):
 
     Args:
       instance_input: "network" (the paper) or "truth": what stage 2 decomposes.
-      matcher: "scipy" (host) or "graph" (in-graph, XLA / TPU; `resolve_matcher`).
+      solver: the matching's solver, "scipy" (host) or "graph" (in-graph, XLA / TPU;
+        `resolve_solver`).
     """
 
     def __init__(self, net: DecompNet, stage: int, loss_config: LossConfig,
-                 instance_input: str = "network", matcher: str = "scipy",
+                 instance_input: str = "network", solver: str = "scipy",
                  stop_threshold: float = InferenceConfig.stop_threshold, **kwargs):
         super().__init__(**kwargs)
         if stage not in (1, 2, 3):
@@ -105,7 +107,7 @@ class DecompTrainer(keras.Model):
         self.stage = stage
         self.loss_config = loss_config
         self.instance_input = instance_input
-        self.matcher = matcher
+        self.solver = solver
         self.stop_threshold = stop_threshold
         # lambda and gamma change after the first epoch (LossWeightSchedule callback).
         self.lam = tf.Variable(loss_config.lam, trainable=False, dtype=tf.float32, name="lam")
@@ -127,19 +129,10 @@ class DecompTrainer(keras.Model):
 
     def compile(self, optimizer, jit_compile: bool = False, **kwargs):
         """keras.Model.compile with XLA off unless asked for (never Keras's "auto", which
-        picks XLA on a GPU), and a clear error where XLA meets the host matcher."""
-        if jit_compile and self.stage >= 2 and self.matcher == "scipy":
+        picks XLA on a GPU), and a clear error where XLA meets the host solver."""
+        if jit_compile and self.stage >= 2 and self.solver == "scipy":
             raise ValueError(XLA_NEEDS_GRAPH)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Keras (3.15) averages the first distributed batch as one nest before fit builds the
-        model, which MultiWorkerMirroredStrategy's collective reduce cannot do ("Attempt to
-        convert a value (PerReplica ...) to a Tensor"). This trainer and its network are built
-        when made and it has no compiled loss or metrics, so no batch is needed: build the
-        optimizer (what that step comes down to here) without one."""
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
 
     @property
     def metrics(self):
@@ -167,7 +160,7 @@ class DecompTrainer(keras.Model):
         p_matched, p_sum = losses.instance_floors(cfg.paper_lambda_gamma, cfg.instance_p,
                                                   self.lam, self.gamma)
         assignment = match(pred, gt, valid, p_matched, cfg.instance_loss, cfg.matching,
-                           boxes, self.matcher, tf.float32 if tpu else tf.float64, free)
+                           boxes, self.solver, tf.float32 if tpu else tf.float64, free)
         terms = {**losses.instance_losses(pred, gt, assignment, p_matched, cfg.instance_loss,
                                           cfg.size_weighting, p_sum, cfg.unmatched_steps),
                  **losses.box_loss(fold(out["boxes_xywh"]), boxes, assignment, cfg.box_loss,
@@ -203,6 +196,8 @@ class DecompTrainer(keras.Model):
             self.trackers["count_accuracy"].update_state(tf.reduce_mean(correct))
         logs = {name: t.result() for name, t in self.trackers.items()}
         if in_multi_worker_mode(tf.distribute.get_strategy()):
+            # Keras 3 averages each logged value across workers along its axis 0, which a
+            # scalar has not (tensorflow/tensorflow#72388).
             logs = {name: tf.reshape(v, [1]) for name, v in logs.items()}
         return logs
 

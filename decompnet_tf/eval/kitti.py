@@ -1,6 +1,6 @@
 """KITTI's official 2D detection protocol for cars (devkit cpp/evaluate_object.cpp), in numpy.
 
-Per difficulty (easy / moderate / hard, `kitti_parsing.DIFFICULTIES`):
+Per difficulty (easy / moderate / hard, `data.kitti_labels.DIFFICULTIES`):
 - a ground-truth car counts when it meets the difficulty's limits (box height above the
   minimum, occlusion, truncation); a car that does not, and every object of a neighbouring class
   (Van for Car), is "ignored": a detection matched to it is neither a true nor a false positive;
@@ -26,8 +26,8 @@ import re
 
 import numpy as np
 
+from decompnet_tf.data.kitti_labels import DIFFICULTIES
 from decompnet_tf.ops.np_boxes import box_ioa_np, box_iou_np
-from tfds_builders.decomp_kitti.kitti_parsing import DIFFICULTIES
 
 N_SAMPLE_PTS = 41
 

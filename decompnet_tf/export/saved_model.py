@@ -16,6 +16,7 @@ import tempfile
 import tensorflow as tf
 
 from decompnet_tf.config import InferenceConfig
+from decompnet_tf.keras_compat import freeze_variables
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import OUTPUT_KEYS, check_box_source, detections, with_scores
 
@@ -131,12 +132,6 @@ def write_labels(class_names: list[str] | tuple[str, ...], path: str) -> str:
     return path
 
 
-def read_labels(path: str) -> list[str]:
-    """The class names of a labels file (`write_labels`), class id order."""
-    with tf.io.gfile.GFile(path) as f:
-        return f.read().splitlines()
-
-
 def next_version(export_dir: str) -> int:
     """1 + the largest integer folder name under export_dir (1 when there is none)."""
     if not tf.io.gfile.isdir(export_dir):
@@ -177,15 +172,11 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
     While ops (lowering it to Switch/Merge made the converter fail). quantize=True applies
     dynamic-range quantisation (int8 weights, float activations).
     """
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
     h, w = module.net.image_size
     fn = tf.function(module.tflite_outputs).get_concrete_function(
         tf.TensorSpec([1, h, w, module.net.channels], tf.float32, name="images"))
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [convert_variables_to_constants_v2(fn, lower_control_flow=False)])
+        [freeze_variables(fn, lower_control_flow=False)])
     if quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     try:

@@ -1,7 +1,8 @@
 """decomp_kitti: KITTI object detection (cars) for decompNet (paper Appendix A).
 
 KITTI's licence requires each user to download it, so the builder reads the user's copy from the
-manual dir; parsing lives in `kitti_parsing.py`, this file only wires it to TFDS.
+manual dir; parsing lives in `decompnet_tf.data.kitti_labels` (shared with the evaluation,
+which applies the same difficulty rules), this file only wires it to TFDS.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
-from tfds_builders.decomp_kitti import kitti_parsing as kp
+from decompnet_tf.data import kitti_labels as kp
 
 IMAGESETS = os.path.join(os.path.dirname(__file__), "imagesets")
 IMAGE_ZIP, LABEL_ZIP = "data_object_image_2.zip", "data_object_label_2.zip"

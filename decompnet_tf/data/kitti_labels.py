@@ -1,5 +1,9 @@
 """KITTI object-detection labels: pure parsing and the official difficulty rules.
 
+Pure Python, importing nothing of the project: the TFDS builder (tfds_builders/decomp_kitti)
+parses the user's label files with it and stores each object's difficulty, and the evaluation
+(decompnet_tf/eval/kitti.py) applies the same DIFFICULTIES, so neither reaches into the other.
+
 A label line (KITTI object devkit, readme.txt) has 15 space-separated fields:
 
     type truncated occluded alpha left top right bottom height width length x y z rotation_y
