@@ -61,6 +61,7 @@ def test_validation_split_is_the_datasets_own_or_held_out_training_images():
     # decomp_mnist's own validation split (unseen digits); training keeps every train image.
     assert tfds_split("decomp_mnist/small", "validation", 100, mnist) == "validation[:100]"
     assert tfds_split("decomp_mnist/small", "validation", 0, mnist) == "validation"
+    assert tfds_split("decomp_mnist/small", "validation", 500, mnist) == "validation"
     assert tfds_split("decomp_mnist/small", "train", 100, mnist) == "train"
     # KITTI's TFDS "validation" is its test split: validation images come off the train split.
     assert tfds_split("decomp_kitti/cars", "validation", 50, kitti) == "train[-50:]"

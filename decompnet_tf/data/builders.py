@@ -60,7 +60,9 @@ def tfds_split(dataset: str, split: str, validation_examples: int,
     if splits and "validation" in splits and not is_kitti(dataset):
         if split == "train":
             return "train"
-        return f"validation[:{validation_examples}]" if validation_examples else "validation"
+        # TFDS refuses a slice past the split's end: V at or above its size reads all of it.
+        whole = not validation_examples or validation_examples >= splits["validation"]
+        return "validation" if whole else f"validation[:{validation_examples}]"
     num_train = splits.get("train") if splits else None
     if num_train is not None and validation_examples >= num_train:
         raise ValueError(

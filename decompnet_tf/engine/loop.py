@@ -124,15 +124,15 @@ def make_stage_data(config: Config, net: DecompNet, validation_steps: int,
     start = time.perf_counter()
     train_ds = make_dataset(config.data, "train", c, map_size, training=True, repeat=True,
                             **sizes)
-    # Held-out training images, never the test split (decompnet_tf.data.builders).
+    # The validation split, never the test split (decompnet_tf.data.builders).
     val_ds = make_dataset(config.data, "validation", c, map_size, training=False,
                           **sizes).take(validation_steps)
-    n_train = num_examples(config.data, "train")  # Opens the builder: once.
+    n_train = num_examples(config.data, "train")
     steps = max(1, n_train // config.data.batch_size)
     preview = next(iter(val_ds))[0][:4].numpy()
+    n_val = num_examples(config.data, "validation")
     log(f"data: {config.data.dataset} ready in {time.perf_counter() - start:.0f} s "
-        f"({n_train} training images, "
-        f"{config.data.validation_examples} held out for validation)")
+        f"({n_train} training images, {n_val} validation images)")
     return StageData(train_ds, val_ds, steps, preview)
 
 
