@@ -4,7 +4,7 @@ and experiments/window_recall.py."""
 import numpy as np
 import pytest
 
-from decompnet_tf.models.baseline import window_boxes, window_recall
+from decompnet_tf.ops.windows import window_boxes, window_recall
 from tests.helpers import run_script
 
 

@@ -17,7 +17,7 @@ from decompnet_tf.console import device_report
 from decompnet_tf.data.builders import open_builder
 from decompnet_tf.data.patches import sample_patches
 from decompnet_tf.engine.callbacks import Backup
-from decompnet_tf.engine.trainer import make_optimizer
+from decompnet_tf.engine.optimizers import make_optimizer
 from decompnet_tf.model_io import (
     build_classifier,
     classifier_weights,
