@@ -71,7 +71,7 @@ flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's
 
 def evaluate_dir(model_dir: str, out_dir: str):
     """Evaluates one model dir; returns (metrics, class names), or (None, None) for KITTI."""
-    from decompnet_tf.data.builders import is_kitti, tfds_split
+    from decompnet_tf.data.builders import is_kitti, split_of
     from decompnet_tf.eval import kitti_runner, runner
     from decompnet_tf.eval.detectors import DetectorSpec, load_detector
     from decompnet_tf.model_io import read_config
@@ -86,8 +86,7 @@ def evaluate_dir(model_dir: str, out_dir: str):
     describe = {"model_dir": model_dir}
     validation = config.data.validation_examples
     if is_kitti(builder.info.full_name):
-        name = tfds_split(builder.info.full_name, FLAGS.split, validation,
-                          builder.info.splits["train"].num_examples)
+        name = split_of(builder, FLAGS.split, validation)
         m = kitti_runner.evaluate_kitti_split(detector, builder, name, config.model.image_size,
                                               out_dir, FLAGS.batch_size, FLAGS.max_images,
                                               describe)

@@ -221,9 +221,11 @@ class DataConfig(Settings):
     train_examples: int = setting(0, "Use only the first N training images (0: all).",
                                   lower=0)
     validation_examples: int = setting(
-        500, "The last N images of the training split, held out as the validation split: "
-        "training-time validation, threshold calibration and ablations read them, never the "
-        "test split (decompnet_tf.data.builders).", lower=0)
+        500, "Validation images: the first N of the dataset's validation split (decomp_mnist's "
+        "is made of digits no training image uses; 0: all), or for a dataset without one "
+        "(decomp_kitti) the last N training images, held out from training. Training-time "
+        "validation, threshold calibration and ablations read them, never the test split "
+        "(decompnet_tf.data.builders).", lower=0)
     seed: int = setting(0, "Random seed (shuffling, initialisation).")
 
 

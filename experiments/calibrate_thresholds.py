@@ -42,7 +42,7 @@ def main(argv):
     import numpy as np
     import tensorflow_datasets as tfds
 
-    from decompnet_tf.data.builders import open_builder, tfds_split
+    from decompnet_tf.data.builders import open_builder, split_of
     from decompnet_tf.eval import runner
     from decompnet_tf.inference import DecompDetector
     from decompnet_tf.model_io import load_trained, write_inference
@@ -53,8 +53,7 @@ def main(argv):
         raise SystemExit(f"error: {e}") from None
     builder = open_builder(config.data.dataset, config.data.data_dir)
     names = builder.info.features["objects"]["label"].names
-    split = tfds_split(config.data.dataset, "validation", config.data.validation_examples,
-                       builder.info.splits["train"].num_examples)
+    split = split_of(builder, "validation", config.data.validation_examples)
     examples = list(tfds.as_numpy(builder.as_dataset(split=split).take(FLAGS.max_images)))
     base, sources = resolve_settings(config.inference)
     print(describe_settings(base, sources, exclude=("stop_threshold", "mask_threshold")),

@@ -59,7 +59,7 @@ def main(argv):
     quiet_start()
     import tensorflow_datasets as tfds
 
-    from decompnet_tf.data.builders import open_builder, tfds_split
+    from decompnet_tf.data.builders import open_builder, split_of
     from decompnet_tf.ops.windows import window_boxes, window_recall
 
     data, base = from_flags(DataConfig), from_flags(BaselineConfig)
@@ -72,8 +72,7 @@ def main(argv):
         raise SystemExit(f"error: --window_max_size={base.max_size} does not fit the "
                          f"{image_size[0]}x{image_size[1]} images of {data.dataset}")
     try:
-        split = tfds_split(builder.info.full_name, FLAGS.split, data.validation_examples,
-                           builder.info.splits["train"].num_examples)
+        split = split_of(builder, FLAGS.split, data.validation_examples)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     ds = builder.as_dataset(split=split)

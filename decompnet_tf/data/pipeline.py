@@ -10,7 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from decompnet_tf.config import DataConfig
-from decompnet_tf.data.builders import is_kitti, open_builder, tfds_split
+from decompnet_tf.data.builders import is_kitti, open_builder, split_of
 
 
 def category_masks(masks: tf.Tensor, labels: tf.Tensor, num_classes: int,
@@ -149,8 +149,7 @@ def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, tra
 
 def data_split(config: DataConfig, split: str, builder) -> str:
     """The TFDS split string of the logical `split` for this data config."""
-    return tfds_split(config.dataset, split, config.validation_examples,
-                      builder.info.splits["train"].num_examples)
+    return split_of(builder, split, config.validation_examples)
 
 
 def num_examples(config: DataConfig, split: str) -> int:

@@ -208,12 +208,11 @@ def evaluate_split(detector: Detector, builder, split: str, out_dir: str, batch_
     from tqdm import tqdm
 
     from decompnet_tf import viz
-    from decompnet_tf.data.builders import tfds_split
+    from decompnet_tf.data.builders import split_of
     from decompnet_tf.eval import plots
 
     names = builder.info.features["objects"]["label"].names
-    tfds_name = tfds_split(builder.info.full_name, split, validation_examples,
-                           builder.info.splits["train"].num_examples)
+    tfds_name = split_of(builder, split, validation_examples)
     total = builder.info.splits[tfds_name].num_examples
     total = min(total, max_images) if max_images else total
     if total == 0:

