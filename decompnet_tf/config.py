@@ -305,7 +305,8 @@ class BaselineConfig(Settings):
         "2014): the training images' sliding windows (the test-time set, --window_step) that the "
         "current classifier scores highest as a digit while overlapping every digit of that "
         "class by IoU < --hard_negative_iou are added as background. Off: background is only "
-        "the random squares of --negatives_per_image.")
+        "the random squares of --negatives_per_image (whose AP50 falls with more epochs: "
+        "RESULTS.md, the baseline's training, validation split).")
     mine_every: int = setting(
         1, "Baseline: mine hard negatives before every N-th epoch (from the second on).",
         lower=1)
