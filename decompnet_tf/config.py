@@ -293,7 +293,8 @@ class TrainConfig(Settings):
 
 @dataclasses.dataclass(frozen=True)
 class BaselineConfig(Settings):
-    """The sliding-window CNN baseline of section 3.1 (see decompnet_tf.models.baseline).
+    """The sliding-window CNN baseline of section 3.1 (decompnet_tf.models.baseline's network,
+    decompnet_tf.eval.sliding_window's detector).
 
     min_size / max_size: the known range of object sizes in px (the paper's "very strong
     prior"); decomp_mnist's objects span about 10-56 px.
@@ -310,6 +311,34 @@ class BaselineConfig(Settings):
                         flag="window_step", lower=1)
     nms_iou: float = setting(0.3, "Baseline: NMS IoU threshold (paper: 0.3).", lower=0.0,
                              upper=1.0)
+    hard_negatives: bool = setting(
+        True, "Baseline: mine hard negatives as R-CNN trained its detectors (Girshick et al. "
+        "2014): the training images' sliding windows (the test-time set, --window_step) that the "
+        "current classifier scores highest as a digit while overlapping every digit of that "
+        "class by IoU < --hard_negative_iou are added as background. Off: background is only "
+        "the random squares of --negatives_per_image (whose AP50 falls with more epochs: "
+        "RESULTS.md, the baseline's training, validation split).")
+    mine_every: int = setting(
+        1, "Baseline: mine hard negatives before every N-th epoch (from the second on).",
+        lower=1)
+    mine_images: int = setting(
+        500, "Baseline: training images (a random subset, new each round) whose windows one "
+        "mining round scores.", lower=1)
+    hard_negatives_per_image: int = setting(
+        8, "Baseline: the top-scoring mistakes of each mined image added as background.",
+        lower=1)
+    hard_negative_min_score: float = setting(
+        0.3, "Baseline: a mined window's digit probability must be at least this.", lower=0.0,
+        upper=1.0)
+    hard_negative_iou: float = setting(
+        0.5, "Baseline: a window is a mistake when its IoU with every true digit of the class "
+        "the classifier gives it is below this (and it is background when it overlaps no digit "
+        "by 0.5 or more).", lower=0.0, upper=1.0)
+    hard_negative_pool: int = setting(
+        20000, "Baseline: most mined negatives kept (the oldest rounds' leave first).", lower=1)
+    background_share: float = setting(
+        0.5, "Baseline: the share of background patches in every training batch (R-CNN: 0.75); "
+        "0: the sampled patches' own mix, shuffled.", lower=0.0, upper=0.95)
 
 
 BOX_SOURCES = ("regressor", "mask", "component")

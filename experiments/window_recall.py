@@ -6,7 +6,7 @@ recall" at step 5). That recall bounds the baseline's detection recall from abov
     python experiments/window_recall.py --dataset=decomp_mnist/bundled --steps=3,5 \
         --split=validation --validation_examples=1000 --max_images=1000
 
-The windows are models.baseline.window_boxes': 5 square sizes between --window_min_size and
+The windows are ops.windows.window_boxes': 5 square sizes between --window_min_size and
 --window_max_size px, as SlidingWindowDetector uses them. No model dir is read: the window set
 depends on the image size, the sizes and the step only.
 """
@@ -60,7 +60,7 @@ def main(argv):
     import tensorflow_datasets as tfds
 
     from decompnet_tf.data.builders import open_builder, split_of
-    from decompnet_tf.models.baseline import window_boxes, window_recall
+    from decompnet_tf.ops.windows import window_boxes, window_recall
 
     data, base = from_flags(DataConfig), from_flags(BaselineConfig)
     if base.min_size > base.max_size:

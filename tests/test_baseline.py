@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from decompnet_tf.data.patches import sample_patches
-from decompnet_tf.models.baseline import PatchClassifier, SlidingWindowDetector, nms, window_boxes
+from decompnet_tf.eval.sliding_window import SlidingWindowDetector, nms
+from decompnet_tf.models.baseline import PatchClassifier
+from decompnet_tf.ops.windows import window_boxes
 from tfds_builders.decomp_mnist.synth import box_iou
 
 

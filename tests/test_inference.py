@@ -33,13 +33,13 @@ def test_box_source_mask_reads_boxes_off_the_emitted_maps():
 
 def test_every_detector_satisfies_the_detector_protocol():
     from decompnet_tf.eval.detectors import Detector
+    from decompnet_tf.eval.sliding_window import SlidingWindowDetector
     from decompnet_tf.inference import (
         ComponentsDetector,
         DecompDetector,
         SavedModelDetector,
         TFLiteDetector,
     )
-    from decompnet_tf.models.baseline import SlidingWindowDetector
 
     for cls in (DecompDetector, ComponentsDetector, TFLiteDetector, SavedModelDetector,
                 SlidingWindowDetector):

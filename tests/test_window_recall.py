@@ -4,7 +4,7 @@ and experiments/window_recall.py."""
 import numpy as np
 import pytest
 
-from decompnet_tf.models.baseline import window_boxes, window_recall
+from decompnet_tf.ops.windows import window_boxes, window_recall
 from tests.helpers import run_script
 
 
@@ -84,13 +84,13 @@ def test_script_reports_the_window_set_on_the_validation_split(small_data_dir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     builder = open_builder("decomp_mnist/small", small_data_dir)
     boxes = [ex["objects"]["bbox"] for ex in
-             tfds.as_numpy(builder.as_dataset(split="train[-100:]").take(40))]
+             tfds.as_numpy(builder.as_dataset(split="validation[:100]").take(40))]
     rows = {}
     for line in proc.stdout.splitlines():
         parts = line.split()
         if parts and parts[0].isdigit():
             rows[int(parts[0])] = (int(parts[1]), parts[3])
-    assert "(train[-100:]): 40 images" in proc.stdout
+    assert "(validation[:100]): 40 images" in proc.stdout
     for step, count in ((3, 2805), (5, 1038)):
         r = window_recall(window_boxes((100, 100), 10, 56, step), boxes)
         assert rows[step] == (count, f"{r['covered']}/{r['objects']}")

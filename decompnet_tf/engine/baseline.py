@@ -1,10 +1,17 @@
 """Training the sliding-window baseline's patch classifier (section 3.1).
 
-model_dir/ config.json, baseline/backup/ (resumable), baseline/final.weights.h5, logs/baseline.
+Positives and random background squares are sampled once from the training images
+(`decompnet_tf.data.patches`); with `hard_negatives` on, rounds of R-CNN's hard-negative mining
+(`decompnet_tf.data.hard_negatives`) add the windows the current classifier mistakes for a
+digit as background, and every batch holds `background_share` background.
+
+model_dir/ config.json, baseline/backup/ (state.json and the last epoch's weights with the
+optimizer's: a rerun resumes there), baseline/final.weights.h5, logs/baseline.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 
@@ -15,9 +22,9 @@ import tensorflow as tf
 from decompnet_tf.config import Config
 from decompnet_tf.console import device_report
 from decompnet_tf.data.builders import open_builder
+from decompnet_tf.data.hard_negatives import balanced_order, mine_hard_negatives
 from decompnet_tf.data.patches import sample_patches
-from decompnet_tf.engine.callbacks import Backup
-from decompnet_tf.engine.trainer import make_optimizer
+from decompnet_tf.engine.optimizers import make_optimizer
 from decompnet_tf.model_io import (
     build_classifier,
     classifier_weights,
@@ -25,37 +32,115 @@ from decompnet_tf.model_io import (
     write_config,
 )
 from decompnet_tf.models.baseline import PatchClassifier
+from decompnet_tf.ops.windows import window_boxes
+
+STATE_FILE = "state.json"
 
 
-def patch_set(config: Config, split: str, limit: int, seed: int):
-    """(patches float32 [k, P, P, 1], labels [k]) sampled from the first `limit` images of the
-    logical `split` ("train" or "validation", `decompnet_tf.data.builders`)."""
+def load_images(config: Config, split: str, limit: int):
+    """The first `limit` images (0: all) of the logical `split` ("train" or "validation",
+    `decompnet_tf.data.builders`): (uint8 [N, H, W], [n_i, 4] boxes and [n_i] labels per
+    image)."""
     import tensorflow_datasets as tfds
     from tqdm import tqdm
 
     from decompnet_tf.data.pipeline import data_split
 
-    b = config.baseline
     builder = open_builder(config.data.dataset, config.data.data_dir)
     ds = builder.as_dataset(split=data_split(config.data, split, builder))
     if limit:
         ds = ds.take(limit)
+    images, boxes, labels = [], [], []
+    for ex in tqdm(tfds.as_numpy(ds), desc=f"reading {split} images", unit="img"):
+        images.append(ex["image"][..., 0])
+        boxes.append(ex["objects"]["bbox"])
+        labels.append(ex["objects"]["label"])
+    return np.stack(images), boxes, labels
+
+
+def sample_set(config: Config, images, boxes, labels, seed: int):
+    """(patches uint8 [k, P, P], labels [k]) of the random sampler over the given images."""
+    b = config.baseline
     rng = np.random.default_rng(seed)
-    patches, labels = [], []
-    for ex in tqdm(tfds.as_numpy(ds), desc=f"sampling {split} patches", unit="img"):
-        p, lab = sample_patches(ex["image"][..., 0], ex["objects"]["bbox"],
-                                ex["objects"]["label"], rng, config.model.num_classes,
-                                b.patch_size, b.positives_per_object, b.negatives_per_image,
-                                b.min_size, b.max_size)
+    patches, out = [], []
+    for image, box, label in zip(images, boxes, labels):
+        p, lab = sample_patches(image, box, label, rng, config.model.num_classes, b.patch_size,
+                                b.positives_per_object, b.negatives_per_image, b.min_size,
+                                b.max_size)
         patches.append(p)
-        labels.append(lab)
-    return (np.concatenate(patches)[..., None].astype(np.float32) / 255.0,
-            np.concatenate(labels))
+        out.append(lab)
+    return np.concatenate(patches), np.concatenate(out)
+
+
+def window_crops(images: tf.Tensor, windows: tf.Tensor, patch_size: int,
+                 box_indices: tf.Tensor | None = None) -> tf.Tensor:
+    """Patches float32 [b * K, P, P, 1] of windows [K, 4] on every image of `images`
+    float32 [b, H, W, 1], cut as `eval.sliding_window.SlidingWindowDetector` cuts them at test
+    time (bilinear crop_and_resize); with `box_indices` [K], window k of image box_indices[k]."""
+    if box_indices is None:
+        b, k = tf.shape(images)[0], tf.shape(windows)[0]
+        box_indices = tf.repeat(tf.range(b), k)
+        windows = tf.tile(windows, [b, 1])
+    return tf.image.crop_and_resize(images, windows, box_indices, (patch_size, patch_size))
+
+
+def window_scorer(net: PatchClassifier, windows: np.ndarray, batch: int = 8192):
+    """images uint8 [b, H, W] -> probabilities float32 [b, K, C + 1] of every window: what
+    the current classifier makes of the detector's windows."""
+    w = tf.constant(windows)
+
+    @tf.function(reduce_retracing=True)
+    def probs(crops):
+        return tf.nn.softmax(net(crops, training=False)["logits"])
+
+    def score(images: np.ndarray) -> np.ndarray:
+        x = tf.constant(images[..., None].astype(np.float32) / 255.0)
+        crops = window_crops(x, w, net.patch_size)
+        out = np.concatenate([probs(crops[i:i + batch]).numpy()
+                              for i in range(0, int(crops.shape[0]), batch)])
+        return out.reshape(len(images), len(windows), -1)
+
+    return score
+
+
+def crop_pairs(images: np.ndarray, windows: np.ndarray, pairs: np.ndarray,
+               patch_size: int) -> np.ndarray:
+    """uint8 [m, P, P] patches of the (image id, window index) `pairs` [m, 2]."""
+    if not len(pairs):
+        return np.zeros((0, patch_size, patch_size), np.uint8)
+    ids, inverse = np.unique(pairs[:, 0], return_inverse=True)
+    x = tf.constant(images[ids][..., None].astype(np.float32) / 255.0)
+    crops = window_crops(x, tf.constant(windows[pairs[:, 1]]), patch_size,
+                         tf.constant(inverse.reshape(-1).astype(np.int32)))
+    return np.round(crops.numpy()[..., 0] * 255.0).astype(np.uint8)
+
+
+def _to_dataset(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    return (tf.data.Dataset.from_tensor_slices((x[..., None], y)).batch(batch_size)
+            .map(lambda p, lab: (tf.cast(p, tf.float32) / 255.0, lab)))
+
+
+def _read_state(backup: str) -> dict | None:
+    path = os.path.join(backup, STATE_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def _write_state(backup: str, state: dict) -> None:
+    """state.json replaced whole (a crash leaves the old one, which names its own weights)."""
+    path = os.path.join(backup, STATE_FILE)
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+        json.dump(state, f)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
 def run_baseline_training(config: Config, log: Callable[[str], None] = print) -> PatchClassifier:
-    """Trains the patch classifier; a rerun resumes from its checkpoint or skips if done."""
-    t = config.train
+    """Trains the patch classifier; a rerun resumes from its last finished epoch or skips if
+    done."""
+    t, b = config.train, config.baseline
+    num_classes = config.model.num_classes
     write_config(config)
     for line in device_report():
         log(line)
@@ -65,22 +150,53 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
         load_weights(net, classifier_weights(t.model_dir), t.model_dir)
         log(f"baseline: finished earlier, weights in {classifier_weights(t.model_dir)}")
         return net
-    x, y = patch_set(config, "train", config.data.train_examples, t.seed)
-    vx, vy = patch_set(config, "validation", 200, t.seed + 1)
-    log(f"baseline: {len(x)} training patches ({(y == config.model.num_classes).mean():.0%} "
+    images, boxes, labels = load_images(config, "train", config.data.train_examples)
+    x, y = sample_set(config, images, boxes, labels, t.seed)
+    vimages, vboxes, vlabels = load_images(config, "validation", 200)
+    vx, vy = sample_set(config, vimages, vboxes, vlabels, t.seed + 1)
+    log(f"baseline: {len(x)} sampled training patches ({(y == num_classes).mean():.0%} "
         "background)")
-    net_out = LogitsModel(net, name="patch_classifier_logits")
-    net_out.compile(optimizer=make_optimizer(t, t.learning_rates[0]),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                    metrics=["accuracy"])
-    stage_dir = os.path.join(t.model_dir, "baseline")
-    net_out.fit(x, y, batch_size=config.data.batch_size * 4, epochs=t.epochs[0],
-                validation_data=(vx, vy), verbose=t.verbose, shuffle=True,
-                callbacks=[Backup(os.path.join(stage_dir, "backup"),
-                                  save_freq=t.checkpoint_steps or "epoch",
-                                  delete_checkpoint=False),
-                           keras.callbacks.TensorBoard(
-                               os.path.join(t.model_dir, "logs", "baseline"))])
+    windows = window_boxes(images.shape[1:3], b.min_size, b.max_size, b.step)
+    model = LogitsModel(net, name="patch_classifier_logits")
+    model.compile(optimizer=make_optimizer(t, t.learning_rates[0]),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    backup = os.path.join(t.model_dir, "baseline", "backup")
+    tf.io.gfile.makedirs(backup)
+    state = _read_state(backup)
+    start, pool = 0, np.zeros((0, 2), np.int64)
+    if state:
+        model.optimizer.build(model.trainable_variables)
+        load_weights(model, os.path.join(backup, state["weights"]), t.model_dir)
+        start, pool = state["epoch"], np.array(state["hard"], np.int64).reshape(-1, 2)
+        log(f"baseline: resumed after epoch {start} ({len(pool)} mined negatives)")
+    score = window_scorer(net, windows)
+    tensorboard = keras.callbacks.TensorBoard(os.path.join(t.model_dir, "logs", "baseline"))
+    val = _to_dataset(vx, vy, config.data.batch_size * 4)
+    batch = config.data.batch_size * 4
+    for epoch in range(start, t.epochs[0]):
+        rng = np.random.default_rng([t.seed, epoch])
+        if b.hard_negatives and epoch > 0 and epoch % b.mine_every == 0:
+            ids = np.sort(rng.choice(len(images), min(b.mine_images, len(images)),
+                                     replace=False))
+            found = mine_hard_negatives(images, boxes, labels, ids, windows, score, num_classes,
+                                        b.hard_negatives_per_image, b.hard_negative_min_score,
+                                        b.hard_negative_iou)
+            pool = np.concatenate([pool, found])[-b.hard_negative_pool:]
+            log(f"baseline: epoch {epoch + 1}: mined {len(found)} hard negatives from "
+                f"{len(ids)} images ({len(pool)} kept)")
+        ex = np.concatenate([x, crop_pairs(images, windows, pool, b.patch_size)])
+        ey = np.concatenate([y, np.full(len(pool), num_classes, np.int64)])
+        order = balanced_order(ey, batch, b.background_share, num_classes, rng)
+        model.fit(_to_dataset(ex[order], ey[order], batch), epochs=epoch + 1,
+                  initial_epoch=epoch, validation_data=val, verbose=t.verbose, shuffle=False,
+                  callbacks=[tensorboard])
+        name = f"epoch{epoch + 1}.weights.h5"
+        model.save_weights(os.path.join(backup, name))
+        _write_state(backup, {"epoch": epoch + 1, "weights": name, "hard": pool.tolist()})
+        if state and state["weights"] != name:
+            tf.io.gfile.remove(os.path.join(backup, state["weights"]))
+        state = {"weights": name}
     net.save_weights(classifier_weights(t.model_dir))
     log(f"baseline classifier: {classifier_weights(t.model_dir)}")
     return net

@@ -29,7 +29,8 @@ from decompnet_tf.console import device_report
 from decompnet_tf.data.pipeline import make_dataset, num_examples
 from decompnet_tf.engine.callbacks import Backup, EpochDecay, LossWeightSchedule, MapImages
 from decompnet_tf.engine.distribute import get_strategy, is_chief, write_dir
-from decompnet_tf.engine.trainer import DecompTrainer, make_optimizer, resolve_solver
+from decompnet_tf.engine.optimizers import make_optimizer
+from decompnet_tf.engine.trainer import DecompTrainer, resolve_solver
 from decompnet_tf.model_io import (
     DamagedCheckpointError,
     build_net,

@@ -19,7 +19,6 @@ from decompnet_tf.config import (
     MATCHING_SOLVERS,
     InferenceConfig,
     LossConfig,
-    TrainConfig,
 )
 from decompnet_tf.keras_compat import BuildWithoutBatch, in_multi_worker_mode
 from decompnet_tf.matching import match
@@ -30,17 +29,6 @@ XLA_NEEDS_GRAPH = (
     "XLA (--jit_compile, or a TPU) cannot compile the scipy matching solver, which runs on the "
     "host through tf.numpy_function: use --matching_solver=graph (or --matching_solver=auto), "
     "the same optimum in TensorFlow ops.")
-
-
-def make_optimizer(train: TrainConfig, lr: float) -> keras.optimizers.Optimizer:
-    """The run's optimizer at learning rate `lr`: SGD with momentum or Adam, with the run's
-    gradient-norm clipping (both the decompNet stages and the baseline use it)."""
-    clipnorm = train.clipnorm or None
-    if train.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=train.momentum, clipnorm=clipnorm)
-    if train.optimizer == "adam":
-        return keras.optimizers.Adam(lr, clipnorm=clipnorm)
-    raise ValueError(f"unknown optimizer {train.optimizer!r}; choose sgd or adam")
 
 
 def resolve_solver(solver: str, jit_compile: bool, strategy: str) -> str:

@@ -18,7 +18,7 @@ DETECTORS = ("decompnet", "components")
 class Detector(Protocol):
     """What `decompnet_tf.eval.runner` runs: `inference.DecompDetector`,
     `inference.ComponentsDetector`, `inference.TFLiteDetector`, `inference.SavedModelDetector`
-    and `models.baseline.SlidingWindowDetector`."""
+    and `eval.sliding_window.SlidingWindowDetector`."""
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
         """images float32 [B, H, W, 1] in [0, 1]; `gts` the batch's ground truth
@@ -109,8 +109,8 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
     if spec.detector not in DETECTORS:
         raise ValueError(f"detector must be one of {DETECTORS}, got {spec.detector!r}")
     if config.kind == "baseline":
+        from decompnet_tf.eval.sliding_window import SlidingWindowDetector
         from decompnet_tf.model_io import load_classifier
-        from decompnet_tf.models.baseline import SlidingWindowDetector
 
         net, _ = load_classifier(model_dir)
         b = config.baseline

@@ -1,1 +1,2 @@
-"""Pure TensorFlow helper ops (box conversions and IoU)."""
+"""Helper ops: box conversions and IoU in TensorFlow (boxes, assignment) and in NumPy
+(np_boxes, windows)."""

@@ -1,0 +1,76 @@
+"""train.py --model=baseline end to end on decomp_mnist/small: hard negatives are mined, a
+killed run resumes after its last finished epoch, a finished run is not trained again."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import pytest
+
+from tests.helpers import ROOT
+
+FLAGS = ["--model=baseline", "--dataset=decomp_mnist/small", "--train_examples=48",
+         "--validation_examples=100", "--batch_size=8", "--epochs=4", "--verbose=2",
+         "--mine_images=8", "--hard_negative_min_score=0", "--background_share=0.5"]
+
+
+def _cmd(data_dir, model_dir):
+    return [sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={data_dir}",
+            f"--model_dir={model_dir}", *FLAGS]
+
+
+def _state(model_dir):
+    with open(os.path.join(model_dir, "baseline", "backup", "state.json")) as f:
+        return json.load(f)
+
+
+def _iterations(model_dir):
+    path = os.path.join(model_dir, "baseline", "backup", _state(model_dir)["weights"])
+    with h5py.File(path) as f:
+        return int(f["optimizer/vars/0"][()])
+
+
+@pytest.mark.slow(40)
+def test_killed_baseline_resumes_and_a_finished_one_skips(small_data_dir, tmp_path):
+    model_dir = str(tmp_path / "baseline")
+    state = os.path.join(model_dir, "baseline", "backup", "state.json")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(_cmd(small_data_dir, model_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    deadline, done = time.time() + 240, 0
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.isfile(state):
+            try:
+                done = _state(model_dir)["epoch"]
+            except ValueError:  # Being written.
+                done = 0
+            if done >= 1:
+                proc.send_signal(signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be interrupted"
+    final = os.path.join(model_dir, "baseline", "final.weights.h5")
+    assert not os.path.isfile(final)
+    done = _state(model_dir)["epoch"]
+    steps = _iterations(model_dir) // done
+    resumed = subprocess.run(_cmd(small_data_dir, model_dir), capture_output=True, text=True,
+                             env=env, timeout=300)
+    log = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, log[-3000:]
+    assert f"resumed after epoch {done}" in log
+    assert f"Epoch {done}/{done}" not in log and "Epoch 4/4" in log
+    # The restored optimizer counted the epochs before the kill: each epoch has as many steps.
+    assert _iterations(model_dir) == 4 * steps and _state(model_dir)["epoch"] == 4
+    # Rounds of mining found background windows, kept with the checkpoint.
+    assert "hard negatives from 8 images" in log and len(_state(model_dir)["hard"]) > 0
+    assert os.path.isfile(final)
+    again = subprocess.run(_cmd(small_data_dir, model_dir), capture_output=True, text=True,
+                           env=env, timeout=300)
+    assert again.returncode == 0
+    assert "baseline: finished earlier" in again.stdout + again.stderr
+    assert "Epoch" not in again.stdout + again.stderr
