@@ -53,8 +53,9 @@ flags.DEFINE_enum("detector", "decompnet", ["decompnet", "components"],
 flags.DEFINE_enum("category_maps", "network", list(CATEGORY_SOURCES),
                   "What the instance network (or the components) decomposes: the category "
                   "network's maps, or the TRUE category maps (stage 2 measured alone).")
-flags.DEFINE_integer("window_step", 0, "Baseline only: window stride in px (0: as trained).",
-                     lower_bound=0)
+flags.DEFINE_list("window_step", ["0"], "Baseline only: window stride in px (0: as "
+                  "trained); several (--window_step=3,5) evaluate each baseline once per stride, "
+                  "as rows of one table and curves of one PR figure.")
 flags.DEFINE_integer("stage", 0, "Evaluate the network as this training stage left it (e.g. "
                      "2: the instance network before stage 3's fine-tuning; 0: the last).",
                      lower_bound=0, upper_bound=3)
@@ -69,7 +70,35 @@ define_flags(InferenceConfig)
 flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's own.
 
 
-def evaluate_dir(model_dir: str, out_dir: str):
+def window_steps() -> list[int]:
+    """--window_step as integers; a one-line error for anything else."""
+    try:
+        steps = [int(s) for s in FLAGS.window_step]
+    except ValueError:
+        raise SystemExit(f"error: --window_step={','.join(FLAGS.window_step)}: give strides in "
+                         "px as integers, e.g. --window_step=3,5") from None
+    if not steps or min(steps) < 0:
+        raise SystemExit("error: --window_step takes strides >= 0 (0: the one it was trained "
+                         "with)")
+    return steps
+
+
+def runs_of(model_dirs: list[str]) -> list[tuple[str, str, int]]:
+    """(row name, model dir, window step) per row: one per model, or per stride for a
+    baseline when several strides are given (named "<dir>@<stride>")."""
+    from decompnet_tf.model_io import read_config
+
+    steps = window_steps()
+    rows = []
+    for d in model_dirs:
+        name = os.path.basename(d.rstrip("/"))
+        several = len(steps) > 1 and read_config(d).kind == "baseline"
+        for step in steps if several else steps[:1]:
+            rows.append((f"{name}@{step}" if several else name, d, step))
+    return rows
+
+
+def evaluate_dir(model_dir: str, out_dir: str, window_step: int = 0):
     """Evaluates one model dir; returns (metrics, class names), or (None, None) for KITTI."""
     from decompnet_tf.data.builders import is_kitti, split_of
     from decompnet_tf.eval import kitti_runner, runner
@@ -81,7 +110,7 @@ def evaluate_dir(model_dir: str, out_dir: str):
     if stored.kind != "baseline":  # The baseline has settings of its own (its config's).
         print(describe_settings(settings, sources), flush=True)
     spec = DetectorSpec(settings, FLAGS.detector, FLAGS.category_maps, FLAGS.tflite,
-                        FLAGS.window_step, FLAGS.stage, saved_model=FLAGS.saved_model)
+                        window_step, FLAGS.stage, saved_model=FLAGS.saved_model)
     detector, builder, config = load_detector(model_dir, spec, FLAGS.dataset, FLAGS.data_dir)
     describe = {"model_dir": model_dir}
     validation = config.data.validation_examples
@@ -123,12 +152,17 @@ def main(argv):
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     results, names = {}, None
-    for d in dirs:
-        name = os.path.basename(d.rstrip("/"))
-        out = (os.path.join(FLAGS.output_dir, name) if FLAGS.output_dir and len(dirs) > 1
-               else FLAGS.output_dir or os.path.join(d, f"eval_{FLAGS.split}"))
+    try:
+        rows = runs_of(dirs)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    for name, d, step in rows:
+        suffix = name[len(os.path.basename(d.rstrip("/"))):].replace("@", "_step")
+        out = (os.path.join(FLAGS.output_dir, name.replace("@", "_step"))
+               if FLAGS.output_dir and len(rows) > 1
+               else FLAGS.output_dir or os.path.join(d, f"eval_{FLAGS.split}{suffix}"))
         try:
-            m, names = evaluate_dir(d, out)
+            m, names = evaluate_dir(d, out, step)
         except (FileNotFoundError, ValueError) as e:
             raise SystemExit(f"error: {e}") from None  # The message, not the flags' usage.
         if m is not None:
@@ -136,7 +170,7 @@ def main(argv):
         print(f"{name}: results in {out}")
     if not results:
         return
-    if len(dirs) > 1:
+    if len(rows) > 1:
         out = FLAGS.output_dir or "runs/compare"
         tf.io.gfile.makedirs(out)
         curves = {n: {k: (r["recall"], r["precision"], r["ap_voc"])

@@ -100,3 +100,42 @@ def test_compare_prints_ratios_from_one_run(trained_run, tmp_path):
     ms = {n: json.load(open(out / n / "metrics.json"))["speed"]["ms_per_image"] for n in "ab"}
     assert rows["a"] == (pytest.approx(ms["a"], abs=0.01), 1.0)
     assert rows["b"][1] == pytest.approx(ms["b"] / ms["a"], abs=0.01)
+
+
+def _untrained_baseline(model_dir, data_dir):
+    import dataclasses
+
+    from decompnet_tf.config import Config, DataConfig, TrainConfig
+    from decompnet_tf.model_io import build_classifier, classifier_weights, write_config
+
+    config = dataclasses.replace(
+        Config(), kind="baseline",
+        data=DataConfig(dataset="decomp_mnist/small", data_dir=data_dir),
+        train=TrainConfig(model_dir=str(model_dir)))
+    write_config(config)
+    (model_dir / "baseline").mkdir()
+    build_classifier(config).save_weights(classifier_weights(str(model_dir)))
+
+
+@pytest.mark.slow(25)
+def test_compare_evaluates_a_baseline_at_each_window_step(trained_run, small_data_dir, tmp_path):
+    # Figure 4's comparison in one run: decompNet and the baseline at strides 10 and 20, rows of
+    # one table (ratios against the first) and curves of one PR figure.
+    base = tmp_path / "base"
+    _untrained_baseline(base, small_data_dir)
+    out = tmp_path / "out"
+    proc = run_script("evaluate.py", f"--compare={trained_run},{base}", f"--output_dir={out}",
+                      "--window_step=10,20", "--max_images=4", "--batch_size=4",
+                      "--num_sheets=0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for step in (10, 20):
+        m = json.load(open(out / f"base_step{step}" / "metrics.json"))
+        assert m["model"]["step"] == step
+        assert re.search(rf"^base@{step} .* [0-9.]+x$", proc.stdout, re.M), proc.stdout
+    windows = [json.load(open(out / f"base_step{s}" / "metrics.json"))["model"]
+               ["windows_per_image"] for s in (10, 20)]
+    assert windows[0] > 3 * windows[1]  # A stride twice as long: about 4x fewer windows.
+    assert (out / "pr_detection.png").stat().st_size > 0
+    bad = run_script("evaluate.py", f"--model_dir={base}", "--window_step=3,x")
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith(
+        "error: --window_step=3,x")
