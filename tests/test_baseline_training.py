@@ -3,15 +3,13 @@ killed run resumes after its last finished epoch, a finished run is not trained 
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, kill_after_first_epoch
 
 FLAGS = ["--model=baseline", "--dataset=decomp_mnist/small", "--train_examples=48",
          "--validation_examples=100", "--batch_size=8", "--epochs=4", "--verbose=2",
@@ -38,22 +36,8 @@ def _iterations(model_dir):
 def test_killed_baseline_resumes_and_a_finished_one_skips(small_data_dir, tmp_path):
     model_dir = str(tmp_path / "baseline")
     state = os.path.join(model_dir, "baseline", "backup", "state.json")
+    kill_after_first_epoch(_cmd(small_data_dir, model_dir), state)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen(_cmd(small_data_dir, model_dir), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
-    deadline, done = time.time() + 240, 0
-    while time.time() < deadline and proc.poll() is None:
-        if os.path.isfile(state):
-            try:
-                done = _state(model_dir)["epoch"]
-            except ValueError:  # Being written.
-                done = 0
-            if done >= 1:
-                proc.send_signal(signal.SIGKILL)
-                break
-        time.sleep(0.05)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be interrupted"
     final = os.path.join(model_dir, "baseline", "final.weights.h5")
     assert not os.path.isfile(final)
     done = _state(model_dir)["epoch"]
