@@ -267,7 +267,7 @@ class TrainConfig(Settings):
     init_category_from: str = setting(
         "", "Start from the category network of this earlier run's model_dir (then train "
         "--stages=2 only): instance-network variants share one stage 1.")
-    instance_input: str = setting(
+    category_maps: str = setting(
         "network", "What the instance network decomposes in stage 2: the category network's "
         "maps (the paper; stage 1 first) or 'truth', the true category maps (the sum of the "
         "masks), so stage 2 needs no stage 1 and learns from clean input (not in the paper). "
@@ -372,7 +372,7 @@ class InferenceConfig(Settings):
 REMOVED_FIELDS = {"ModelConfig": {"segmentation_delta"}}
 # {dataclass: {old name: new name}}: a config.json with the old key still loads; the old flag
 # still parses for one version (config_flags.define_flags: a deprecation line names the new).
-RENAMED_FIELDS = {"TrainConfig": {"matcher": "matching_solver"}}
+RENAMED_FIELDS = {"TrainConfig": {"matcher": "matching_solver", "instance_input": "category_maps"}}
 
 
 @dataclasses.dataclass(frozen=True)

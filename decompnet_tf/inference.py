@@ -21,10 +21,10 @@ from decompnet_tf.postprocess import (
 )
 
 
-def _check_category_source(category_source: str) -> None:
-    if category_source not in CATEGORY_SOURCES:
-        raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
-                         f"{category_source!r}")
+def _check_category_maps(category_maps: str) -> None:
+    if category_maps not in CATEGORY_SOURCES:
+        raise ValueError(f"category_maps must be one of {CATEGORY_SOURCES}, got "
+                         f"{category_maps!r}")
 
 
 def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, int],
@@ -56,24 +56,24 @@ class DecompDetector:
     Args:
       net: a trained DecompNet.
       settings: the inference settings (stop threshold, box source, eq. 6's delta).
-      category_source: "network" (the detector) or "truth": the instance network decomposes
+      category_maps: "network" (the detector) or "truth": the instance network decomposes
         the TRUE category maps (`true_category_maps`), a yardstick of stage 2 alone.
       max_per_class: the objects per category the true maps hold (the training data's
         `DataConfig.max_per_class`, so that they are the maps training saw).
     """
 
     def __init__(self, net: DecompNet, settings: InferenceConfig | None = None,
-                 category_source: str = "network",
+                 category_maps: str = "network",
                  max_per_class: int = DataConfig.max_per_class):
         self.settings = settings or InferenceConfig()
         check_box_source(self.settings.box_source)
-        _check_category_source(category_source)
-        self.net, self.category_source = net, category_source
+        _check_category_maps(category_maps)
+        self.net, self.category_maps = net, category_maps
         self.max_per_class = max_per_class
         self._fn = tf.function(self._forward, reduce_retracing=True)
 
     def _forward(self, images, category_maps):
-        if self.category_source == "truth":
+        if self.category_maps == "truth":
             raw = {"category_maps": category_maps,
                    **self.net.decompose(category_maps, training=False, images=images)}
         else:
@@ -89,7 +89,7 @@ class DecompDetector:
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
         images = tf.constant(images, tf.float32)
-        if self.category_source == "truth":
+        if self.category_maps == "truth":
             if gts is None:
                 raise ValueError("a detector fed the true category maps needs the ground truth")
             maps = tf.constant(true_category_maps(gts, self.net.num_classes, self.net.map_size,
@@ -102,7 +102,7 @@ class DecompDetector:
         s = self.settings
         return {"kind": "decompnet", "stop_threshold": s.stop_threshold,
                 "box_source": s.box_source, "segmentation_delta": s.segmentation_delta,
-                "category_source": self.category_source,
+                "category_maps": self.category_maps,
                 "config": self.net.get_config()["config"], "windows_per_image": 0}
 
 
@@ -138,21 +138,21 @@ class ComponentsDetector:
 
     Args:
       net: a trained DecompNet (its category network gives the maps).
-      category_source: "network" or "truth" (the true category maps, as `DecompDetector`).
+      category_maps: "network" or "truth" (the true category maps, as `DecompDetector`).
       threshold: the map value above which a pixel belongs to a blob.
       max_per_class: as `DecompDetector`'s.
     """
 
-    def __init__(self, net: DecompNet, category_source: str = "network",
+    def __init__(self, net: DecompNet, category_maps: str = "network",
                  threshold: float = 0.5, max_per_class: int = DataConfig.max_per_class):
-        _check_category_source(category_source)
-        self.net, self.category_source, self.threshold = net, category_source, threshold
+        _check_category_maps(category_maps)
+        self.net, self.category_maps, self.threshold = net, category_maps, threshold
         self.max_per_class = max_per_class
         self._maps = tf.function(lambda x: self.net.category_net(x, training=False)[
             "category_maps"], reduce_retracing=True)
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
-        if self.category_source == "truth":
+        if self.category_maps == "truth":
             maps = true_category_maps(gts, self.net.num_classes, self.net.map_size,
                                       self.max_per_class)
         else:
@@ -161,7 +161,7 @@ class ComponentsDetector:
         return pad_detections(per_image, images.shape[1:3])
 
     def describe(self) -> dict:
-        return {"kind": "components", "category_source": self.category_source,
+        return {"kind": "components", "category_maps": self.category_maps,
                 "threshold": self.threshold, "windows_per_image": 0}
 
 

@@ -127,3 +127,15 @@ def test_train_py_takes_the_old_flag_and_names_the_new_one(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.count(DEPRECATION) == 1, proc.stderr[-2000:]
     assert "use --matching_solver=graph" in proc.stderr.splitlines()[-1]
+
+
+def test_instance_input_is_a_deprecated_alias_of_category_maps(capsys):
+    # One name for "the true category maps" in train.py and evaluate.py: --category_maps.
+    got = from_flags(TrainConfig, _train_flags("--instance_input=truth")).category_maps
+    assert got == "truth"
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: --instance_input is deprecated and goes in the next version; use "
+        "--category_maps"]
+    raw = json.loads(Config(train=TrainConfig(category_maps="truth")).to_json())
+    raw["train"]["instance_input"] = raw["train"].pop("category_maps")
+    assert Config.from_json(json.dumps(raw)).train.category_maps == "truth"

@@ -210,7 +210,7 @@ def test_yardsticks_true_category_maps_and_components(trained, tmp_path):
                 "--num_sheets=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.load(open(tmp_path / "dn" / "metrics.json"))
-    assert m["model"]["category_source"] == "truth" and m["speed"]["images"] == 16
+    assert m["model"]["category_maps"] == "truth" and m["speed"]["images"] == 16
 
 
 def _stored(trained, tmp_path, **settings):

@@ -173,7 +173,7 @@ def train_stage(config: Config, net: DecompNet, index: int, data: StageData,
         + (f", {solver} matching solver" if stage > 1 else "") + (", XLA" if t.jit_compile else ""))
     with strategy.scope():
         # The true maps are stage 2's input only: stage 3 is end to end.
-        source = t.instance_input if stage == 2 else "network"
+        source = t.category_maps if stage == 2 else "network"
         trainer = DecompTrainer(net, stage, config.loss, source, solver)
         trainer.compile(optimizer=make_optimizer(config.train, lr), jit_compile=t.jit_compile)
     # Another worker resumes from the chief's checkpoint (the chief has not written since:

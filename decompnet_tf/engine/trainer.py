@@ -4,7 +4,7 @@ One trainer per training stage (Appendix B): stage 1 trains the category network
 the instance network and box regressor with the category network frozen, stage 3 everything.
 The bipartite matching runs once per batch on the host (`matching.match`, through
 `tf.numpy_function`); under `tf.distribute` each replica matches its own part of the batch.
-With `instance_input="truth"` stage 2 decomposes the true category maps (the sum of the masks)
+With `category_maps="truth"` stage 2 decomposes the true category maps (the sum of the masks)
 instead of the category network's.
 """
 
@@ -73,28 +73,28 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
     evaluation applies, counted against the truth).
 
     Args:
-      instance_input: "network" (the paper) or "truth": what stage 2 decomposes.
+      category_maps: "network" (the paper) or "truth": what stage 2 decomposes.
       solver: the matching's solver, "scipy" (host) or "graph" (in-graph, XLA / TPU;
         `resolve_solver`).
     """
 
     def __init__(self, net: DecompNet, stage: int, loss_config: LossConfig,
-                 instance_input: str = "network", solver: str = "scipy",
+                 category_maps: str = "network", solver: str = "scipy",
                  stop_threshold: float = InferenceConfig.stop_threshold, **kwargs):
         super().__init__(**kwargs)
         if stage not in (1, 2, 3):
             raise ValueError(f"stage must be 1, 2 or 3, got {stage}")
-        if instance_input not in CATEGORY_SOURCES:
-            raise ValueError(f"instance_input must be one of {CATEGORY_SOURCES}, got "
-                             f"{instance_input!r}")
-        if instance_input == "truth" and stage != 2:
+        if category_maps not in CATEGORY_SOURCES:
+            raise ValueError(f"category_maps must be one of {CATEGORY_SOURCES}, got "
+                             f"{category_maps!r}")
+        if category_maps == "truth" and stage != 2:
             raise ValueError("only stage 2 can decompose the true category maps "
-                             "(instance_input='truth'): stage 3 trains end to end on the "
+                             "(category_maps='truth'): stage 3 trains end to end on the "
                              "category network's")
         self.net = net
         self.stage = stage
         self.loss_config = loss_config
-        self.instance_input = instance_input
+        self.category_maps = category_maps
         self.solver = solver
         self.stop_threshold = stop_threshold
         # lambda and gamma change after the first epoch (LossWeightSchedule callback).
@@ -138,7 +138,7 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
         cat_maps = cat["category_maps"]
         if self.stage == 1:
             return self._category_term(cat_maps, targets), cat
-        source = targets["category_target"] if self.instance_input == "truth" else cat_maps
+        source = targets["category_target"] if self.category_maps == "truth" else cat_maps
         out = self.net.decompose(source, training=training, images=images)
         pred = fold(out["instance_maps"])  # [B*C, T, h, w]
         gt, valid, boxes = (fold(targets[k]) for k in ("masks", "valid", "boxes"))

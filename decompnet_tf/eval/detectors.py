@@ -43,7 +43,7 @@ class DetectorSpec:
 
     detector: "decompnet", or "components" (connected components of the category maps,
       `inference.ComponentsDetector`); a baseline model_dir is always the baseline.
-    category_source: "network", or "truth" (the TRUE category maps: stage 2 alone).
+    category_maps: "network", or "truth" (the TRUE category maps: stage 2 alone).
     tflite: an exported .tflite file of the model to evaluate instead of the Keras model.
     window_step: the baseline's window stride in px (0: as trained).
     stage: the network as this training stage left it (0: the last finished stage).
@@ -53,7 +53,7 @@ class DetectorSpec:
 
     settings: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
     detector: str = "decompnet"
-    category_source: str = "network"
+    category_maps: str = "network"
     tflite: str | None = None
     window_step: int = 0
     stage: int = 0
@@ -136,8 +136,8 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
 
     if spec.detector == "components":  # The category maps are enough.
         net, _ = load_trained(model_dir, min_stage=1, stage=spec.stage)
-        return (ComponentsDetector(net, spec.category_source,
+        return (ComponentsDetector(net, spec.category_maps,
                                    max_per_class=config.data.max_per_class), builder, config)
     net, _ = load_trained(model_dir, stage=spec.stage)
-    return (DecompDetector(net, spec.settings, spec.category_source,
+    return (DecompDetector(net, spec.settings, spec.category_maps,
                            config.data.max_per_class), builder, config)
