@@ -17,44 +17,24 @@ import os
 import time
 
 from absl import app, flags
+from train_bench import (  # benchmarks/: the script's folder is on sys.path
+    FLAGS,
+    compiled_trainer,
+    pooled_targets,
+    random_batch,
+)
 
-from decompnet_tf.config import DataConfig, LossConfig, ModelConfig, TrainConfig
-from decompnet_tf.config_flags import define_flags, from_flags
+from decompnet_tf.config import LossConfig, ModelConfig
+from decompnet_tf.config_flags import from_flags
 
-FLAGS = flags.FLAGS
-flags.DEFINE_integer("warmup", 2, "Untimed steps (tracing, XLA compilation).", lower_bound=1)
-flags.DEFINE_integer("iters", 5, "Timed steps per measurement.", lower_bound=1)
-flags.DEFINE_list("bench_stages", ["1", "2", "3"], "Stages to time with the run's matching solver.")
 flags.DEFINE_list("objects", ["5", "10", "20"], "Objects per image for the growth rows.")
 flags.DEFINE_list("steps_sweep", ["4", "8", "16"], "Values of T for the growth rows.")
-define_flags(DataConfig, ModelConfig, LossConfig, TrainConfig)
-
-
-def random_batch(batch, map_size, c, m, objects, seed=0):
-    """Images and targets as data.pipeline gives them, `objects` objects per image (split over
-    the categories at random, at most m per category), random masks and boxes."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    images = rng.random((batch, 100, 100, 1), dtype=np.float32)
-    counts = np.stack([np.bincount(rng.integers(0, c, objects), minlength=c)
-                       for _ in range(batch)]).clip(0, m)
-    valid = (np.arange(m)[None, None, :] < counts[..., None]).astype(np.int32)
-    masks = (rng.random((batch, c, m, *map_size)) > 0.95).astype(np.float32) * valid[
-        ..., None, None]
-    corner = rng.random((batch, c, m, 2)).astype(np.float32) * 0.7
-    boxes = np.concatenate([corner, corner + 0.2], axis=-1)
-    return images, {"masks": masks, "boxes": boxes, "valid": valid,
-                    "category_target": masks.sum(2).transpose(0, 2, 3, 1),
-                    "num_objects": counts.astype(np.int32)}
 
 
 def step_time(model_cfg, loss_cfg, batch, stage, solver, jit_compile, objects):
     """Seconds per training step of `stage` on a random batch."""
-    import keras
     import tensorflow as tf
 
-    from decompnet_tf.engine.trainer import DecompTrainer
     from decompnet_tf.models.decompnet import DecompNet
 
     net = DecompNet(model_cfg)
@@ -62,17 +42,10 @@ def step_time(model_cfg, loss_cfg, batch, stage, solver, jit_compile, objects):
     images, targets = random_batch(batch, net.map_size, model_cfg.num_classes,
                                    FLAGS.max_per_class, objects)
     images = tf.constant(images)
-    targets = {k: tf.constant(v) for k, v in targets.items()}
-    if model_cfg.instance_pool > 1 and not model_cfg.instance_fine:
-        size = net.instance_size
-        masks = tf.reshape(targets["masks"], (-1, *net.map_size, 1))
-        targets["masks"] = tf.reshape(tf.image.resize(masks, size, "area"),
-                                      (batch, model_cfg.num_classes, -1, *size))
-    trainer = DecompTrainer(net, stage, loss_cfg, solver=solver)
-    trainer.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit_compile)
+    targets = pooled_targets(net, {k: tf.constant(v) for k, v in targets.items()})
+    trainer = compiled_trainer(net, stage, loss_cfg, solver, jit_compile)
     ds = tf.data.Dataset.from_tensors((images, targets)).repeat()
     it = iter(ds)
-    trainer.make_train_function()
     for _ in range(FLAGS.warmup):
         logs = trainer.train_function(it)
     float(logs["loss"])
