@@ -7,14 +7,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from decompnet_tf.config import (
-    BaselineConfig,
-    DataConfig,
-    InferenceConfig,
-    LossConfig,
-    ModelConfig,
-    TrainConfig,
-)
+from decompnet_tf import config
 from decompnet_tf.config_flags import define_flags
 
 FLAGS = flags.FLAGS
@@ -22,7 +15,8 @@ flags.DEFINE_integer("warmup", 2, "Untimed steps (tracing, XLA compilation).", l
 flags.DEFINE_integer("iters", 5, "Timed steps per measurement.", lower_bound=1)
 flags.DEFINE_list("bench_stages", ["1", "2", "3"], "Stages to time.")
 # train.py's settings, so that any of its flag files parses.
-define_flags(DataConfig, ModelConfig, LossConfig, TrainConfig, BaselineConfig, InferenceConfig)
+define_flags(config.DataConfig, config.ModelConfig, config.LossConfig, config.TrainConfig,
+             config.BaselineConfig, config.InferenceConfig)
 
 
 def random_batch(batch, map_size, c, m, objects, seed=0):
