@@ -101,13 +101,15 @@ def dataset_ready(data_cfg: DataConfig) -> bool:
 def pipeline_rate(data_cfg, net) -> tuple:
     """((wall, CPU) seconds per batch of the training pipeline alone, the pipeline, its first
     batch)."""
-    from decompnet_tf.data.pipeline import make_dataset
+    from decompnet_tf.data.pipeline import make_dataset, num_examples
 
     ds = make_dataset(data_cfg, "train", net.num_classes, net.map_size, training=True,
                       repeat=True, image_size=net.image_size, instance_size=net.instance_size)
     it = iter(ds)
     first = next(it)
-    for _ in range(FLAGS.warmup * 5):  # Fills the shuffle buffer and the prefetch.
+    # A whole epoch first, as most of training sees the pipeline: its shuffle buffer and
+    # prefetch full, its cache (if any) filled.
+    for _ in range(FLAGS.warmup + num_examples(data_cfg, "train") // data_cfg.batch_size):
         next(it)
     samples = []
     for _ in range(FLAGS.rounds):
