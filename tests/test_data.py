@@ -48,12 +48,11 @@ def test_label_out_of_range_is_a_clear_error():
         prepare_example(ex, 3, (4, 4), 4)
 
 
-def test_train_examples_are_the_same_first_images_every_epoch_and_run(tmp_path, monkeypatch):
-    """--train_examples=N on a two-shard split read with shuffle_files: every epoch, and every
-    run, trains on the same N images, the first N of the split."""
+def _tiny_split(tmp_path, monkeypatch):
+    """decomp_mnist/tiny (48 training images in two shards) built under tmp_path, the one
+    `pipeline.open_builder` returns."""
     import tensorflow_datasets as tfds
 
-    from decompnet_tf.config import DataConfig
     from decompnet_tf.data import pipeline
     from tfds_builders.decomp_mnist import DecompMnist, DecompMnistConfig
 
@@ -64,12 +63,26 @@ def test_train_examples_are_the_same_first_images_every_epoch_and_run(tmp_path, 
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=2))
     assert len(builder.info.splits["train"].shard_lengths) == 2
     monkeypatch.setattr(pipeline, "open_builder", lambda *a, **k: builder)
+    return builder
+
+
+def _key(image):
+    return np.round(np.asarray(image) * 255).astype(np.uint8).tobytes()
+
+
+def test_train_examples_are_the_same_first_images_every_epoch_and_run(tmp_path, monkeypatch):
+    """--train_examples=N on a two-shard split read with shuffle_files: every epoch, and every
+    run, trains on the same N images, the first N of the split."""
+    import tensorflow_datasets as tfds
+
+    from decompnet_tf.config import DataConfig
+    from decompnet_tf.data import pipeline
+
+    builder = _tiny_split(tmp_path, monkeypatch)
     n = 12
     config = DataConfig(dataset="decomp_mnist/tiny", train_examples=n, validation_examples=8,
                         batch_size=n, shuffle_buffer=64)
-
-    def key(image):
-        return np.round(np.asarray(image) * 255).astype(np.uint8).tobytes()
+    key = _key
 
     # The split's fixed read order (its two shards interleaved in order); validation_examples
     # come off the end of the split.
@@ -81,6 +94,49 @@ def test_train_examples_are_the_same_first_images_every_epoch_and_run(tmp_path, 
         ds = pipeline.make_dataset(config, "train", 3, (50, 50), training=True, repeat=True)
         epochs = [{key(image) for image in images} for images, _ in ds.take(4)]
         assert all(epoch == first for epoch in epochs)  # One batch of n is one epoch.
+
+
+def test_train_examples_are_read_from_disk_once_and_still_reshuffled(tmp_path, monkeypatch):
+    """With --train_examples the pipeline decodes the N images once: later epochs come from
+    memory (they survive the dataset's files being deleted), with the same examples and targets
+    as a pipeline that reads the files every epoch, and each epoch in a new order."""
+    import shutil
+
+    from decompnet_tf.config import DataConfig
+    from decompnet_tf.data import pipeline
+
+    builder = _tiny_split(tmp_path, monkeypatch)
+    n, batch, count = 12, 4, 4
+    config = DataConfig(dataset="decomp_mnist/tiny", train_examples=n, validation_examples=8,
+                        batch_size=batch, shuffle_buffer=64)
+
+    def epochs(batches):
+        """Per epoch: the images' keys in order, and {image key: its targets as bytes}."""
+        out = []
+        for e in range(count):
+            order, targets = [], {}
+            for images, t in batches[e * n // batch:(e + 1) * n // batch]:
+                for i, image in enumerate(images):
+                    order.append(_key(image))
+                    targets[order[-1]] = b"".join(np.asarray(v[i]).tobytes()
+                                                  for _, v in sorted(t.items()))
+            out.append((order, targets))
+        return out
+
+    def batches(it, epochs):
+        return [next(it) for _ in range(epochs * n // batch)]
+
+    with monkeypatch.context() as m:  # The reference reads the files every epoch.
+        m.setattr(tf.data.Dataset, "cache", lambda self, *a, **k: self)
+        reference = epochs(batches(iter(pipeline.make_dataset(
+            config, "train", 3, (50, 50), training=True, repeat=True)), count))
+    it = iter(pipeline.make_dataset(config, "train", 3, (50, 50), training=True, repeat=True))
+    first = batches(it, 1)
+    shutil.rmtree(builder.data_dir)  # Nothing is read from disk after the first epoch.
+    got = epochs(first + batches(it, count - 1))
+    for (order, targets), (ref_order, ref_targets) in zip(got, reference):
+        assert sorted(order) == sorted(ref_order) and targets == ref_targets
+    assert len({tuple(order) for order, _ in got}) == count  # Reshuffled every epoch.
 
 
 def test_yardstick_true_maps_are_the_training_targets_with_the_cap():
