@@ -157,12 +157,11 @@ def stage_parts(stage, net, trainer, images, targets):
     from decompnet_tf.matching import hungarian_assign, instance_cost_matrix, match
 
     cfg = trainer.loss_config
-    compiled = tf.function
     category_training = stage != 2  # Frozen in stage 2: compute_terms runs it in inference.
     category_vars = net.category_net.trainable_variables
     parts = {}
 
-    @compiled
+    @tf.function
     def category_forward():
         return net.category_net(images, training=category_training)["category_maps"]
 
@@ -170,7 +169,7 @@ def stage_parts(stage, net, trainer, images, targets):
     parts["category net forward" + (" (maps unused: truth input)" if unused else "")] = (
         category_forward)
     if category_vars:
-        @compiled
+        @tf.function
         def category_backward():
             with tf.GradientTape() as tape:
                 maps = net.category_net(images, training=True)["category_maps"]
@@ -186,11 +185,11 @@ def stage_parts(stage, net, trainer, images, targets):
         instance_vars = [v for v in trainer.trainable_variables
                          if all(v is not w for w in category_vars)]
 
-        @compiled
+        @tf.function
         def instance_forward():
             return net.decompose(source, training=True, images=images)
 
-        @compiled
+        @tf.function
         def instance_backward():
             with tf.GradientTape() as tape:
                 out = net.decompose(source, training=True, images=images)
@@ -205,7 +204,7 @@ def stage_parts(stage, net, trainer, images, targets):
         p, _ = losses.instance_floors(cfg.paper_lambda_gamma, cfg.instance_p, trainer.lam,
                                       trainer.gamma)
         for dtype in (tf.float64, tf.float32):
-            parts[f"matching cost matrix, {dtype.name}"] = compiled(
+            parts[f"matching cost matrix, {dtype.name}"] = tf.function(
                 lambda d=dtype: instance_cost_matrix(pred, gt, valid, p, cfg.instance_loss, d))
         if cfg.matching != "ordered":
             cost, stop_cost = (x.numpy() for x in instance_cost_matrix(
@@ -215,13 +214,13 @@ def stage_parts(stage, net, trainer, images, targets):
                 cost, stop_cost, num_gt, cfg.matching == "first_n")
         free = cfg.unmatched_steps == "free"
         for matcher in ("scipy", "graph") if cfg.matching != "ordered" else ("scipy",):
-            parts[f"match(), {matcher} matcher"] = compiled(
+            parts[f"match(), {matcher} matcher"] = tf.function(
                 lambda m=matcher: match(pred, gt, valid, p, cfg.instance_loss, cfg.matching,
                                         boxes, m, tf.float64, free))
     assignment = parts["match(), scipy matcher"]() if stage > 1 else None
 
     def loss_function(match_too):
-        @compiled
+        @tf.function
         def fn():
             with tf.GradientTape() as tape:
                 watched = [cat_maps, out]
@@ -236,12 +235,12 @@ def stage_parts(stage, net, trainer, images, targets):
     if stage > 1:
         parts["matching + losses (compute_terms)"] = loss_function(True)
     grads = [tf.zeros_like(v) for v in trainer.trainable_variables]
-    parts["optimizer update"] = compiled(
+    parts["optimizer update"] = tf.function(
         lambda: trainer.optimizer.apply(grads, trainer.trainable_variables))
     with fixed_outputs(trainer, cat_maps, out, assignment):
         terms, outputs = trainer.compute_terms(images, targets, training=True)
     total = trainer.total_loss(terms)
-    parts["metrics update (trackers, count accuracy)"] = compiled(
+    parts["metrics update (trackers, count accuracy)"] = tf.function(
         lambda: trainer._update(terms, total, outputs, targets))
     ds = tf.data.Dataset.from_tensors((images, targets)).repeat()
     parts[WHOLE] = train_call(trainer, ds)
