@@ -41,7 +41,7 @@ flags.DEFINE_integer("pipeline_batches", 50, "Batches drawn per input-pipeline m
                      lower_bound=1)
 flags.DEFINE_integer("objects", 7, "Objects per image of the random batch (no dataset).",
                      lower_bound=0)
-flags.DEFINE_bool("bench_xla", True, "Also time the whole step XLA-compiled (graph matcher).")
+flags.DEFINE_bool("bench_xla", True, "Also time the whole step XLA-compiled (graph solver).")
 flags.DEFINE_bool("bench_loop", True, "Also time Keras's fit per step, validation and a "
                   "checkpoint.")
 
@@ -213,11 +213,11 @@ def stage_parts(stage, net, trainer, images, targets):
             parts["scipy assignment alone (host, numpy)"] = lambda: hungarian_assign(
                 cost, stop_cost, num_gt, cfg.matching == "first_n")
         free = cfg.unmatched_steps == "free"
-        for matcher in ("scipy", "graph") if cfg.matching != "ordered" else ("scipy",):
-            parts[f"match(), {matcher} matcher"] = tf.function(
-                lambda m=matcher: match(pred, gt, valid, p, cfg.instance_loss, cfg.matching,
+        for solver in ("scipy", "graph") if cfg.matching != "ordered" else ("scipy",):
+            parts[f"match(), {solver} solver"] = tf.function(
+                lambda m=solver: match(pred, gt, valid, p, cfg.instance_loss, cfg.matching,
                                         boxes, m, tf.float64, free))
-    assignment = parts["match(), scipy matcher"]() if stage > 1 else None
+    assignment = parts["match(), scipy solver"]() if stage > 1 else None
 
     def loss_function(match_too):
         @tf.function
@@ -349,7 +349,7 @@ def main(argv):
     import tensorflow as tf
 
     from decompnet_tf.data.pipeline import num_examples
-    from decompnet_tf.engine.trainer import make_optimizer, resolve_matcher
+    from decompnet_tf.engine.trainer import make_optimizer, resolve_solver
 
     data_cfg, model_cfg = from_flags(DataConfig), from_flags(ModelConfig)
     loss_cfg, train_cfg = from_flags(LossConfig), from_flags(TrainConfig)
@@ -377,8 +377,8 @@ def main(argv):
         lr = train_cfg.learning_rates[list(train_cfg.stages).index(stage)] if (
             stage in train_cfg.stages) else 1e-3
         source = train_cfg.instance_input if stage == 2 else "network"
-        matcher = resolve_matcher(train_cfg.matcher, False, "default")
-        trainer = compiled_trainer(net_of(model_cfg), stage, loss_cfg, matcher, False, source,
+        solver = resolve_solver(train_cfg.matching_solver, False, "default")
+        trainer = compiled_trainer(net_of(model_cfg), stage, loss_cfg, solver, False, source,
                                    make_optimizer(train_cfg, lr))
         parts, ds = stage_parts(stage, trainer.net, trainer, images, targets)
         rows = median_times(parts, FLAGS.rounds, FLAGS.iters, FLAGS.warmup)
@@ -387,12 +387,12 @@ def main(argv):
             rows.update(loop_costs(trainer, ds, train_ds, train_cfg, n_train, batch))
         if FLAGS.bench_xla:
             xla = compiled_trainer(net_of(model_cfg), stage, loss_cfg,
-                                   resolve_matcher(train_cfg.matcher, True, "default"), True,
+                                   resolve_solver(train_cfg.matching_solver, True, "default"), True,
                                    source, make_optimizer(train_cfg, lr))
-            rows[f"{WHOLE}, XLA ({xla.matcher} matcher)"] = median_times(
+            rows[f"{WHOLE}, XLA ({xla.solver} solver)"] = median_times(
                 {"xla": train_call(xla, ds)}, FLAGS.rounds, FLAGS.iters, FLAGS.warmup)["xla"]
         step = whole[0]
-        print(f"\nstage {stage} ({matcher} matcher without XLA; instance input {source}): "
+        print(f"\nstage {stage} ({solver} solver without XLA; instance input {source}): "
               f"{step * 1000:.1f} ms per step, {1 / step:.1f} steps/s"
               + (f"; the input pipeline alone gives {rate:.1f} batches/s, {rate * step:.1f}x "
                  f"the step rate ({'input-bound' if rate * step < 1 else 'not input-bound'})"
