@@ -165,7 +165,7 @@ def stage_parts(stage, net, trainer, images, targets):
     def category_forward():
         return net.category_net(images, training=category_training)["category_maps"]
 
-    unused = stage == 2 and trainer.instance_input == "truth"
+    unused = stage == 2 and trainer.category_maps == "truth"
     parts["category net forward" + (" (maps unused: truth input)" if unused else "")] = (
         category_forward)
     if category_vars:
@@ -181,7 +181,7 @@ def stage_parts(stage, net, trainer, images, targets):
     if stage == 1:
         out = {}
     else:
-        source = targets["category_target"] if trainer.instance_input == "truth" else cat_maps
+        source = targets["category_target"] if trainer.category_maps == "truth" else cat_maps
         instance_vars = [v for v in trainer.trainable_variables
                          if all(v is not w for w in category_vars)]
 
@@ -376,7 +376,7 @@ def main(argv):
     for stage in (int(s) for s in FLAGS.bench_stages):
         lr = train_cfg.learning_rates[list(train_cfg.stages).index(stage)] if (
             stage in train_cfg.stages) else 1e-3
-        source = train_cfg.instance_input if stage == 2 else "network"
+        source = train_cfg.category_maps if stage == 2 else "network"
         solver = resolve_solver(train_cfg.matching_solver, False, "default")
         trainer = compiled_trainer(net_of(model_cfg), stage, loss_cfg, solver, False, source,
                                    make_optimizer(train_cfg, lr))
@@ -392,7 +392,7 @@ def main(argv):
             rows[f"{WHOLE}, XLA ({xla.solver} solver)"] = median_times(
                 {"xla": train_call(xla, ds)}, FLAGS.rounds, FLAGS.iters, FLAGS.warmup)["xla"]
         step = whole[0]
-        print(f"\nstage {stage} ({solver} solver without XLA; instance input {source}): "
+        print(f"\nstage {stage} ({solver} solver without XLA; category maps: {source}): "
               f"{step * 1000:.1f} ms per step, {1 / step:.1f} steps/s"
               + (f"; the input pipeline alone gives {rate:.1f} batches/s, {rate * step:.1f}x "
                  f"the step rate ({'input-bound' if rate * step < 1 else 'not input-bound'})"
