@@ -349,7 +349,8 @@ def main(argv):
     import tensorflow as tf
 
     from decompnet_tf.data.pipeline import num_examples
-    from decompnet_tf.engine.trainer import make_optimizer, resolve_solver
+    from decompnet_tf.engine.optimizers import make_optimizer
+    from decompnet_tf.engine.trainer import resolve_solver
 
     data_cfg, model_cfg = from_flags(DataConfig), from_flags(ModelConfig)
     loss_cfg, train_cfg = from_flags(LossConfig), from_flags(TrainConfig)
