@@ -92,16 +92,18 @@ def test_deterministic_for_a_seed_and_different_across_seeds(bundled_pools):
     assert not np.array_equal(a[0].image, a[1].image)
 
 
-def test_train_and_test_pools_are_disjoint(bundled_pools):
-    train = {im.tobytes() for im in bundled_pools.train_images}
-    test = {im.tobytes() for im in bundled_pools.test_images}
-    assert not train & test
-    assert len(bundled_pools.test_images) == 1000 and len(bundled_pools.train_images) == 4000
-    # Test images are built only from test-pool digits.
-    images, labels = bundled_pools.split("test")
-    for ex in _examples(bundled_pools, "test", 10):
-        for d in ex.digit_ids:
-            assert images[d].tobytes() in test
+def test_each_split_has_its_own_pool_and_its_own_images(bundled_pools):
+    # The pools are disjoint (tests/test_digits.py): 350 / 50 / 100 digits of each class.
+    sizes = {"train": 3500, "validation": 500, "test": 1000}
+    firsts = {}
+    for split, size in sizes.items():
+        assert len(bundled_pools.split(split)[0]) == size
+        examples = _examples(bundled_pools, split, 5)
+        assert all(0 <= d < size for ex in examples for d in ex.digit_ids)
+        firsts[split] = examples[0].image
+    # The split enters the seed: image 0 of each split is another image.
+    assert not np.array_equal(firsts["train"], firsts["validation"])
+    assert not np.array_equal(firsts["validation"], firsts["test"])
 
 
 def test_impossible_request_is_a_clear_error_not_a_hang(bundled_pools):
