@@ -14,7 +14,7 @@ decomp_kitti: metrics.json with AP (R40 and R11) for easy / moderate / hard at I
 pr_kitti.png with one PR curve per difficulty, and kitti_results/ (one %06d.txt per image in
 the devkit's result format).
 
-Choose thresholds and settings on --split=validation (training images held out from training);
+Choose thresholds and settings on --split=validation (never trained on; decompnet_tf.data.builders);
 read --split=test once per reported model.
 
 The inference settings (--stop_threshold, --mask_threshold, --box_source, --segmentation_delta)
@@ -39,8 +39,8 @@ flags.DEFINE_list("compare", [], "Several model dirs: each is evaluated, then pl
                   "(trained on one dataset, or pass --dataset).")
 flags.DEFINE_string("output_dir", None, "Where results go (default <model_dir>/eval_<split>).")
 flags.DEFINE_enum("split", "test", ["train", "validation", "test"],
-                  "train, validation (the training images held out from training: choose "
-                  "settings there) or test (once per reported model).")
+                  "train, validation (never trained on; decomp_mnist's is made of digits no "
+                  "training image uses: choose settings there) or test (once per reported model).")
 flags.DEFINE_string("dataset", None, "TFDS dataset/config (default: the one trained on; with "
                     "--compare, every model is evaluated on it).")
 flags.DEFINE_string("data_dir", None, "TFDS data dir.")

@@ -1,6 +1,6 @@
-"""Picks evaluate.py's --stop_threshold and --mask_threshold on the VALIDATION split (training
-images held out from training), so that the test split is only read once, for the reported
-figures.
+"""Picks evaluate.py's --stop_threshold and --mask_threshold on the VALIDATION split (never
+trained on; decompnet_tf.data.builders), so that the test split is only read once, for the
+reported figures.
 
     python experiments/calibrate_thresholds.py --model_dir=runs/mnist_quick --box_source=mask
     python experiments/calibrate_thresholds.py --model_dir=runs/mnist_quick --write

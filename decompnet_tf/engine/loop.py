@@ -108,7 +108,7 @@ class StageData:
     """What every stage trains and validates on.
 
     train: the repeated, shuffled training batches; validation: `validation_steps` batches of
-    the held-out training images; steps: batches per epoch; preview: float32 [<=4, H, W, ch],
+    the validation split; steps: batches per epoch; preview: float32 [<=4, H, W, ch],
     the first validation images, whose maps TensorBoard shows."""
 
     train: tf.data.Dataset
