@@ -262,8 +262,8 @@ class TrainConfig(Settings):
     lr_decay: float = setting(1.0, "Learning-rate factor applied after every epoch.",
                               lower=0.0)
     clipnorm: float = setting(10.0, "Gradient norm clipping (0: off).", lower=0.0)
-    checkpoint_steps: int = setting(0, "Also checkpoint every N steps (0: per epoch).",
-                                    lower=0)
+    checkpoint_steps: int = setting(0, "Also checkpoint every N steps (0: per epoch); the "
+                                    "baseline checkpoints per epoch only.", lower=0)
     init_category_from: str = setting(
         "", "Start from the category network of this earlier run's model_dir (then train "
         "--stages=2 only): instance-network variants share one stage 1.")

@@ -236,13 +236,8 @@ def category_loss(pred: tf.Tensor, target: tf.Tensor, p: float | tf.Tensor,
     """
     pred = _as_float(pred)
     target = tf.stop_gradient(tf.cast(target, pred.dtype))
-    if scale is None:
-        # [B, h, w, C] -> [B, C, h, w] so that the map axes are last.
-        d = weighted_sq_distance(
-            tf.transpose(pred, [0, 3, 1, 2]), tf.transpose(target, [0, 3, 1, 2]), p
-        )  # [B, C]
-        return {CATEGORY: tf.reduce_mean(d)}
-    scale = tf.stop_gradient(tf.cast(scale, pred.dtype))
+    scale = 1.0 if scale is None else tf.stop_gradient(tf.cast(scale, pred.dtype))
+    # The mean of weighted_sq_distance's per-map means: every map has h * w pixels.
     per_pixel = scale * pixel_weight(target, p) * tf.square(pred - target)
     return {CATEGORY: tf.reduce_mean(per_pixel)}
 

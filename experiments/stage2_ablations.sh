@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 12's ablations on the validation split (RESULTS.md's rows: decomp_mnist 1.0.0's, the
-# last 500 training images, never trained on): each lever measured on the yardsticks, every row scored alike by
+# The ablations of RESULTS.md's "Ablations (validation split, 1.0.0)": each lever measured on
+# the yardsticks on the validation split (decomp_mnist 1.0.0's rows: its last 500 training
+# images, never trained on), every row scored alike by
 # experiments/yardsticks.py (boxes from the maps' main blob, masks at 0.3).
 #
 #   bash experiments/stage2_ablations.sh NAME [NAME ...]     (default: every variant below)

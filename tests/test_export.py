@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ModelConfig(steps=3, instance_units=16, instance_filters=4, box_hidden=16,
                    instance_activation="linear", category_skips=True, instance_skips=True,
                    stop_head=True, instance_gated=True, instance_decoder="dynamic",
-                   instance_image=True, box_input="state")
+                   instance_image=True, box_input="state", stop_input="state_residual")
 # The paper's (Appendix B: per-step deconvolutions, boxes from the maps), tiny.
 PAPER_TINY = ModelConfig(steps=3, instance_units=16, instance_filters=4, box_hidden=16,
                          instance_activation="linear")

@@ -173,15 +173,17 @@ class DecompNet(keras.Model):
         encoded = self.cell.encode(inputs, training=training)
         states = self.cell.get_initial_state(ops.shape(encoded["inputs"])[0])
         maps, objectness, queries = [], [], []
-        # What the earlier steps left of the category map, at the instance maps' size.
-        left = ops.relu(fold(category_maps) if cfg.instance_fine else inputs[..., :1])
+        full = fold(category_maps) if cfg.instance_fine else None  # [B*C, h, w, 1]
+        if cfg.stop_head and cfg.stop_input == "state_residual":
+            # What the earlier steps left of the category map, at the instance maps' size.
+            left = ops.relu(full if cfg.instance_fine else inputs[..., :1])
         for _ in range(t):
             # Fine maps: the cell's gate logits, upsampled, gate the full-resolution maps.
             out, states = self.cell.step(encoded, states, training=training,
                                          return_logits=cfg.instance_fine)
             if cfg.instance_fine:
                 gate = ops.sigmoid(ops.image.resize(out, (h, w), interpolation="bilinear"))
-                out = gate * ops.clip(fold(category_maps), 0.0, 1.0)
+                out = gate * ops.clip(full, 0.0, 1.0)
             maps.append(out)
             queries.append(self.cell.top_state(states))
             if cfg.stop_head:
