@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Q="--flagfile=configs/mnist_quick.flags --verbose=2 --learning_rates=0.001"
-# Issue 5's stage 2 (the paper's deconvolution decoder at 25x25, no image, regressor from the
+# The paper's stage 2 (its deconvolution decoder at 25x25, no image, regressor from the
 # maps), on the true maps; each s2 row changes it as named.
 S2="$Q --stages=2 --epochs=3 --category_maps=truth --instance_pool=2 --instance_decoder=deconv
     --noinstance_image --box_input=map --box_loss=smooth_l1 --eta=1 --giou_weight=0
