@@ -65,3 +65,27 @@ def test_classifier_config_and_detector_outputs():
     assert out["detection_boxes"].shape == (2, 10, 4)
     assert out["num_detections"].shape == (2,) and (out["num_detections"] <= 10).all()
     assert det.describe()["windows_per_image"] == len(window_boxes((32, 32), 8, 16, 8))
+
+
+def test_training_scores_the_windows_the_detector_ranks():
+    # Hard-negative mining (engine.baseline.window_scorer, uint8 images, chunked) must see the
+    # probabilities the detector ranks at test time: the detector's best score per class is
+    # the highest window probability of that class (NMS always keeps the top window).
+    from decompnet_tf.engine.baseline import window_scorer
+
+    net = PatchClassifier(num_classes=3, patch_size=16)
+    net.build()
+    images = np.random.default_rng(1).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    windows = window_boxes((32, 32), 8, 16, 4)
+    probs = window_scorer(net, windows)(images)
+    assert probs.shape == (3, len(windows), 4)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    # One image per call gives the same rows, image by image.
+    np.testing.assert_allclose(window_scorer(net, windows, batch=1)(images), probs, atol=1e-6)
+    det = SlidingWindowDetector(net, (32, 32), 8, 16, step=4, score_threshold=0.0,
+                                max_detections=len(windows))
+    out = det.predict(images[..., None].astype(np.float32) / 255.0)
+    for i in range(3):
+        for c in range(3):
+            got = out["detection_scores"][i][out["detection_classes"][i] == c]
+            assert got.max() == pytest.approx(probs[i, :, c].max(), abs=1e-5)

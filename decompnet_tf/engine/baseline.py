@@ -31,7 +31,7 @@ from decompnet_tf.model_io import (
     load_weights,
     write_config,
 )
-from decompnet_tf.models.baseline import PatchClassifier
+from decompnet_tf.models.baseline import PatchClassifier, crop_windows
 from decompnet_tf.ops.windows import window_boxes
 
 STATE_FILE = "state.json"
@@ -72,33 +72,17 @@ def sample_set(config: Config, images, boxes, labels, seed: int):
     return np.concatenate(patches), np.concatenate(out)
 
 
-def window_crops(images: tf.Tensor, windows: tf.Tensor, patch_size: int,
-                 box_indices: tf.Tensor | None = None) -> tf.Tensor:
-    """Patches float32 [b * K, P, P, 1] of windows [K, 4] on every image of `images`
-    float32 [b, H, W, 1], cut as `eval.sliding_window.SlidingWindowDetector` cuts them at test
-    time (bilinear crop_and_resize); with `box_indices` [K], window k of image box_indices[k]."""
-    if box_indices is None:
-        b, k = tf.shape(images)[0], tf.shape(windows)[0]
-        box_indices = tf.repeat(tf.range(b), k)
-        windows = tf.tile(windows, [b, 1])
-    return tf.image.crop_and_resize(images, windows, box_indices, (patch_size, patch_size))
-
-
 def window_scorer(net: PatchClassifier, windows: np.ndarray, batch: int = 8192):
     """images uint8 [b, H, W] -> probabilities float32 [b, K, C + 1] of every window: what
-    the current classifier makes of the detector's windows."""
+    the current classifier makes of the detector's windows, about `batch` crops per call."""
     w = tf.constant(windows)
-
-    @tf.function(reduce_retracing=True)
-    def probs(crops):
-        return tf.nn.softmax(net(crops, training=False)["logits"])
+    probs = tf.function(net.window_probs, reduce_retracing=True)
+    per_call = max(1, batch // len(windows))
 
     def score(images: np.ndarray) -> np.ndarray:
-        x = tf.constant(images[..., None].astype(np.float32) / 255.0)
-        crops = window_crops(x, w, net.patch_size)
-        out = np.concatenate([probs(crops[i:i + batch]).numpy()
-                              for i in range(0, int(crops.shape[0]), batch)])
-        return out.reshape(len(images), len(windows), -1)
+        x = images[..., None].astype(np.float32) / 255.0
+        return np.concatenate([probs(tf.constant(x[i:i + per_call]), w).numpy()
+                               for i in range(0, len(x), per_call)])
 
     return score
 
@@ -110,7 +94,7 @@ def crop_pairs(images: np.ndarray, windows: np.ndarray, pairs: np.ndarray,
         return np.zeros((0, patch_size, patch_size), np.uint8)
     ids, inverse = np.unique(pairs[:, 0], return_inverse=True)
     x = tf.constant(images[ids][..., None].astype(np.float32) / 255.0)
-    crops = window_crops(x, tf.constant(windows[pairs[:, 1]]), patch_size,
+    crops = crop_windows(x, tf.constant(windows[pairs[:, 1]]), patch_size,
                          tf.constant(inverse.reshape(-1).astype(np.int32)))
     return np.round(crops.numpy()[..., 0] * 255.0).astype(np.uint8)
 

@@ -32,17 +32,9 @@ class SlidingWindowDetector:
         self.min_size, self.max_size = min_size, max_size
         self._fn = tf.function(self._forward, reduce_retracing=True)
 
-    def _scores(self, image):
-        """Class probabilities [K, C] of every window of one image [H, W, 1]."""
-        p = self.classifier.patch_size
-        k = tf.shape(self.windows)[0]
-        crops = tf.image.crop_and_resize(image[None], self.windows, tf.zeros([k], tf.int32),
-                                         (p, p))
-        logits = self.classifier(crops, training=False)["logits"]
-        return tf.nn.softmax(logits)[:, : self.classifier.num_classes]
-
     def _detect(self, image):
-        probs = self._scores(image)
+        # Class probabilities [K, C] of every window of the one image [H, W, 1].
+        probs = self.classifier.window_probs(image[None], self.windows)[0, :, :-1]
         boxes, scores, classes = [], [], []
         for c in range(self.classifier.num_classes):
             keep = nms(self.windows, probs[:, c], self.nms_iou, self.max_detections)

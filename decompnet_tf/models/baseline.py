@@ -14,10 +14,23 @@ then "non-maximal suppression ... with threshold 0.3".
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from decompnet_tf.models.category_net import ENCODER
 from decompnet_tf.models.layers import ConvBlock
+
+
+def crop_windows(images: tf.Tensor, windows: tf.Tensor, patch_size: int,
+                 box_indices: tf.Tensor | None = None) -> tf.Tensor:
+    """Patches float32 [b * K, P, P, 1] of windows [K, 4] (ymin, xmin, ymax, xmax normalised)
+    on every image of `images` float32 [b, H, W, 1], image-major, bilinear crop_and_resize to
+    P = `patch_size`; with `box_indices` int32 [K], window k of image box_indices[k] only."""
+    if box_indices is None:
+        b, k = tf.shape(images)[0], tf.shape(windows)[0]
+        box_indices = tf.repeat(tf.range(b), k)
+        windows = tf.tile(windows, [b, 1])
+    return tf.image.crop_and_resize(images, windows, box_indices, (patch_size, patch_size))
 
 
 @keras.saving.register_keras_serializable(package="decompnet_tf")
@@ -47,6 +60,14 @@ class PatchClassifier(keras.Model):
         for block in self.trunk:
             x = block(x, training=training)
         return {"logits": self.classify(self.pool(x))}
+
+    def window_probs(self, images: tf.Tensor, windows: tf.Tensor) -> tf.Tensor:
+        """Class probabilities float32 [b, K, C + 1] (background last) of every window [K, 4]
+        on every image float32 [b, H, W, 1] in [0, 1]: what the detector ranks at test time and
+        what hard-negative mining ranks in training."""
+        crops = crop_windows(images, windows, self.patch_size)
+        probs = tf.nn.softmax(self(crops, training=False)["logits"])
+        return tf.reshape(probs, [tf.shape(images)[0], tf.shape(windows)[0], -1])
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,
