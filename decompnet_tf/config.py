@@ -153,7 +153,7 @@ class ModelConfig(Settings):
 
 INSTANCE_LOSSES = ("l2", "bce")
 BOX_LOSSES = ("smooth_l1", "l1")
-MATCHINGS = ("hungarian", "first_n", "ordered")
+MATCHINGS = ("hungarian", "first_n", "ordered", "largest_first")
 LAMBDA_GAMMA_READINGS = ("weights", "floors")
 UNMATCHED_STEPS = ("empty", "free")
 
@@ -195,7 +195,8 @@ class LossConfig(Settings):
         "'first_n': the n objects go to the first n steps (optimally among them) and later "
         "steps learn the empty map, so the paper's stop rule (the first dim map ends the "
         "category) is what training teaches; 'ordered': the first n steps too, in a fixed "
-        "order, left to right by box centre (not in the paper).", choices=MATCHINGS)
+        "order, left to right by box centre; 'largest_first': the same, largest box first (neither "
+        "in the paper).", choices=MATCHINGS)
     paper_lambda_gamma: str = setting(
         "weights", "How eq. 3's D_lambda and D_gamma are read (the equation was lost): "
         "'weights', lambda and gamma weigh the matched and the summed-map terms, each D_p with "

@@ -30,6 +30,8 @@ Matching rules (``LossConfig.matching``):
   given learns to hedge between several.
 * ``"ordered"``: the first ``n`` steps too, in a fixed order (left to right by box centre,
   then top to bottom; :func:`ordered_assignment`): no cost matrix and no host call.
+* ``"largest_first"``: the same with the largest box first (ties left to right), so the
+  first steps take the objects the category map shows most clearly.
 
 Two solvers give the same optimum (ties may pick another assignment of equal cost):
 ``solver="scipy"`` (:func:`hungarian_assign` on the host through ``tf.numpy_function``; the
@@ -253,26 +255,41 @@ def graph_assign(cost: tf.Tensor, stop_cost: tf.Tensor, num_gt: tf.Tensor,
     return tf.where(assigned < n[:, :, 0], assigned, -1)
 
 
-def ordered_assignment(gt_boxes: tf.Tensor, gt_valid: tf.Tensor, steps: int) -> tf.Tensor:
-    """The "ordered" matching rule: step t learns the t-th object from the left.
+def ordered_assignment(gt_boxes: tf.Tensor, gt_valid: tf.Tensor, steps: int,
+                       by: str = "position") -> tf.Tensor:
+    """A fixed-order matching rule: step t learns the t-th object in a set order.
 
-    Objects are sorted by box centre x, then centre y (ties of x within 1e-6 of the image
-    width), padded objects last; step ``t < n`` gets the ``t``-th, later steps the stop map.
-    With ``n > T`` the ``T`` leftmost objects are matched and the others left unmatched.
+    ``by="position"`` (the "ordered" rule): objects sorted by box centre x, then centre y (ties
+    of x within 1e-6 of the image width). ``by="area"`` (the "largest_first" rule): by box area,
+    largest first, ties by the position order. Padded objects go last; step ``t < n`` gets the
+    ``t``-th object, later steps the stop map. With ``n > T`` the first ``T`` objects in that
+    order are matched and the others left unmatched.
 
     Args:
         gt_boxes: float ``[B, N, 4]`` (ymin, xmin, ymax, xmax) normalised.
         gt_valid: bool or 0/1 ``[B, N]``, real objects first.
         steps: ``T``.
+        by: "position" or "area".
 
     Returns:
         int32 ``[B, T]``: object index per step, -1 = stop map.
     """
+    if by not in ("position", "area"):
+        raise ValueError(f"by must be 'position' or 'area', got {by!r}")
     boxes = tf.cast(gt_boxes, tf.float32)
     valid = tf.cast(gt_valid, tf.bool)
+    # Centre x in [0, 1] dominates; centre y breaks ties.
     key = (boxes[..., 1] + boxes[..., 3]) * 0.5 + 1e-6 * (boxes[..., 0] + boxes[..., 2])
     key = tf.where(valid, key, 1e9)  # Padding last.
     order = tf.cast(tf.argsort(key, axis=-1, stable=True), tf.int32)  # [B, N]
+    if by == "area":
+        # A stable sort by area of the position order: equal areas stay left to right.
+        area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+        # Rounded to 1e-6 of the image (under a pixel of a 384x1248 image), so that boxes of
+        # equal pixel area tie despite float32 rounding of their corners.
+        area = tf.round(area * 1e6)
+        area = tf.gather(tf.where(valid, area, -1.0), order, batch_dims=1)
+        order = tf.gather(order, tf.argsort(-area, axis=-1, stable=True), batch_dims=1)
     n = tf.reduce_sum(tf.cast(valid, tf.int32), axis=-1, keepdims=True)  # [B, 1]
     num = tf.shape(order)[1]
     pad = tf.maximum(steps - num, 0)
@@ -303,8 +320,8 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
         gt_valid: bool ``[B, N]``, True for real objects, which come first (padding last).
         p: scalar weight floor ``p`` of D_p (use the loss's ``p``).
         loss: the loss's matched-map distance, "l2" or "bce".
-        rule: "hungarian", "first_n" or "ordered" (see the module docstring).
-        gt_boxes: float ``[B, N, 4]``, needed by the "ordered" rule.
+        rule: "hungarian", "first_n", "ordered" or "largest_first" (see the module docstring).
+        gt_boxes: float ``[B, N, 4]``, needed by the "ordered" and "largest_first" rules.
         solver: "scipy" (host) or "graph" (TensorFlow ops: XLA, TPUs); same optimum.
         cost_dtype: the cost matrix's precision (float32 on TPUs, which have no float64).
         free_unmatched: a step left without an object costs nothing (instead of ``D(g_t, 0)``),
@@ -318,10 +335,11 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
         raise ValueError(f"matching rule must be one of {MATCHINGS}, got {rule!r}")
     if solver not in MATCHING_SOLVERS:
         raise ValueError(f"matching solver must be one of {MATCHING_SOLVERS}, got {solver!r}")
-    if rule == "ordered":
+    if rule in ("ordered", "largest_first"):
         if gt_boxes is None:
-            raise ValueError("the 'ordered' matching rule needs the ground-truth boxes")
-        return tf.ensure_shape(ordered_assignment(gt_boxes, gt_valid, pred.shape[1]),
+            raise ValueError(f"the {rule!r} matching rule needs the ground-truth boxes")
+        by = "position" if rule == "ordered" else "area"
+        return tf.ensure_shape(ordered_assignment(gt_boxes, gt_valid, pred.shape[1], by),
                                pred.shape[:2])
     pred = tf.stop_gradient(pred)
     gt = tf.stop_gradient(gt)

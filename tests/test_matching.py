@@ -231,6 +231,31 @@ def test_ordered_rule_goes_left_to_right_then_top_to_bottom():
         match(pred, gt, valid, 0.1, rule="greedy")
 
 
+def test_largest_first_rule_sorts_by_area_then_left_to_right():
+    rng = np.random.default_rng(3)
+    batch, num, steps = 6, 7, 5
+    # Whole pixels of a 100x100 image, sides from a few values so that equal areas (ties)
+    # occur, some with the sides swapped.
+    size = rng.choice([10, 20, 30], size=(batch, num, 2))
+    corner = rng.integers(0, 60, size=(batch, num, 2))
+    pixels = np.concatenate([corner, corner + size], axis=-1)
+    boxes = (pixels / 100).astype(np.float32)
+    counts = [0, 1, 3, 5, 7, 7]
+    valid = np.array([[i < n for i in range(num)] for n in counts])
+    got = match(tf.zeros((batch, steps, 3, 3)), tf.zeros((batch, num, 3, 3)), valid, 0.1,
+                rule="largest_first", gt_boxes=boxes).numpy()
+    for b, n in enumerate(counts):
+        area = [size[b, i, 0] * size[b, i, 1] for i in range(n)]  # Exact, in pixels.
+        x = [pixels[b, i, 1] + pixels[b, i, 3] for i in range(n)]
+        y = [pixels[b, i, 0] + pixels[b, i, 2] for i in range(n)]
+        # Python's sort as the reference: area descending, then centre x, then centre y.
+        want = sorted(range(n), key=lambda i: (-area[i], x[i], y[i]))[:steps]
+        np.testing.assert_array_equal(got[b], want + [-1] * (steps - len(want)))
+    with pytest.raises(ValueError, match="needs the ground-truth boxes"):
+        match(tf.zeros((1, 2, 3, 3)), tf.zeros((1, 1, 3, 3)), np.ones((1, 1)), 0.1,
+              rule="largest_first")
+
+
 def _total(cost, stop, assignment):
     return np.array([_assignment_cost(c, s, a) for c, s, a in zip(cost, stop, assignment)])
 
