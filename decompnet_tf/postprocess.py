@@ -194,8 +194,8 @@ def emitted(outputs: dict, stop_threshold: float) -> tf.Tensor:
     "hungarian" matching (the paper's, section 2.2) may assign the empty target to ANY step
     (whichever fits it best), so a stop head trained with it marks the matched steps wherever
     they are, not only a prefix; reading it like the peaks would drop every object after the
-    first step it marks empty. ("first_n" and "ordered" give the objects the first steps, so
-    there the matched steps are a prefix and both readings agree.)
+    first step it marks empty. ("first_n", "ordered" and "largest_first" give the objects the
+    first steps, so there the matched steps are a prefix and both readings agree.)
     """
     if "objectness" in outputs:
         return outputs["objectness"] >= stop_threshold
