@@ -34,6 +34,7 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
+    from decompnet_tf.console import cpu_kind
     from decompnet_tf.export.saved_model import next_version
     from decompnet_tf.inference import run_tflite
     from decompnet_tf.model_io import load_trained
@@ -62,7 +63,7 @@ def main(argv):
         interpreter.allocate_tensors()
         t = timed(lambda: run_tflite(interpreter, one), FLAGS.iters)  # noqa: B023
         rows.append((f"TFLite {name}, batch 1", t, 1, du(path)))
-    print(f"{os.cpu_count()} CPU cores, TF {tf.__version__}")
+    print(f"CPU: {cpu_kind()}; TF {tf.__version__}")
     print(f"{'path':<44} {'ms/call':>9} {'images/s':>9} {'size MB':>8}")
     for name, t, batch, size in rows:
         print(f"{name:<44} {t * 1000:9.1f} {batch / t:9.1f} {size / 1e6:8.1f}")

@@ -13,7 +13,6 @@ operations (multiply-adds count as two); the matmul's are 2 n^3.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from absl import app, flags
 from timing import timed  # benchmarks/timing.py: the script's folder is on sys.path
@@ -75,7 +74,7 @@ def measure(model_cfg, settings, batch):
 
 def main(argv):
     del argv
-    from decompnet_tf.console import quiet_start
+    from decompnet_tf.console import cpu_kind, quiet_start
 
     quiet_start()
     import tensorflow as tf
@@ -85,7 +84,7 @@ def main(argv):
     a = tf.random.normal((n, n))
     matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
     peak = 2 * n**3 / timed(lambda: matmul().numpy(), FLAGS.iters)
-    print(f"{os.cpu_count()} CPU cores, TF {tf.__version__}; float32 matmul {n}x{n}: "
+    print(f"CPU: {cpu_kind()}; TF {tf.__version__}; float32 matmul {n}x{n}: "
           f"{peak / 1e9:.1f} GFLOP/s")
     print(f"{'detector':<28} {'MFLOP/img':>10} {'ms/img':>8} {'GFLOP/s':>8} {'of matmul':>10}")
     rows = [("as configured", model_cfg)] + [

@@ -342,7 +342,7 @@ def net_of(model_cfg):
 
 def main(argv):
     del argv
-    from decompnet_tf.console import quiet_start
+    from decompnet_tf.console import cpu_kind, quiet_start
 
     quiet_start()
     import keras
@@ -355,7 +355,7 @@ def main(argv):
     data_cfg, model_cfg = from_flags(DataConfig), from_flags(ModelConfig)
     loss_cfg, train_cfg = from_flags(LossConfig), from_flags(TrainConfig)
     batch = data_cfg.batch_size
-    print(f"{os.cpu_count()} CPU cores, TF {tf.__version__}, batch {batch}, T = "
+    print(f"CPU: {cpu_kind()}; TF {tf.__version__}, batch {batch}, T = "
           f"{model_cfg.steps}, matching {loss_cfg.matching}, {FLAGS.iters} calls x "
           f"{FLAGS.rounds} rounds per part (median round)")
     keras.utils.set_random_seed(train_cfg.seed)

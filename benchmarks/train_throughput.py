@@ -13,7 +13,6 @@ the ratios compare like with like; nothing is asserted.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 
 from absl import app, flags
@@ -58,14 +57,14 @@ def step_time(model_cfg, loss_cfg, batch, stage, solver, jit_compile, objects):
 
 def main(argv):
     del argv
-    from decompnet_tf.console import quiet_start
+    from decompnet_tf.console import cpu_kind, quiet_start
 
     quiet_start()
     import tensorflow as tf
 
     model_cfg, loss_cfg = from_flags(ModelConfig), from_flags(LossConfig)
     batch = FLAGS.batch_size
-    print(f"{os.cpu_count()} CPU cores, TF {tf.__version__}, batch {batch}, T = "
+    print(f"CPU: {cpu_kind()}; TF {tf.__version__}, batch {batch}, T = "
           f"{model_cfg.steps}, {model_cfg.instance_decoder} decoder, instance maps pooled by "
           f"{model_cfg.instance_pool}, matching {loss_cfg.matching}")
     rows = []

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import platform
 import re
 import sys
 import tempfile
@@ -120,17 +121,58 @@ def _local_devices() -> list:
     return tf.config.list_physical_devices() + tf.config.list_logical_devices("TPU")
 
 
+# Vector extensions by /proc/cpuinfo flag, widest first: per-step costs differ 1.5-2x between
+# them, and a kernel that lacks a path for one can be far slower there.
+_VECTOR_ISAS = (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
+
+
+def cpu_kind(cpuinfo: str | None = None, environ=None) -> str:
+    """The CPU's model and its widest vector extension, e.g. "AMD EPYC, AVX-512 (bf16), 2
+    cores", for every printed time; with oneDNN off (`TF_ENABLE_ONEDNN_OPTS=0`) or capped
+    (`ONEDNN_MAX_CPU_ISA`) it says so.
+
+    Args:
+      cpuinfo: the text of /proc/cpuinfo (default: read it; "" where there is none).
+      environ: the environment (default `os.environ`).
+    """
+    environ = os.environ if environ is None else environ
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:  # Not Linux.
+            cpuinfo = ""
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name") or platform.processor() or "unknown CPU"
+    flags = set(fields.get("flags", "").split())
+    isa = next((name for flag, name in _VECTOR_ISAS if flag in flags), "no AVX")
+    if "avx512_bf16" in flags or "amx_bf16" in flags:
+        isa += " (bf16)"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    kind = f"{model}, {isa}, {_count(cores or 1, 'core')}"
+    if environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
+        return f"{kind}, oneDNN off"
+    cap = environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{kind}, oneDNN capped at {cap}" if cap else kind
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def devices_line(strategy: tf.distribute.Strategy, devices: Sequence | None = None) -> str:
-    """One line naming the devices and replicas a run uses, e.g. "devices: 1 CPU, no GPU
-    visible; 1 replica" or "devices: 2 GPUs; 2 replicas (MirroredStrategy)".
+def devices_line(strategy: tf.distribute.Strategy, devices: Sequence | None = None,
+                 cpu: str | None = None) -> str:
+    """One line naming the devices and replicas a run uses, e.g. "devices: 1 CPU (AMD EPYC,
+    AVX2, 2 cores), no GPU visible; 1 replica" or "devices: 2 GPUs; 2 replicas
+    (MirroredStrategy)".
 
     Args:
       devices: objects with a `device_type` ("CPU", "GPU", "TPU"); default: this process's
         (`_local_devices`).
+      cpu: what a CPU-only run names its CPU by (default `cpu_kind()`).
     """
     import tensorflow as tf
 
@@ -141,7 +183,7 @@ def devices_line(strategy: tf.distribute.Strategy, devices: Sequence | None = No
     elif counts["GPU"]:
         used = _count(counts["GPU"], "GPU")
     else:
-        used = f"{_count(counts['CPU'], 'CPU')}, no GPU visible"
+        used = f"{_count(counts['CPU'], 'CPU')} ({cpu or cpu_kind()}), no GPU visible"
     line = f"devices: {used}; {_count(strategy.num_replicas_in_sync, 'replica')}"
     # The public name (MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy).
     name = next((n for n in _STRATEGY_NAMES if isinstance(strategy, getattr(tf.distribute, n))),
