@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from decompnet_tf.console import cpu_kind
 from decompnet_tf.eval import breakdown, coco, metrics
 from decompnet_tf.eval.detectors import Detector
 
@@ -106,10 +107,11 @@ def run_detector(detector: Detector, batches, mask_threshold: float,
 
 
 def speed(loop_seconds: float, images: int, batch_size: int) -> dict:
-    """metrics.json's "speed" entry; `images`: the images predicted in `loop_seconds`."""
+    """metrics.json's "speed" entry; `images`: the images predicted in `loop_seconds`. "cpu"
+    names the CPU kind (`console.cpu_kind`): times differ 1.5-4x between kinds."""
     return {"images_per_second": images / loop_seconds, "ms_per_image":
             1000 * loop_seconds / images, "batch_size": batch_size, "images": images,
-            "cpu_cores": os.cpu_count()}
+            "cpu_cores": os.cpu_count(), "cpu": cpu_kind()}
 
 
 def _curves(results):
