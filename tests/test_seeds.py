@@ -1,0 +1,73 @@
+"""experiments/seeds.py: a training command at several seeds, each run evaluated, and the
+spread of every metric; resumable."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from tests.helpers import ROOT, TINY_FLAGS, run_script
+
+sys.path.insert(0, os.path.join(ROOT, "experiments"))
+import seeds  # noqa: E402
+
+
+def _metrics(ap, counting, windows=0):
+    """A metrics.json as evaluate.py writes it, reduced to what seeds.py reads."""
+    det = {str(i): {"ap_voc": a, "recall_at_precision_0.84": a / 2} for i, a in enumerate(ap)}
+    return {"detection": {"iou_0.5": det}, "counting": {"accuracy": counting},
+            "breakdown": {"ap50_by_size": {"<14": {"ap_voc_mean": ap[0] / 3}}},
+            "speed": {"ms_per_image": 2.0}, "model": {"windows_per_image": windows}}
+
+
+def test_summary_gives_mean_range_and_sample_std_per_metric():
+    runs = {"seed0": seeds.metrics_of(_metrics([0.5, 0.6], 0.7), ["3", "6"]),
+            "seed1": seeds.metrics_of(_metrics([0.7, 0.6], 0.5), ["3", "6"]),
+            "seed2": seeds.metrics_of(_metrics([0.6, 0.9], 0.6), ["3", "6"])}
+    assert runs["seed0"]["AP50 mean"] == pytest.approx(0.55)
+    summary = seeds.summarize(runs)
+    ap3 = summary["AP50 '3'"]
+    assert (ap3["mean"], ap3["min"], ap3["max"], ap3["n"]) == (pytest.approx(0.6), 0.5, 0.7, 3)
+    assert ap3["std"] == pytest.approx(np.std([0.5, 0.7, 0.6], ddof=1))
+    assert summary["counting"]["std"] == pytest.approx(0.1)
+    table = seeds.markdown(runs, summary)
+    assert "| AP50 '3' | 0.600 | 0.500-0.700 | 0.200 | 0.100 | 0.500 | 0.700 | 0.600 |" in table
+    # The sliding-window baseline does not count: no counting row for it.
+    assert "counting" not in seeds.metrics_of(_metrics([0.5], 0.0, windows=1000))
+
+
+def test_run_names_cross_seeds_with_onednn():
+    assert seeds.run_names([0, 1], []) == [("seed0", 0, None), ("seed1", 1, None)]
+    assert [n for n, *_ in seeds.run_names([2], ["0", "1"])] == ["seed2_onednn0",
+                                                                  "seed2_onednn1"]
+
+
+@pytest.mark.slow(60)
+def test_two_seeds_train_evaluate_summarize_and_a_rerun_skips(small_data_dir, tmp_path):
+    args = ("--name=tiny", f"--out={tmp_path}", "--seeds=0,1",
+            "--eval=val=--split=validation --max_images=20 --num_sheets=0", "--",
+            f"--data_dir={small_data_dir}", *TINY_FLAGS, "--stages=1,2", "--epochs=1,1",
+            "--learning_rates=0.01,0.01")
+    done = run_script("experiments/seeds.py", *args)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads((tmp_path / "tiny" / "summary_val.json").read_text())
+    assert set(report["runs"]) == {"seed0", "seed1"}
+    for run in ("seed0", "seed1"):  # Each run is its own model dir, trained at its seed.
+        config = json.loads((tmp_path / "tiny" / run / "config.json").read_text())
+        assert config["train"]["seed"] == int(run[-1])
+    ap = [report["runs"][r]["AP50 '3'"] for r in ("seed0", "seed1")]
+    assert report["summary"]["AP50 '3'"]["mean"] == pytest.approx(np.mean(ap))
+    assert report["summary"]["AP50 '3'"]["std"] == pytest.approx(np.std(ap, ddof=1))
+    assert "counting" in report["summary"] and "AP50 <14 px" in report["summary"]
+    assert (tmp_path / "tiny" / "summary_val.md").read_text().startswith("| metric | mean |")
+    again = run_script("experiments/seeds.py", *args)
+    assert again.returncode == 0 and again.stdout.count("evaluated already, skipped") == 2
+    assert json.loads((tmp_path / "tiny" / "summary_val.json").read_text()) == report
+
+
+def test_refuses_a_seed_or_model_dir_in_the_training_flags(tmp_path):
+    done = run_script("experiments/seeds.py", "--name=x", f"--out={tmp_path}", "--",
+                      "--seed=3")
+    assert done.returncode != 0 and "give --seeds" in done.stderr
