@@ -333,8 +333,11 @@ class BaselineConfig(Settings):
         upper=1.0)
     hard_negative_iou: float = setting(
         0.5, "Baseline: a window is a mistake when its IoU with every true digit of the class "
-        "the classifier gives it is below this (and it is background when it overlaps no digit "
-        "by 0.5 or more).", lower=0.0, upper=1.0)
+        "the classifier gives it is below this (and background when --background_iou says so).",
+        lower=0.0, upper=1.0)
+    background_iou: float = setting(
+        0.3, "Baseline: a background patch, random or mined, overlaps every digit by IoU below "
+        "this; windows between it and 0.5 teach neither class.", lower=0.0, upper=1.0)
     hard_negative_pool: int = setting(
         20000, "Baseline: most mined negatives kept (the oldest rounds' leave first).", lower=1)
     background_share: float = setting(

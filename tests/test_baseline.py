@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from decompnet_tf.data.patches import sample_patches
+from decompnet_tf.data.patches import sample_windows
 from decompnet_tf.eval.sliding_window import SlidingWindowDetector, nms
 from decompnet_tf.models.baseline import PatchClassifier
 from decompnet_tf.ops.windows import window_boxes
@@ -41,18 +42,50 @@ def test_nms_matches_brute_force():
         assert got == brute_force_nms(boxes, scores, 0.3)
 
 
-def test_patches_positive_iou_and_background():
+def test_sampled_windows_are_positives_and_background_squares_and_crop_the_object():
+    from decompnet_tf.engine.baseline import crop_patches
+
     rng = np.random.default_rng(0)
     image = np.zeros((100, 100), np.uint8)
     image[20:40, 30:44] = 255
     boxes = np.array([[0.2, 0.3, 0.4, 0.44]])
-    patches, labels = sample_patches(image, boxes, np.array([1]), rng, positives_per_object=5,
-                                     negatives=6)
-    assert patches.shape[1:] == (32, 32) and patches.dtype == np.uint8
+    windows, labels = sample_windows((100, 100), boxes, np.array([1]), rng,
+                                     positives_per_object=5, negatives=6)
+    assert windows.shape == (11, 4) and windows.dtype == np.float32
     assert (labels == 1).sum() == 5 and (labels == 3).sum() == 6
+    iou = box_iou(boxes[0], windows)
+    assert (iou[labels == 1] >= 0.5).all() and (iou[labels == 3] < 0.3).all()
+    sides = (windows[:, 2] - windows[:, 0]) * 100
+    assert ((sides >= 10 - 1e-4) & (sides <= 56 + 1e-4)).all()
+    patches = crop_patches(image[None], windows, np.zeros(len(windows), int), 32)
+    assert patches.shape == (11, 32, 32) and patches.dtype == np.uint8
     # Positives hold most of the object's ink; background patches hold almost none of it.
     assert patches[labels == 1].mean() > 60
     assert patches[labels == 3].mean() < patches[labels == 1].mean() / 3
+
+
+def test_training_patches_are_the_pixels_the_detector_scores():
+    """Every training patch (sampled or mined) goes through crop_patches; the detector crops
+    its windows in PatchClassifier.window_probs. The same window must give the same pixels
+    (up to storing them as uint8) and so the same class probabilities, at every window size:
+    a 10-px window resampled one way in training and another at test would teach the
+    classifier that a digit's test-time look is background."""
+    from decompnet_tf.engine.baseline import crop_patches
+    from decompnet_tf.models.baseline import crop_windows
+
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (2, 100, 100), dtype=np.uint8)
+    windows = window_boxes((100, 100), 10, 56, 9)
+    ids = np.repeat([0, 1], len(windows))
+    stored = crop_patches(images, np.concatenate([windows, windows]), ids, 32, chunk=500)
+    x = images[..., None].astype(np.float32) / 255.0
+    seen = crop_windows(x, windows, 32).numpy()[..., 0]
+    np.testing.assert_allclose(stored / 255.0, seen, atol=0.5 / 255 + 1e-6)
+    net = PatchClassifier(num_classes=3, patch_size=32)
+    net.build()
+    trained_on = tf.nn.softmax(net(stored[..., None].astype(np.float32) / 255.0)["logits"])
+    scored = net.window_probs(x, windows).numpy().reshape(-1, 4)
+    np.testing.assert_allclose(trained_on.numpy(), scored, atol=2e-3)
 
 
 def test_classifier_config_and_detector_outputs():

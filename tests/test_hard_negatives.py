@@ -45,7 +45,7 @@ def test_mined_windows_are_under_the_bound_with_every_digit_of_their_class():
         boxes, labels = _scene(rng)
         probs = _probs(rng, len(windows))
         chosen = select_hard_negatives(probs, windows, boxes, labels, C, num=50,
-                                       iou_bound=0.3, positive_iou=0.5)
+                                       iou_bound=0.3, background_iou=0.5)
         iou = coco_iou(windows[chosen], boxes)
         cls = probs[chosen, :C].argmax(axis=1)
         for j, c in zip(range(len(chosen)), cls):
@@ -127,3 +127,18 @@ def test_share_zero_is_the_sampled_mix_shuffled():
 def test_a_share_with_no_background_to_draw_is_refused():
     with pytest.raises(ValueError, match="background"):
         balanced_order(np.array([0, 1, 2]), 4, 0.5, C, np.random.default_rng(0))
+
+
+def test_near_misses_between_the_background_and_positive_iou_teach_neither_class():
+    """By default a mined window must overlap every digit by IoU < 0.3, as the random background
+    squares do: a near miss of IoU 0.3-0.5 is neither a digit nor background."""
+    digit = np.array([[0.2, 0.2, 0.4, 0.4]])
+    windows = np.array([[0.2, 0.25, 0.4, 0.45],  # IoU 0.6: a positive
+                        [0.2, 0.28, 0.4, 0.48],  # IoU 0.43: a near miss
+                        [0.2, 0.33, 0.4, 0.53],  # IoU 0.21: background
+                        [0.7, 0.7, 0.9, 0.9]])  # nothing
+    iou = coco_iou(windows, digit)[:, 0]
+    assert iou[0] >= 0.5 and 0.3 <= iou[1] < 0.5 and iou[2] < 0.3 and iou[3] == 0
+    probs = np.tile([[0.1, 0.8, 0.05, 0.05]], (4, 1))  # All called '1'; the digit is a '0'.
+    ok, _ = eligible_windows(probs, windows, digit, np.array([0]), C)
+    assert ok.tolist() == [False, False, True, True]

@@ -6,8 +6,9 @@ straddle two; at test time those score like digits. R-CNN's remedy: score the de
 windows on training images with the current classifier and add the ones it wrongly scores as a
 digit as background. A window counts as a mistake of class c (the digit class the classifier
 ranks highest on it) when its IoU with every true digit of class c is below `iou_bound`; it is
-added as background only when it also overlaps no true digit of any class by `positive_iou` or
-more (such a window is a confused positive, not background).
+added as background only when its IoU with every true digit of any class is also below
+`background_iou` (0.3, as the random background squares): a window overlapping a digit by
+more is a confused positive or a near miss, which teaches neither class.
 
 Nothing here imports TensorFlow: the scores come from a caller's function.
 """
@@ -23,7 +24,7 @@ from decompnet_tf.ops.np_boxes import box_iou_np
 
 def eligible_windows(probs: np.ndarray, windows: np.ndarray, gt_boxes: np.ndarray,
                      gt_labels: np.ndarray, num_classes: int, iou_bound: float = 0.5,
-                     positive_iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+                     background_iou: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """Which windows of one image are the classifier's background mistakes.
 
     Args:
@@ -33,8 +34,8 @@ def eligible_windows(probs: np.ndarray, windows: np.ndarray, gt_boxes: np.ndarra
       gt_labels: [n] int in [0, C).
       iou_bound: a window is a mistake of its class c (its top digit class) when its IoU with
         every true digit of class c is below this.
-      positive_iou: and it is background only if its IoU with every true digit (any class) is
-        below this.
+      background_iou: and it is background only if its IoU with every true digit (any class)
+        is below this.
     Returns:
       (bool [K] eligible, float [K] the digit score: the top digit class's probability).
     """
@@ -48,13 +49,13 @@ def eligible_windows(probs: np.ndarray, windows: np.ndarray, gt_boxes: np.ndarra
         return np.ones(k, bool), score
     iou = box_iou_np(windows, gt_boxes)  # [K, n]
     class_iou = np.where(gt_labels[None, :] == cls[:, None], iou, 0.0).max(axis=1)
-    return (class_iou < iou_bound) & (iou.max(axis=1) < positive_iou), score
+    return (class_iou < iou_bound) & (iou.max(axis=1) < background_iou), score
 
 
 def select_hard_negatives(probs: np.ndarray, windows: np.ndarray, gt_boxes: np.ndarray,
                           gt_labels: np.ndarray, num_classes: int, num: int,
                           min_score: float = 0.0, iou_bound: float = 0.5,
-                          positive_iou: float = 0.5) -> np.ndarray:
+                          background_iou: float = 0.3) -> np.ndarray:
     """The `num` eligible windows (`eligible_windows`) of one image that the classifier scores
     highest as a digit, among those scoring at least `min_score`.
 
@@ -62,7 +63,7 @@ def select_hard_negatives(probs: np.ndarray, windows: np.ndarray, gt_boxes: np.n
       int64 [m] window indices, m <= num, by descending digit score (ties by index).
     """
     ok, score = eligible_windows(probs, windows, gt_boxes, gt_labels, num_classes, iou_bound,
-                                 positive_iou)
+                                 background_iou)
     candidates = np.flatnonzero(ok & (score >= min_score))
     order = np.argsort(-score[candidates], kind="stable")
     return candidates[order[:num]].astype(np.int64)
@@ -72,7 +73,7 @@ def mine_hard_negatives(images: np.ndarray, gt_boxes: list[np.ndarray],
                         gt_labels: list[np.ndarray], image_ids: np.ndarray, windows: np.ndarray,
                         score_fn: Callable[[np.ndarray], np.ndarray], num_classes: int,
                         per_image: int, min_score: float = 0.0, iou_bound: float = 0.5,
-                        positive_iou: float = 0.5, images_per_call: int = 8) -> np.ndarray:
+                        background_iou: float = 0.3, images_per_call: int = 8) -> np.ndarray:
     """One mining round over the training images `image_ids`.
 
     Args:
@@ -83,7 +84,7 @@ def mine_hard_negatives(images: np.ndarray, gt_boxes: list[np.ndarray],
       score_fn: images [b, H, W, ...] -> probabilities [b, K, C + 1] of every window (the
         current classifier); called on `images_per_call` images at a time.
       num_classes: C, the digit classes (background is class C).
-      per_image, min_score, iou_bound, positive_iou: as `select_hard_negatives`.
+      per_image, min_score, iou_bound, background_iou: as `select_hard_negatives`.
     Returns:
       int64 [m, 2] (image id, window index) pairs: the background patches to add.
     """
@@ -94,7 +95,7 @@ def mine_hard_negatives(images: np.ndarray, gt_boxes: list[np.ndarray],
         probs = np.asarray(score_fn(images[ids]))
         for i, p in zip(ids, probs):
             chosen = select_hard_negatives(p, windows, gt_boxes[i], gt_labels[i], num_classes,
-                                           per_image, min_score, iou_bound, positive_iou)
+                                           per_image, min_score, iou_bound, background_iou)
             found.append(np.stack([np.full(len(chosen), i), chosen], axis=1))
     return np.concatenate(found).astype(np.int64) if found else np.zeros((0, 2), np.int64)
 

@@ -23,7 +23,7 @@ from decompnet_tf.config import Config
 from decompnet_tf.console import device_report
 from decompnet_tf.data.builders import open_builder
 from decompnet_tf.data.hard_negatives import balanced_order, mine_hard_negatives
-from decompnet_tf.data.patches import sample_patches
+from decompnet_tf.data.patches import sample_windows
 from decompnet_tf.engine.optimizers import make_optimizer
 from decompnet_tf.model_io import (
     build_classifier,
@@ -59,17 +59,20 @@ def load_images(config: Config, split: str, limit: int):
 
 
 def sample_set(config: Config, images, boxes, labels, seed: int):
-    """(patches uint8 [k, P, P], labels [k]) of the random sampler over the given images."""
+    """(patches uint8 [k, P, P], labels [k]): the random sampler's windows over the given
+    images (`data.patches.sample_windows`), cropped as the detector crops its windows."""
     b = config.baseline
     rng = np.random.default_rng(seed)
-    patches, out = [], []
-    for image, box, label in zip(images, boxes, labels):
-        p, lab = sample_patches(image, box, label, rng, config.model.num_classes, b.patch_size,
+    windows, ids, out = [], [], []
+    for i, (box, label) in enumerate(zip(boxes, labels)):
+        w, lab = sample_windows(images.shape[1:3], box, label, rng, config.model.num_classes,
                                 b.positives_per_object, b.negatives_per_image, b.min_size,
-                                b.max_size)
-        patches.append(p)
+                                b.max_size, b.background_iou)
+        windows.append(w)
+        ids.append(np.full(len(w), i))
         out.append(lab)
-    return np.concatenate(patches), np.concatenate(out)
+    return (crop_patches(images, np.concatenate(windows), np.concatenate(ids), b.patch_size),
+            np.concatenate(out))
 
 
 def window_scorer(net: PatchClassifier, windows: np.ndarray, batch: int = 8192):
@@ -87,16 +90,20 @@ def window_scorer(net: PatchClassifier, windows: np.ndarray, batch: int = 8192):
     return score
 
 
-def crop_pairs(images: np.ndarray, windows: np.ndarray, pairs: np.ndarray,
-               patch_size: int) -> np.ndarray:
-    """uint8 [m, P, P] patches of the (image id, window index) `pairs` [m, 2]."""
-    if not len(pairs):
-        return np.zeros((0, patch_size, patch_size), np.uint8)
-    ids, inverse = np.unique(pairs[:, 0], return_inverse=True)
-    x = tf.constant(images[ids][..., None].astype(np.float32) / 255.0)
-    crops = crop_windows(x, tf.constant(windows[pairs[:, 1]]), patch_size,
-                         tf.constant(inverse.reshape(-1).astype(np.int32)))
-    return np.round(crops.numpy()[..., 0] * 255.0).astype(np.uint8)
+def crop_patches(images: np.ndarray, windows: np.ndarray, image_ids: np.ndarray,
+                 patch_size: int, chunk: int = 16384) -> np.ndarray:
+    """uint8 [m, P, P]: window m of image image_ids[m] (images uint8 [N, H, W], windows [m, 4]
+    normalised), through `models.baseline.crop_windows`, the crop the detector scores its
+    windows with: every training patch (positives, random and mined background) sees the same
+    resampling as a test window. Rounded to uint8 to store; `chunk` windows per call."""
+    out = np.zeros((len(windows), patch_size, patch_size), np.uint8)
+    for s in range(0, len(windows), chunk):
+        ids, inverse = np.unique(image_ids[s:s + chunk], return_inverse=True)
+        x = tf.constant(images[ids][..., None].astype(np.float32) / 255.0)
+        crops = crop_windows(x, tf.constant(windows[s:s + chunk], tf.float32), patch_size,
+                             tf.constant(inverse.reshape(-1).astype(np.int32)))
+        out[s:s + chunk] = np.round(crops.numpy()[..., 0] * 255.0)
+    return out
 
 
 def _to_dataset(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
@@ -165,11 +172,12 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
                                      replace=False))
             found = mine_hard_negatives(images, boxes, labels, ids, windows, score, num_classes,
                                         b.hard_negatives_per_image, b.hard_negative_min_score,
-                                        b.hard_negative_iou)
+                                        b.hard_negative_iou, b.background_iou)
             pool = np.concatenate([pool, found])[-b.hard_negative_pool:]
             log(f"baseline: epoch {epoch + 1}: mined {len(found)} hard negatives from "
                 f"{len(ids)} images ({len(pool)} kept)")
-        ex = np.concatenate([x, crop_pairs(images, windows, pool, b.patch_size)])
+        ex = np.concatenate([x, crop_patches(images, windows[pool[:, 1]], pool[:, 0],
+                                             b.patch_size)])
         ey = np.concatenate([y, np.full(len(pool), num_classes, np.int64)])
         order = balanced_order(ey, batch, b.background_share, num_classes, rng)
         model.fit(_to_dataset(ex[order], ey[order], batch), epochs=epoch + 1,
