@@ -25,7 +25,11 @@ import time
 
 import numpy as np
 
-from decompnet_tf.model_io import class_names, read_config
+from decompnet_tf.console import import_tensorflow
+
+ENVIRON = dict(os.environ)  # The runs' environment: the user's, not the quiet import's.
+import_tensorflow()  # Quietly: TensorFlow's start-up lines would bury the progress lines.
+from decompnet_tf.model_io import class_names, read_config  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = "<14"  # The smallest size bucket of evaluate.py's breakdown.
@@ -130,7 +134,7 @@ def main(argv: list[str]) -> None:
         model_dir = os.path.join(base, name)
         done = {e: os.path.join(model_dir, f"eval_{e}", "metrics.json") for e in evals}
         if not args.summary_only and not all(os.path.exists(f) for f in done.values()):
-            env = {**os.environ, **({"TF_ENABLE_ONEDNN_OPTS": opts} if opts else {})}
+            env = {**ENVIRON, **({"TF_ENABLE_ONEDNN_OPTS": opts} if opts else {})}
             log = model_dir + ".log"
             start = time.time()
             run([sys.executable, os.path.join(ROOT, "train.py"), *train_args, f"--seed={seed}",

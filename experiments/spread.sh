@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The quick config's settings re-decided at 3 seeds per arm on the cheapest proxy that
+# exercises each (RESULTS.md, "Decisions beyond the noise"), through experiments/seeds.py.
+#
+#   bash experiments/spread.sh [PART ...]     (default: s1 s2; resumable: rerun to continue)
+#
+# s1: stage 1 alone (7 epochs), scored by the connected components of its category maps;
+# s2: stage 2 alone (5 epochs) on the TRUE category maps, scored on the true maps;
+# e2e: the quick config end to end (validation, then calibrated thresholds per seed);
+# each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+Q=configs/mnist_quick.flags
+SEEDS=${SEEDS:-0,1,2}
+S1_EVAL="s1=--stage=1 --detector=components --split=validation --max_images=500 --num_sheets=0"
+S2_EVAL="truth=--stage=2 --category_maps=truth --split=validation --max_images=500 --num_sheets=0"
+E2E_EVAL="validation=--split=validation --max_images=500 --num_sheets=0"
+
+s1() {  # name, extra train.py flags
+  python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$S1_EVAL" -- \
+    --flagfile=$Q --stages=1 --epochs=7 --learning_rates=0.001 --verbose=2 "${@:2}"
+}
+s2() {
+  python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$S2_EVAL" -- \
+    --flagfile=$Q --stages=2 --epochs=5 --learning_rates=0.001 --verbose=2 "${@:2}"
+}
+
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(s1 s2)
+for part in "${parts[@]}"; do
+  case $part in
+    s1)
+      s1 s1_quick
+      s1 s1_no_size_weighting --category_size_weighting=false
+      s1 s1_category_p01 --category_p=0.1
+      s1 s1_no_skips --category_skips=false
+      ;;
+    s2)
+      s2 s2_quick
+      s2 s2_stop_state --stop_input=state
+      s2 s2_first_n --matching=first_n
+      s2 s2_box_map --box_input=map
+      s2 s2_instance_p01 --instance_p=0.1
+      s2 s2_no_dice --dice_weight=0
+      s2 s2_ungated --instance_gated=false
+      ;;
+    e2e)
+      python experiments/seeds.py --name=quick --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
+        --flagfile=$Q --verbose=2
+      for s in ${SEEDS//,/ }; do
+        python experiments/calibrate_thresholds.py --model_dir="runs/seeds/quick/seed$s" \
+          > "runs/seeds/quick/seed$s/calibration.txt"
+      done
+      ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e)" >&2; exit 2 ;;
+  esac
+done
