@@ -6,7 +6,10 @@ whether it does. Markdown, for RESULTS.md.
         --eval=s1 --metrics="AP50 mean,AP50 <14 px,counting"
 
 The first dir is the base; each other is an arm. A difference is "beyond" the spread when its
-size exceeds it, else "within" (not decisive).
+size exceeds the larger of the two ranges; "disjoint" when it does not, but every seed of one arm
+beats every seed of the other and the difference exceeds the base's own range (the measured
+run-to-run noise: an arm whose seeds scatter, e.g. one that collapses, can still be told
+apart); else "within" (not decisive).
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ def load(exp_dir: str, eval_name: str) -> dict:
         return json.load(f)["summary"]
 
 
-def compare(base: dict, arm: dict, metric: str) -> tuple[float, float, bool]:
-    """(arm mean - base mean, the spread: the larger max - min of the two, beyond it?)."""
+def compare(base: dict, arm: dict, metric: str) -> tuple[float, float, str]:
+    """(arm mean - base mean, the spread: the larger max - min of the two, the verdict:
+    "beyond", "disjoint" or "within", as the module says)."""
     b, a = base[metric], arm[metric]
     diff = a["mean"] - b["mean"]
     spread = max(a["max"] - a["min"], b["max"] - b["min"])
-    return diff, spread, abs(diff) > spread
+    if abs(diff) > spread:
+        return diff, spread, "beyond"
+    disjoint = a["min"] > b["max"] or a["max"] < b["min"]
+    return diff, spread, "disjoint" if disjoint and abs(diff) > b["max"] - b["min"] else "within"
 
 
 def table(dirs: list[str], eval_name: str, metrics: list[str]) -> str:
@@ -43,9 +50,9 @@ def table(dirs: list[str], eval_name: str, metrics: list[str]) -> str:
     for d in dirs[1:]:
         arm, cells = summaries[d], []
         for m in metrics:
-            diff, spread, beyond = compare(base, arm, m)
+            diff, spread, verdict = compare(base, arm, m)
             cells.append(f"{arm[m]['mean']:.3f} ({arm[m]['min']:.3f}-{arm[m]['max']:.3f}); "
-                         f"{diff:+.3f} {'beyond' if beyond else 'within'} {spread:.3f}")
+                         f"{diff:+.3f} {verdict} {spread:.3f}")
         lines.append(f"| {os.path.basename(d)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -86,9 +86,14 @@ def test_arms_calls_a_difference_beyond_the_spread_only_when_it_exceeds_both_ran
     base = summary("base", [0.50, 0.52, 0.54])  # range 0.04
     near = summary("near", [0.53, 0.55, 0.56])  # +0.027: within 0.04
     far = summary("far", [0.60, 0.61, 0.62])  # +0.09: beyond 0.04
-    diff, spread, beyond = arms.compare(arms.load(base, "e"), arms.load(near, "e"), "AP50 mean")
-    assert (round(diff, 3), round(spread, 3), beyond) == (0.027, 0.04, False)
-    assert arms.compare(arms.load(base, "e"), arms.load(far, "e"), "AP50 mean")[2]
+    # One seed collapsed: a range of 0.45, yet every seed below every base seed, by more than
+    # the base's own range.
+    collapsed = summary("collapsed", [0.05, 0.40, 0.49])
+    diff, spread, verdict = arms.compare(arms.load(base, "e"), arms.load(near, "e"), "AP50 mean")
+    assert (round(diff, 3), round(spread, 3), verdict) == (0.027, 0.04, "within")
+    assert arms.compare(arms.load(base, "e"), arms.load(far, "e"), "AP50 mean")[2] == "beyond"
+    assert arms.compare(arms.load(base, "e"), arms.load(collapsed, "e"),
+                        "AP50 mean")[2] == "disjoint"
     text = arms.table([base, near, far], "e", ["AP50 mean"])
     assert "| base (base) | 0.520 (0.500-0.540) |" in text
     assert "+0.027 within 0.040" in text and "+0.090 beyond 0.040" in text
