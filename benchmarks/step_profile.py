@@ -267,7 +267,7 @@ def loop_costs(trainer, ds, train_ds, train_cfg, n_train, batch, validation_step
 
     import keras
 
-    from decompnet_tf.engine.callbacks import Backup, EpochDecay, LossWeightSchedule
+    from decompnet_tf.engine.callbacks import Backup, LossWeightSchedule
 
     class StepClock(keras.callbacks.Callback):
         """The time from each batch's start to the next one's: a whole step of fit."""
@@ -288,7 +288,8 @@ def loop_costs(trainer, ds, train_ds, train_cfg, n_train, batch, validation_step
             # A fresh backup folder: another fit would resume from this one's checkpoint.
             callbacks = [Backup(tempfile.mkdtemp(dir=tmp), save_freq=every or "epoch",
                                 delete_checkpoint=False),
-                         LossWeightSchedule(0.3, 1.0, 1.0), EpochDecay(1e-3, 0.7),
+                         LossWeightSchedule(0.3, 1.0, 1.0),
+                         keras.callbacks.LearningRateScheduler(lambda e: 1e-3 * 0.7**e),
                          keras.callbacks.TensorBoard(os.path.join(tmp, "logs"), update_freq=50),
                          steps_clock]
             with contextlib.redirect_stdout(io.StringIO()):  # The progress bar's work, unseen.

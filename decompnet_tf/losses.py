@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import keras
 import tensorflow as tf
 
 from decompnet_tf.config import (
@@ -386,21 +387,6 @@ def dice_loss(pred: tf.Tensor, gt: tf.Tensor, assignment: tf.Tensor) -> dict[str
                                                  tf.reduce_sum(matched))}
 
 
-def smooth_l1(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-    """Elementwise smooth L1 (paper section 2.3, eq. 4; Girshick 2015, beta = 1).
-
-    ``0.5 (x - y)^2`` if ``|x - y| < 1`` else ``|x - y| - 0.5``.
-
-    Args:
-        x, y: float tensors of the same (broadcastable) shape ``[...]``.
-
-    Returns:
-        float ``[...]``.
-    """
-    d = tf.abs(x - y)
-    return tf.where(d < 1.0, 0.5 * tf.square(d), d - 0.5)
-
-
 def box_loss(
     pred_boxes: tf.Tensor, gt_boxes: tf.Tensor, assignment: tf.Tensor,
     distance: str = "smooth_l1", giou: bool = False,
@@ -439,8 +425,9 @@ def box_loss(
     # 0 loss and 0 gradient even if their box is NaN/inf (masking afterwards would leak NaN
     # gradients through tf.where).
     pred_boxes = tf.where(matched[..., None], pred_boxes, target)
-    dist = smooth_l1(pred_boxes, target) if distance == "smooth_l1" else tf.abs(
-        pred_boxes - target)
+    # Eq. 4's smooth L1 (Girshick 2015, beta 1) is the Huber loss with delta 1, per coordinate.
+    dist = keras.losses.huber(target[..., None], pred_boxes[..., None], delta=1.0) if (
+        distance == "smooth_l1") else tf.abs(pred_boxes - target)
     count = tf.reduce_sum(tf.cast(matched, pred_boxes.dtype))
     out = {BOX: tf.math.divide_no_nan(tf.reduce_sum(dist), count)}
     if giou:

@@ -1,5 +1,6 @@
 """train.py end to end on decomp_mnist/small: a killed run resumes from its checkpoint."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from tests.helpers import ROOT, TINY_FLAGS, kill_after_first_epoch, run_script
 
 # Stage 1 only, 3 epochs of 20 steps: long enough to be killed after the first.
 KILL_FLAGS = [*TINY_FLAGS, "--train_examples=320", "--batch_size=16", "--stages=1",
-              "--epochs=3", "--learning_rates=0.01"]
+              "--epochs=3", "--learning_rates=0.01", "--lr_decay=0.5"]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,10 @@ def test_killed_run_resumes_from_checkpoint(data_dir, tmp_path):
     assert "Epoch 1/3" not in log and "Epoch 2/3" in log and "Epoch 3/3" in log
     # 320 images / 16 = 20 steps per epoch; the restored optimizer counted the first epoch's.
     assert _iterations(model_dir) == 60
+    # The rate decays per epoch of the stage, the resumed epochs' as an uninterrupted run's.
+    with open(os.path.join(model_dir, "stage1", "history.json")) as f:
+        rates = json.load(f)["learning_rate"]
+    assert rates == pytest.approx([0.01 * 0.5, 0.01 * 0.25], rel=1e-6)
     assert os.path.isfile(os.path.join(model_dir, "stage1", "final.weights.h5"))
     # A finished run is not trained again.
     again = subprocess.run(_cmd(data_dir, model_dir), capture_output=True, text=True, env=env,

@@ -1,5 +1,5 @@
-"""Callbacks of the training loops: checkpoints, the lambda/gamma warm-up, learning-rate decay,
-and TensorBoard images of the response and instance maps."""
+"""Callbacks of the training loops: checkpoints, the lambda/gamma warm-up and TensorBoard images
+of the response and instance maps (the learning-rate decay is Keras' LearningRateScheduler)."""
 
 from __future__ import annotations
 
@@ -31,22 +31,6 @@ class LossWeightSchedule(keras.callbacks.Callback):
         first = epoch == 0
         self.model.lam.assign(self.warmup if first else self.lam)
         self.model.gamma.assign(self.warmup if first else self.gamma)
-
-
-class EpochDecay(keras.callbacks.Callback):
-    """Learning rate = base * decay ** epoch (epoch counted within the stage, so a resumed run
-    gets the same rate as an uninterrupted one)."""
-
-    def __init__(self, base: float, decay: float):
-        super().__init__()
-        self.base, self.decay = base, decay
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.optimizer.learning_rate.assign(self.base * self.decay**epoch)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
 
 
 def map_sheet(image, category_maps, instance_maps=None, boxes=None, max_steps=6):

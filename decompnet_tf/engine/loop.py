@@ -27,7 +27,7 @@ import tensorflow as tf
 from decompnet_tf.config import Config, TrainConfig
 from decompnet_tf.console import device_report
 from decompnet_tf.data.pipeline import make_dataset, num_examples
-from decompnet_tf.engine.callbacks import Backup, EpochDecay, LossWeightSchedule, MapImages
+from decompnet_tf.engine.callbacks import Backup, LossWeightSchedule, MapImages
 from decompnet_tf.engine.distribute import get_strategy, is_chief, write_dir
 from decompnet_tf.engine.optimizers import make_optimizer
 from decompnet_tf.engine.trainer import DecompTrainer, resolve_solver
@@ -183,7 +183,8 @@ def train_stage(config: Config, net: DecompNet, index: int, data: StageData,
         Backup(os.path.join(out_dir, "backup"), save_freq=t.checkpoint_steps or "epoch",
                delete_checkpoint=False),
         LossWeightSchedule(config.loss.warmup_weight, config.loss.lam, config.loss.gamma),
-        EpochDecay(lr, t.lr_decay),
+        # The rate decays per epoch of the stage, so a resumed run gets an uninterrupted one's.
+        keras.callbacks.LearningRateScheduler(lambda epoch: lr * t.lr_decay**epoch),
         keras.callbacks.TensorBoard(os.path.join(out, "logs", f"stage{stage}"),
                                     update_freq=50),
         MapImages(os.path.join(out, "logs", f"stage{stage}", "maps"), data.preview, stage),
