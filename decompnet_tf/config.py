@@ -374,9 +374,12 @@ class InferenceConfig(Settings):
 # Fields that config.json files of earlier versions may hold and the dataclasses do not have:
 # ignored on load, so those runs still load.
 REMOVED_FIELDS = {"ModelConfig": {"segmentation_delta"}}
-# {dataclass: {old name: new name}}: a config.json with the old key still loads; the old flag
-# still parses for one version (config_flags.define_flags: a deprecation line names the new).
+# {dataclass: {old name: new name}}: a config.json with the old key still loads (model dirs
+# outlive versions).
 RENAMED_FIELDS = {"TrainConfig": {"matcher": "matching_solver", "instance_input": "category_maps"}}
+# {dataclass: {old flag name: field name}}: a renamed flag still parses for one version, with a
+# deprecation line naming the new (config_flags.define_flags); emptied at each version bump.
+FLAG_ALIASES: dict[str, dict[str, str]] = {}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from absl import flags
 
-from decompnet_tf.config import RENAMED_FIELDS
+from decompnet_tf import config
 
 
 def _flag_name(field: dataclasses.Field) -> str:
@@ -76,16 +76,16 @@ def _define(name: str, default, help_text: str, hint, meta, flag_values) -> None
 
 
 def _old_names(cls) -> dict[str, str]:
-    """{field name: its former flag name} of the renamed fields of `cls`."""
-    return {new: old for old, new in RENAMED_FIELDS.get(cls.__name__, {}).items()}
+    """{field name: its former flag name} of the renamed flags of `cls`."""
+    return {new: old for old, new in config.FLAG_ALIASES.get(cls.__name__, {}).items()}
 
 
 def define_flags(*classes, flag_values: flags.FlagValues = flags.FLAGS,
                  exclude: tuple[str, ...] = ()) -> None:
     """Defines one absl flag per field (each `config.setting`) of each dataclass, skipping the
     names in `exclude` (`from_flags` gives those fields their default) and names already defined
-    by an earlier class (the `seed` that DataConfig and TrainConfig share). A renamed field
-    (`config.RENAMED_FIELDS`) also gets its former name, a deprecated alias for one version."""
+    by an earlier class (the `seed` that DataConfig and TrainConfig share). A renamed flag
+    (`config.FLAG_ALIASES`) also gets its former name, a deprecated alias for one version."""
     for cls in classes:
         old_names = _old_names(cls)
         for field, hint in _cli_fields(cls):
