@@ -225,3 +225,28 @@ def test_category_size_weighting_with_pooled_instance_maps():
     plain = DecompTrainer(net, 1, LossConfig()).compute_terms(images, pooled, False)[0]
     assert np.isfinite(float(terms["category"]))
     assert abs(float(terms["category"]) - float(plain["category"])) > 1e-6
+
+
+def test_training_counts_at_the_stored_stop_threshold(small_data_dir, tmp_path, monkeypatch):
+    """The count accuracy training logs is the one evaluate.py reports: the trainer counts
+    with the run's stored inference stop threshold, not the default."""
+    from decompnet_tf.config import Config, DataConfig, InferenceConfig, ModelConfig, TrainConfig
+    from decompnet_tf.engine import loop
+
+    seen = []
+
+    class Recording(loop.DecompTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self.stop_threshold)
+
+    monkeypatch.setattr(loop, "DecompTrainer", Recording)
+    config = Config(
+        model=ModelConfig(steps=2, instance_units=8, instance_filters=2, box_hidden=8),
+        data=DataConfig(dataset="decomp_mnist/small", data_dir=small_data_dir, batch_size=4,
+                        train_examples=8, validation_examples=8),
+        train=TrainConfig(model_dir=str(tmp_path / "run"), stages=(2,), epochs=(0,),
+                          learning_rates=(0.01,), verbose=0),
+        inference=InferenceConfig(stop_threshold=0.35))
+    loop.run_training(config, log=lambda _: None, validation_steps=1)
+    assert seen == [0.35]

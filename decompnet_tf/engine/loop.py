@@ -174,7 +174,8 @@ def train_stage(config: Config, net: DecompNet, index: int, data: StageData,
     with strategy.scope():
         # The true maps are stage 2's input only: stage 3 is end to end.
         source = t.category_maps if stage == 2 else "network"
-        trainer = DecompTrainer(net, stage, config.loss, source, solver)
+        trainer = DecompTrainer(net, stage, config.loss, source, solver,
+                                stop_threshold=config.inference.stop_threshold)
         trainer.compile(optimizer=make_optimizer(config.train, lr), jit_compile=t.jit_compile)
     # Another worker resumes from the chief's checkpoint (the chief has not written since:
     # it cannot take a training step without this worker).
