@@ -101,8 +101,8 @@ def runs_of(model_dirs: list[str]) -> list[tuple[str, str, int]]:
 def evaluate_dir(model_dir: str, out_dir: str, window_step: int = 0):
     """Evaluates one model dir; returns (metrics, class names), or (None, None) for KITTI."""
     from decompnet_tf.data.builders import is_kitti, split_of
+    from decompnet_tf.detectors import DetectorSpec, load_detector
     from decompnet_tf.eval import kitti_runner, runner
-    from decompnet_tf.eval.detectors import DetectorSpec, load_detector
     from decompnet_tf.model_io import read_config
 
     stored = read_config(model_dir)
@@ -144,8 +144,8 @@ def main(argv):
     dirs = FLAGS.compare or ([FLAGS.model_dir] if FLAGS.model_dir else [])
     if not dirs:
         raise app.UsageError("pass --model_dir=DIR or --compare=DIR1,DIR2")
+    from decompnet_tf.detectors import check_same_dataset
     from decompnet_tf.eval import plots, runner
-    from decompnet_tf.eval.detectors import check_same_dataset
 
     try:
         check_same_dataset(dirs, FLAGS.dataset)

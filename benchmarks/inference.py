@@ -35,8 +35,8 @@ def main(argv):
     import tensorflow as tf
 
     from decompnet_tf.console import cpu_kind
+    from decompnet_tf.detectors.exported import run_tflite
     from decompnet_tf.export.saved_model import next_version
-    from decompnet_tf.inference import run_tflite
     from decompnet_tf.model_io import load_trained
     from decompnet_tf.postprocess import detections, with_scores
 

@@ -65,7 +65,7 @@ def measure(net, settings, images, batch: int, repeats: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from decompnet_tf.inference import DecompDetector
+    from decompnet_tf.detectors.decompnet import DecompDetector
     from decompnet_tf.postprocess import detections, with_scores
 
     batches = [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]

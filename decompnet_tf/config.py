@@ -295,7 +295,7 @@ class TrainConfig(Settings):
 @dataclasses.dataclass(frozen=True)
 class BaselineConfig(Settings):
     """The sliding-window CNN baseline of section 3.1 (decompnet_tf.models.baseline's network,
-    decompnet_tf.eval.sliding_window's detector).
+    decompnet_tf.detectors.sliding_window's detector).
 
     min_size / max_size: the known range of object sizes in px (the paper's "very strong
     prior"); decomp_mnist's objects span about 10-56 px.

@@ -43,8 +43,8 @@ def main(argv):
     import tensorflow_datasets as tfds
 
     from decompnet_tf.data.builders import open_builder, split_of
+    from decompnet_tf.detectors.decompnet import DecompDetector
     from decompnet_tf.eval import runner
-    from decompnet_tf.inference import DecompDetector
     from decompnet_tf.model_io import load_trained, write_inference
 
     try:

@@ -45,8 +45,8 @@ def main(argv):
     from decompnet_tf.console import quiet_start
 
     quiet_start()
+    from decompnet_tf.detectors import DetectorSpec, load_detector
     from decompnet_tf.eval import runner
-    from decompnet_tf.eval.detectors import DetectorSpec, load_detector
     from decompnet_tf.model_io import read_config
 
     settings, sources = resolve_settings(read_config(FLAGS.model_dir).inference)

@@ -103,7 +103,7 @@ def _configured_run(model_dir, dataset):
 
 
 def test_compare_refuses_models_trained_on_different_datasets(tmp_path):
-    from decompnet_tf.eval.detectors import check_same_dataset
+    from decompnet_tf.detectors import check_same_dataset
 
     a = _configured_run(tmp_path / "a", "decomp_mnist/small")
     b = _configured_run(tmp_path / "b", "decomp_mnist/bundled")

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from decompnet_tf.config import Config, InferenceConfig, ModelConfig, TrainConfig
+from decompnet_tf.detectors.exported import run_tflite
 from decompnet_tf.export.saved_model import (
     BOX_KEYS,
     LABELS_FILE,
@@ -21,7 +22,6 @@ from decompnet_tf.export.saved_model import (
     export_tflite,
     next_version,
 )
-from decompnet_tf.inference import run_tflite
 from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights
 from decompnet_tf.postprocess import detections, with_scores
 
@@ -243,7 +243,7 @@ def test_wrong_dtype_rank_and_bytes(exported):
 
 
 def test_tflite_detector_for_evaluate_batches_images(exported):
-    from decompnet_tf.inference import TFLiteDetector
+    from decompnet_tf.detectors.exported import TFLiteDetector
 
     path = os.path.join(exported, "model.tflite")
     images = _images((3, 100, 100, 1), seed=4).astype(np.float32) / 255.0
@@ -283,7 +283,7 @@ def test_every_export_gives_the_keras_detectors_detections(model_dir, exported,
     """serving_default, serving_boxes and the float TFLite file against DecompDetector (the
     Keras model evaluate.py scores) with the same settings; the labels files name the
     dataset's classes in class id order."""
-    from decompnet_tf.inference import DecompDetector
+    from decompnet_tf.detectors.decompnet import DecompDetector
     from decompnet_tf.model_io import load_trained
 
     out = exported if box_source == "regressor" else exported_component
@@ -390,9 +390,13 @@ def test_saved_model_detector_scores_as_the_keras_detector(model_dir, exported_c
     """evaluate.py --saved_model: the SavedModel's serving_default through evaluate's runner
     gives the Keras DecompDetector's metrics (same settings as the export)."""
     from decompnet_tf.data.builders import open_builder
+    from decompnet_tf.detectors import (
+        DecompDetector,
+        DetectorSpec,
+        SavedModelDetector,
+        load_detector,
+    )
     from decompnet_tf.eval import runner
-    from decompnet_tf.eval.detectors import DetectorSpec, load_detector
-    from decompnet_tf.inference import DecompDetector, SavedModelDetector
 
     settings = InferenceConfig(stop_threshold=0.0, box_source="component")
     path = os.path.join(exported_component, "1")

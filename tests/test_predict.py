@@ -60,8 +60,8 @@ def _detections(record):
 @pytest.mark.slow(30)
 def test_predict_writes_the_serving_graphs_detections(model_dir, images):
     from decompnet_tf import viz
+    from decompnet_tf.detectors.decompnet import DecompDetector
     from decompnet_tf.export.saved_model import DetectorModule
-    from decompnet_tf.inference import DecompDetector
     from decompnet_tf.model_io import load_trained
     from decompnet_tf.predictions import detect
 

@@ -15,15 +15,15 @@ from decompnet_tf.config import Config, DataConfig, InferenceConfig, ModelConfig
 @pytest.mark.slow(30)  # seconds on 2 cores (19 measured; 40 beside other jobs)
 def test_train_resume_evaluate_export_on_ram_filesystem(small_data_dir, tmp_path,
                                                           monkeypatch):
+    from decompnet_tf.detectors import DetectorSpec, load_detector
+    from decompnet_tf.detectors.exported import run_tflite
     from decompnet_tf.engine.loop import run_training
     from decompnet_tf.eval import runner
-    from decompnet_tf.eval.detectors import DetectorSpec, load_detector
     from decompnet_tf.export.saved_model import (
         DetectorModule,
         export_saved_model,
         export_tflite,
     )
-    from decompnet_tf.inference import run_tflite
     from decompnet_tf.model_io import final_weights, load_trained
 
     monkeypatch.chdir(tmp_path)

@@ -1,4 +1,4 @@
-"""Runs a detector (`decompnet_tf.eval.detectors.Detector`) over a dataset split and writes
+"""Runs a detector (`decompnet_tf.detectors.Detector`) over a dataset split and writes
 the paper's metrics, COCO files and plots."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Callable
 import numpy as np
 
 from decompnet_tf.console import cpu_kind
+from decompnet_tf.detectors import Detector
 from decompnet_tf.eval import breakdown, coco, metrics
-from decompnet_tf.eval.detectors import Detector
 
 SEGM_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # Figure 5.
 PAPER_PRECISION = 0.84  # Section 3.1: "0.74 recall with very high 0.84 precision" (digit 3).

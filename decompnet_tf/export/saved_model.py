@@ -164,7 +164,7 @@ def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> 
     """Converts the batch-1 float graph (recurrent steps unrolled) to TFLite; returns bytes.
 
     Input: float32 [1, h, w, channels] in [0, 1]; outputs in OUTPUT_KEYS order (see
-    `decompnet_tf.inference.run_tflite`), the boxes from the module's box_source (the
+    `decompnet_tf.detectors.exported.run_tflite`), the boxes from the module's box_source (the
     component labelling's while loop becomes a TFLite WHILE). The labels file is written
     beside it (labels.txt).
     The variables are frozen into constants first: converting Keras 3 variables through a

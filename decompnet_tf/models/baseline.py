@@ -1,6 +1,6 @@
 """The network of the paper's CNN baseline (section 3.1): a patch classifier on CategoryNet's
 trunk. It is applied to square sliding windows (`decompnet_tf.ops.windows`) by
-`decompnet_tf.eval.sliding_window.SlidingWindowDetector`, which ends with non-maximum
+`decompnet_tf.detectors.sliding_window.SlidingWindowDetector`, which ends with non-maximum
 suppression.
 
 "We trained a deep CNN for classification with 4 categories, 3, 6, 9, and background. The

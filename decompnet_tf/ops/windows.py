@@ -1,5 +1,5 @@
 """The sliding-window baseline's window set (section 3.1), in NumPy: what the detector scores at
-test time (`decompnet_tf.eval.sliding_window`) and what training mines hard negatives from
+test time (`decompnet_tf.detectors.sliding_window`) and what training mines hard negatives from
 (`decompnet_tf.data.hard_negatives`). No TensorFlow import.
 """
 

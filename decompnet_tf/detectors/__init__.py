@@ -1,24 +1,33 @@
-"""The detectors evaluate.py can score, built from a trained model_dir and checked against the
-dataset they will see: decompNet (the Keras model or its exported TFLite file), the
-sliding-window baseline, and the connected-components yardstick."""
+"""Every detector evaluate.py can score, and how one is built from a trained model_dir and
+checked against the dataset it will see: decompNet (`decompnet`: the Keras model; `exported`:
+its TFLite file or SavedModel), the connected-components yardstick (`components`) and the
+sliding-window baseline (`sliding_window`). Each satisfies `Detector`, what
+`decompnet_tf.eval.runner` runs."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import tensorflow as tf
 
 from decompnet_tf.config import InferenceConfig
+from decompnet_tf.data.builders import is_kitti, open_builder
+from decompnet_tf.detectors.components import ComponentsDetector
+from decompnet_tf.detectors.decompnet import DecompDetector
+from decompnet_tf.detectors.exported import SavedModelDetector, TFLiteDetector
+from decompnet_tf.detectors.sliding_window import SlidingWindowDetector
+from decompnet_tf.model_io import load_classifier, load_trained, read_config
 
 DETECTORS = ("decompnet", "components")
 
 
 @runtime_checkable
 class Detector(Protocol):
-    """What `decompnet_tf.eval.runner` runs: `inference.DecompDetector`,
-    `inference.ComponentsDetector`, `inference.TFLiteDetector`, `inference.SavedModelDetector`
-    and `eval.sliding_window.SlidingWindowDetector`."""
+    """What `decompnet_tf.eval.runner` runs: `DecompDetector`, `ComponentsDetector`,
+    `TFLiteDetector`, `SavedModelDetector` and `SlidingWindowDetector`."""
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
         """images float32 [B, H, W, 1] in [0, 1]; `gts` the batch's ground truth
@@ -42,7 +51,7 @@ class DetectorSpec:
     """What to evaluate from a model_dir (evaluate.py's flags, once).
 
     detector: "decompnet", or "components" (connected components of the category maps,
-      `inference.ComponentsDetector`); a baseline model_dir is always the baseline.
+      `ComponentsDetector`); a baseline model_dir is always the baseline.
     category_maps: "network", or "truth" (the TRUE category maps: stage 2 alone).
     tflite: an exported .tflite file of the model to evaluate instead of the Keras model.
     window_step: the baseline's window stride in px (0: as trained).
@@ -63,8 +72,6 @@ class DetectorSpec:
 def check_compatible(model_config, names, image_size, dataset: str) -> None:
     """A clear error when the model's classes or input size do not fit the dataset (KITTI
     images are resized to the model's size, so only the classes must fit there)."""
-    from decompnet_tf.data.builders import is_kitti
-
     size_ok = is_kitti(dataset) or tuple(model_config.image_size) == tuple(image_size)
     if model_config.num_classes != len(names) or not size_ok:
         raise ValueError(
@@ -78,8 +85,6 @@ def check_same_dataset(model_dirs: list[str], dataset: str | None = None) -> Non
     """For a comparison: a ValueError naming each model dir and its dataset when the models
     were trained on different datasets and no common `dataset` is given (each would be scored
     on its own images, and the table would compare unlike figures)."""
-    from decompnet_tf.model_io import read_config
-
     if dataset:
         return
     trained_on = {d: read_config(d).data.dataset for d in model_dirs}
@@ -94,13 +99,6 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
                   data_dir: str | None = None):
     """(detector, TFDS builder, Config) for the model in `model_dir` on `dataset` (default:
     the one it was trained on)."""
-    import os
-
-    import tensorflow as tf
-
-    from decompnet_tf.data.builders import open_builder
-    from decompnet_tf.model_io import read_config
-
     config = read_config(model_dir)
     builder = open_builder(dataset or config.data.dataset, data_dir or config.data.data_dir)
     names = builder.info.features["objects"]["label"].names
@@ -109,9 +107,6 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
     if spec.detector not in DETECTORS:
         raise ValueError(f"detector must be one of {DETECTORS}, got {spec.detector!r}")
     if config.kind == "baseline":
-        from decompnet_tf.eval.sliding_window import SlidingWindowDetector
-        from decompnet_tf.model_io import load_classifier
-
         net, _ = load_classifier(model_dir)
         b = config.baseline
         return SlidingWindowDetector(net, config.model.image_size, b.min_size, b.max_size,
@@ -119,21 +114,14 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
     if spec.tflite and spec.saved_model:
         raise ValueError("pass --tflite or --saved_model, not both")
     if spec.saved_model:
-        from decompnet_tf.inference import SavedModelDetector
-
         if not tf.io.gfile.exists(os.path.join(spec.saved_model, "saved_model.pb")):
             raise FileNotFoundError(f"--saved_model={spec.saved_model}: no saved_model.pb there; "
                                     "pass a version folder export.py wrote (export_dir/<version>)")
         return SavedModelDetector(spec.saved_model), builder, config
     if spec.tflite:
-        from decompnet_tf.inference import TFLiteDetector
-
         if not tf.io.gfile.exists(spec.tflite):
             raise FileNotFoundError(f"--tflite={spec.tflite}: no such file; run export.py")
         return TFLiteDetector(spec.tflite), builder, config
-    from decompnet_tf.inference import ComponentsDetector, DecompDetector
-    from decompnet_tf.model_io import load_trained
-
     if spec.detector == "components":  # The category maps are enough.
         net, _ = load_trained(model_dir, min_stage=1, stage=spec.stage)
         return (ComponentsDetector(net, spec.category_maps,

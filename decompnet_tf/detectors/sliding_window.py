@@ -19,7 +19,7 @@ def nms(boxes: tf.Tensor, scores: tf.Tensor, iou_threshold: float, max_out: int)
 
 
 class SlidingWindowDetector:
-    """The baseline as a detector (an `eval.detectors.Detector`; it outputs no masks)."""
+    """The baseline as a detector (a `detectors.Detector`; it outputs no masks)."""
 
     def __init__(self, classifier: PatchClassifier, image_size, min_size: float = 10.0,
                  max_size: float = 56.0, step: int = 5, nms_iou: float = 0.3,
