@@ -25,6 +25,7 @@ them. The settings used, and where each came from, are printed first.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from absl import app, flags
@@ -32,6 +33,7 @@ from absl import app, flags
 from decompnet_tf import config_flags
 from decompnet_tf.config import CATEGORY_SOURCES, InferenceConfig
 from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
+from decompnet_tf.console import entry_point
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir to evaluate.")
@@ -75,27 +77,43 @@ def window_steps() -> list[int]:
     try:
         steps = [int(s) for s in FLAGS.window_step]
     except ValueError:
-        raise SystemExit(f"error: --window_step={','.join(FLAGS.window_step)}: give strides in "
-                         "px as integers, e.g. --window_step=3,5") from None
+        raise ValueError(f"--window_step={','.join(FLAGS.window_step)}: give strides in px as "
+                         "integers, e.g. --window_step=3,5") from None
     if not steps or min(steps) < 0:
-        raise SystemExit("error: --window_step takes strides >= 0 (0: the one it was trained "
-                         "with)")
+        raise ValueError("--window_step takes strides >= 0 (0: the one it was trained with)")
     return steps
 
 
-def runs_of(model_dirs: list[str]) -> list[tuple[str, str, int]]:
-    """(row name, model dir, window step) per row: one per model, or per stride for a
-    baseline when several strides are given (named "<dir>@<stride>")."""
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One row of the results table: a model dir, at one window stride for a baseline
+    evaluated at several (named "<dir>@<stride>", results in "..._step<stride>")."""
+
+    name: str
+    model_dir: str
+    window_step: int
+    out_dir: str
+
+
+def rows_of(model_dirs: list[str]) -> list[Row]:
+    """The rows to evaluate: one per model, or per stride for a baseline when several strides
+    are given; results go to --output_dir (a folder per row when there are several) or to
+    <model_dir>/eval_<split>."""
     from decompnet_tf.model_io import read_config
 
     steps = window_steps()
-    rows = []
+    plan = []
     for d in model_dirs:
-        name = os.path.basename(d.rstrip("/"))
+        base = os.path.basename(d.rstrip("/"))
         several = len(steps) > 1 and read_config(d).kind == "baseline"
         for step in steps if several else steps[:1]:
-            rows.append((f"{name}@{step}" if several else name, d, step))
-    return rows
+            plan.append((f"{base}@{step}" if several else base, d, step,
+                         f"{base}_step{step}" if several else base,
+                         f"_step{step}" if several else ""))
+    return [Row(name, d, step, os.path.join(FLAGS.output_dir, folder)
+                if FLAGS.output_dir and len(plan) > 1
+                else FLAGS.output_dir or os.path.join(d, f"eval_{FLAGS.split}{suffix}"))
+            for name, d, step, folder, suffix in plan]
 
 
 def evaluate_dir(model_dir: str, out_dir: str, window_step: int = 0):
@@ -129,45 +147,27 @@ def evaluate_dir(model_dir: str, out_dir: str, window_step: int = 0):
     return m, builder.info.features["objects"]["label"].names
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from decompnet_tf.console import quiet_start
-
-    quiet_start()  # Before anything imports TensorFlow: a console without start-up noise.
+def main():
+    # TensorFlow loads here, after the quiet start (console.entry_point).
     import tensorflow as tf
 
     from decompnet_tf.console import device_report
+    from decompnet_tf.detectors import check_same_dataset
+    from decompnet_tf.eval import plots, runner
 
     for line in device_report():
         print(line)
     dirs = FLAGS.compare or ([FLAGS.model_dir] if FLAGS.model_dir else [])
     if not dirs:
         raise app.UsageError("pass --model_dir=DIR or --compare=DIR1,DIR2")
-    from decompnet_tf.detectors import check_same_dataset
-    from decompnet_tf.eval import plots, runner
-
-    try:
-        check_same_dataset(dirs, FLAGS.dataset)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+    check_same_dataset(dirs, FLAGS.dataset)
     results, names = {}, None
-    try:
-        rows = runs_of(dirs)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
-    for name, d, step in rows:
-        suffix = name[len(os.path.basename(d.rstrip("/"))):].replace("@", "_step")
-        out = (os.path.join(FLAGS.output_dir, name.replace("@", "_step"))
-               if FLAGS.output_dir and len(rows) > 1
-               else FLAGS.output_dir or os.path.join(d, f"eval_{FLAGS.split}{suffix}"))
-        try:
-            m, names = evaluate_dir(d, out, step)
-        except (FileNotFoundError, ValueError) as e:
-            raise SystemExit(f"error: {e}") from None  # The message, not the flags' usage.
+    rows = rows_of(dirs)
+    for row in rows:
+        m, names = evaluate_dir(row.model_dir, row.out_dir, row.window_step)
         if m is not None:
-            results[name] = m
-        print(f"{name}: results in {out}")
+            results[row.name] = m
+        print(f"{row.name}: results in {row.out_dir}")
     if not results:
         return
     if len(rows) > 1:
@@ -188,4 +188,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(entry_point(main))

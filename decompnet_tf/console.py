@@ -32,8 +32,10 @@ import re
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+
+from absl import app, flags, logging
 
 if TYPE_CHECKING:  # Imported in the functions: this module loads before TensorFlow.
     import tensorflow as tf
@@ -86,8 +88,6 @@ def import_tensorflow(environ=None) -> None:
 def quiet_start(environ=None) -> None:
     """The entry scripts' start: `import_tensorflow`, and absl logging at ERROR unless the
     command line set `--verbosity`. Call it first in `main`, after the flags are parsed."""
-    from absl import flags, logging
-
     import_tensorflow(environ)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.ERROR)
@@ -119,6 +119,28 @@ def _local_devices() -> list:
     import tensorflow as tf
 
     return tf.config.list_physical_devices() + tf.config.list_logical_devices("TPU")
+
+
+# What a user's input can raise that an entry script reports as one line, not a traceback: a
+# missing model dir or file, an export version that exists, a value out of its range.
+USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError)
+
+
+def entry_point(main: Callable[[], None]) -> Callable[[list[str]], None]:
+    """An entry script's `main()` as absl's `app.run` takes it: positional arguments refused,
+    `quiet_start` first, and a `USER_ERRORS` exception turned into one line "error: ..." (the
+    message, not a traceback nor the flags' usage)."""
+
+    def run(argv: list[str]) -> None:
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        quiet_start()  # Before anything imports TensorFlow: no start-up noise.
+        try:
+            main()
+        except USER_ERRORS as e:
+            raise SystemExit(f"error: {e}") from None
+
+    return run
 
 
 # Vector extensions by /proc/cpuinfo flag, widest first: per-step costs differ 1.5-2x between
