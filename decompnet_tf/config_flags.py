@@ -1,12 +1,5 @@
-"""absl flags derived from the configuration dataclasses' fields (decompnet_tf.config).
-
-An entry script defines its flags with `define_flags(ModelConfig, ...)` and turns them into the
-frozen dataclasses once with `from_flags(ModelConfig)`: names, defaults, help texts, choices and
-bounds are written once, in the dataclass. Bounds are absl validators, so a bad value stops
-the script when the flags are parsed, with the flag's name in the message:
-
-    FATAL Flags parsing error: flag --max_images=-5: ... must be >= 0
-"""
+"""absl flags derived from the configuration dataclasses' fields (`define_flags`, then
+`from_flags`); bounds are absl validators, so a bad value stops the script at parse time."""
 
 from __future__ import annotations
 
@@ -82,10 +75,8 @@ def _old_names(cls) -> dict[str, str]:
 
 def define_flags(*classes, flag_values: flags.FlagValues = flags.FLAGS,
                  exclude: tuple[str, ...] = ()) -> None:
-    """Defines one absl flag per field (each `config.setting`) of each dataclass, skipping the
-    names in `exclude` (`from_flags` gives those fields their default) and names already defined
-    by an earlier class (the `seed` that DataConfig and TrainConfig share). A renamed flag
-    (`config.FLAG_ALIASES`) also gets its former name, a deprecated alias for one version."""
+    """Defines one absl flag per `config.setting` field, except names in `exclude` or already
+    defined (the shared `seed`); `config.FLAG_ALIASES` adds deprecated former names."""
     for cls in classes:
         old_names = _old_names(cls)
         for field, hint in _cli_fields(cls):
@@ -100,9 +91,8 @@ def define_flags(*classes, flag_values: flags.FlagValues = flags.FLAGS,
 
 
 def _given(cls, field: dataclasses.Field, flag_values: flags.FlagValues) -> str | None:
-    """The name of the flag that gives `field` its value: the field's own, or its deprecated
-    former name when only that one was given (a deprecation line on stderr names the new
-    flag); None when the script defines no flag for it."""
+    """The flag that gives `field` its value: its own, or its deprecated alias if only that was
+    given (with a warning on stderr); None when the script defines no flag for it."""
     name, old = _flag_name(field), _old_names(cls).get(field.name)
     if old in flag_values and flag_values[old].present:
         if name in flag_values and flag_values[name].present:
@@ -114,8 +104,8 @@ def _given(cls, field: dataclasses.Field, flag_values: flags.FlagValues) -> str 
 
 
 def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS, **overrides):
-    """The dataclass `cls` built from the parsed flags (list flags become tuples of the field's
-    element type); `overrides` replace fields, and fields without a flag keep their default."""
+    """The dataclass `cls` from the parsed flags; `overrides` replace fields, and fields
+    without a flag keep their default."""
     values = {}
     for field, hint in _cli_fields(cls):
         name = None if field.name in overrides else _given(cls, field, flag_values)
@@ -129,10 +119,10 @@ def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS, **overrides):
 
 
 def resolve_settings(stored, flag_values: flags.FlagValues = flags.FLAGS):
-    """`stored` (a dataclass read from a model dir, e.g. its InferenceConfig) with each field
-    whose flag was given on the command line (or in a --flagfile) replacing the stored value.
-    A flag not given never does, whatever its default, nor does a field the script defines no
-    flag for (absl's `present`: parsed at least once).
+    """`stored` (e.g. a model dir's InferenceConfig) with the flags given on the command line.
+
+    Only flags present (absl's `present`, also from a --flagfile) replace a stored value; a
+    default never does.
 
     Returns:
       (the resolved dataclass, {field name: "stored" or "--flag"}: where each value came from).
@@ -151,8 +141,7 @@ def resolve_settings(stored, flag_values: flags.FlagValues = flags.FLAGS):
 
 def describe_settings(settings, sources: dict[str, str], title: str = "inference settings",
                       exclude: tuple[str, ...] = ()) -> str:
-    """One line: "inference settings: stop_threshold=0.5 (stored), box_source=mask
-    (--box_source), ..." (`resolve_settings`'s result), without the fields in `exclude`."""
+    """One line of `resolve_settings`'s result: "title: stop_threshold=0.5 (stored), ..."."""
     items = [f"{f.name}={getattr(settings, f.name)} ({sources.get(f.name, 'stored')})"
              for f in dataclasses.fields(settings) if f.name not in exclude]
     return f"{title}: {', '.join(items)}"

@@ -1,8 +1,5 @@
-"""Building a DecompNet from a Config and loading a trained one from its model_dir.
-
-Shared by training (which writes model_dir), evaluation and export (which read it), so that
-neither of the readers imports the training engine.
-"""
+"""Building a DecompNet from a Config and loading a trained one from its model_dir (shared, so
+that evaluation and export need not import the training engine)."""
 
 from __future__ import annotations
 
@@ -18,19 +15,16 @@ CONFIG_FILE = "config.json"
 
 
 def build_net(config: Config, pretrained_backbone: bool = True) -> DecompNet:
-    """A built DecompNet with the run's model settings. pretrained_backbone=False: trained
-    weights are loaded next, so the VGG16 backbone's ImageNet file is neither read nor
-    needed."""
+    """A built DecompNet; `pretrained_backbone=False` skips VGG16's ImageNet file (trained
+    weights are loaded next)."""
     net = DecompNet(config.model, pretrained_backbone=pretrained_backbone)
     net.build()
     return net
 
 
 def write_config(config: Config) -> None:
-    """Writes config.json into the run's model_dir (any filesystem tf.io.gfile knows, e.g.
-    gs://); refuses a model_dir that holds a run with other model settings or stages (resuming
-    must not mix two runs). The other sections (the inference settings among them) may change
-    between runs."""
+    """Writes config.json into model_dir (any tf.io.gfile path); refuses one holding a run with
+    other model settings or stages, so that resuming never mixes two runs."""
     model_dir = config.train.model_dir
     tf.io.gfile.makedirs(model_dir)
     path = os.path.join(model_dir, CONFIG_FILE)
@@ -54,9 +48,8 @@ def write_config(config: Config) -> None:
 
 
 def class_names(config: Config) -> list[str] | None:
-    """The names of the classes the model was trained on, index = class id, from its TFDS
-    dataset's info (read without preparing any data); None when that dataset's builder is
-    unknown here or disagrees with the model's class count (callers then name classes by id)."""
+    """The class names by id from the TFDS dataset's info (no data prepared); None when the
+    builder is unknown or disagrees with the model's class count."""
     from decompnet_tf.data.builders import open_builder
 
     try:
@@ -98,8 +91,7 @@ def final_weights(model_dir: str, stage: int) -> str:
 
 
 def finished_stages(model_dir: str, stages: tuple[int, ...] | list[int]) -> list[int]:
-    """The stages of `stages` (in their order) that model_dir holds final weights of: what a
-    rerun skips and what a reader may load."""
+    """The stages of `stages`, in order, whose final weights model_dir holds."""
     return [s for s in stages if tf.io.gfile.exists(final_weights(model_dir, s))]
 
 
@@ -108,8 +100,7 @@ class DamagedCheckpointError(ValueError):
 
 
 def load_weights(net, path: str, model_dir: str) -> None:
-    """`net.load_weights(path)`, with a clear error for a damaged file instead of h5py's
-    "Unable to synchronously open file (truncated file ...)" traceback."""
+    """`net.load_weights(path)`, raising DamagedCheckpointError for an unreadable file."""
     try:
         net.load_weights(path)
     except OSError as e:
@@ -130,8 +121,7 @@ def read_config(model_dir: str) -> Config:
 
 
 def write_inference(model_dir: str, settings: InferenceConfig) -> None:
-    """Replaces the inference settings stored in model_dir's config.json (what evaluate.py,
-    export.py and predict.py use unless a flag overrides them); the rest stays as it is."""
+    """Replaces the inference settings in model_dir's config.json; the rest stays as it is."""
     path = os.path.join(model_dir, CONFIG_FILE)
     config = dataclasses.replace(read_config(model_dir), inference=settings)
     with tf.io.gfile.GFile(path + ".tmp", "w") as f:  # A crash leaves the old file whole.
@@ -141,10 +131,11 @@ def write_inference(model_dir: str, settings: InferenceConfig) -> None:
 
 def load_trained(model_dir: str, min_stage: int = 2,
                  stage: int | None = None) -> tuple[DecompNet, Config]:
-    """The DecompNet of a training run: its config.json and its last finished stage (or the
-    network as `stage` left it), which must be at least `min_stage` (2: detection needs the
-    instance network; 1: the category network is enough, e.g. for the connected-components
-    yardstick)."""
+    """(DecompNet, Config) of a training run, at its last finished stage or at `stage`.
+
+    That stage must be at least `min_stage`: 2 for detection (the instance network), 1 where the
+    category network is enough.
+    """
     config = read_config(model_dir)
     if config.kind == "baseline":
         raise ValueError(

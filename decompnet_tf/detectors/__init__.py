@@ -1,8 +1,4 @@
-"""Every detector evaluate.py can score, and how one is built from a trained model_dir and
-checked against the dataset it will see: decompNet (`decompnet`: the Keras model; `exported`:
-its TFLite file or SavedModel), the connected-components yardstick (`components`) and the
-sliding-window baseline (`sliding_window`). Each satisfies `Detector`, what
-`decompnet_tf.eval.runner` runs."""
+"""The detectors evaluate.py scores (each a `Detector`), built from a trained model_dir."""
 
 from __future__ import annotations
 
@@ -26,18 +22,19 @@ DETECTORS = ("decompnet", "components")
 
 @runtime_checkable
 class Detector(Protocol):
-    """What `decompnet_tf.eval.runner` runs: `DecompDetector`, `ComponentsDetector`,
-    `TFLiteDetector`, `SavedModelDetector` and `SlidingWindowDetector`."""
+    """What `eval.runner` runs."""
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
-        """images float32 [B, H, W, 1] in [0, 1]; `gts` the batch's ground truth
-        (`runner.iterate_examples`), read only by the yardsticks fed the TRUE category maps.
+        """Detections on images float32 [B, H, W, ch] in [0, 1].
 
-        Returns numpy arrays in the OD API's names: "detection_boxes" [B, N, 4] (ymin, xmin,
-        ymax, xmax normalised), "detection_classes" [B, N], "detection_scores" [B, N],
-        "num_detections" [B]; optionally "detection_masks" [B, N, H, W],
-        "segmentation_scores" [B, N], "category_maps" [B, h, w, C] and, for the sheets,
-        "instance_maps", "boxes" and "emitted".
+        Args:
+          gts: ground truth (`runner.iterate_examples`), read only for the TRUE category maps.
+
+        Returns:
+          numpy, OD API names: "detection_boxes" [B, N, 4] (ymin, xmin, ymax, xmax normalised),
+          "detection_classes", "detection_scores" [B, N], "num_detections" [B]; optionally
+          "detection_masks" [B, N, H, W], "segmentation_scores", "category_maps" [B, h, w, C],
+          and for the sheets "instance_maps", "boxes", "emitted".
         """
         ...
 
@@ -48,17 +45,8 @@ class Detector(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class DetectorSpec:
-    """What to evaluate from a model_dir (evaluate.py's flags, once).
-
-    detector: "decompnet", or "components" (connected components of the category maps,
-      `ComponentsDetector`); a baseline model_dir is always the baseline.
-    category_maps: "network", or "truth" (the TRUE category maps: stage 2 alone).
-    tflite: an exported .tflite file of the model to evaluate instead of the Keras model.
-    window_step: the baseline's window stride in px (0: as trained).
-    stage: the network as this training stage left it (0: the last finished stage).
-    saved_model: an exported SavedModel version folder of the model to evaluate instead of the
-      Keras model (its serving_default signature, what TF Serving serves).
-    """
+    """What to evaluate from a model_dir: evaluate.py's flags of the same names (a baseline
+    model_dir is always the baseline)."""
 
     settings: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
     detector: str = "decompnet"
@@ -70,8 +58,8 @@ class DetectorSpec:
 
 
 def check_compatible(model_config, names, image_size, dataset: str) -> None:
-    """A clear error when the model's classes or input size do not fit the dataset (KITTI
-    images are resized to the model's size, so only the classes must fit there)."""
+    """Raises ValueError when the model's classes or input size do not fit the dataset (KITTI
+    images are resized to the model's size)."""
     size_ok = is_kitti(dataset) or tuple(model_config.image_size) == tuple(image_size)
     if model_config.num_classes != len(names) or not size_ok:
         raise ValueError(
@@ -82,9 +70,8 @@ def check_compatible(model_config, names, image_size, dataset: str) -> None:
 
 
 def check_same_dataset(model_dirs: list[str], dataset: str | None = None) -> None:
-    """For a comparison: a ValueError naming each model dir and its dataset when the models
-    were trained on different datasets and no common `dataset` is given (each would be scored
-    on its own images, and the table would compare unlike figures)."""
+    """Raises ValueError when compared models were trained on different datasets and no
+    common `dataset` is given (each would be scored on its own images)."""
     if dataset:
         return
     trained_on = {d: read_config(d).data.dataset for d in model_dirs}
@@ -97,8 +84,7 @@ def check_same_dataset(model_dirs: list[str], dataset: str | None = None) -> Non
 
 def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None,
                   data_dir: str | None = None):
-    """(detector, TFDS builder, Config) for the model in `model_dir` on `dataset` (default:
-    the one it was trained on)."""
+    """(detector, TFDS builder, Config) of `model_dir` on `dataset` (default: its own)."""
     config = read_config(model_dir)
     builder = open_builder(dataset or config.data.dataset, data_dir or config.data.data_dir)
     names = builder.info.features["objects"]["label"].names

@@ -13,20 +13,9 @@ from decompnet_tf.models.decompnet import DecompNet
 
 
 class ComponentsDetector:
-    """A yardstick without an instance network: the connected components of the category maps.
-
-    Per category, the pixels of the map above `threshold` are cut into 8-connected blobs
-    (scipy.ndimage.label); each blob is one detection with its extent as the box (at the map's
-    resolution, max exclusive), its pixels as the mask and the map's mean over it as the
-    score. Touching or overlapping objects of one category merge into one blob, which is what
-    the instance network exists to split.
-
-    Args:
-      net: a trained DecompNet (its category network gives the maps).
-      category_maps: "network" or "truth" (the true category maps, as `DecompDetector`).
-      threshold: the map value above which a pixel belongs to a blob.
-      max_per_class: as `DecompDetector`'s.
-    """
+    """Each 8-connected blob of `net`'s category maps (or, "truth", the true ones) above
+    `threshold` is a detection, scored by the map's mean over it. Touching objects merge: that is
+    what the instance network exists to split."""
 
     def __init__(self, net: DecompNet, category_maps: str = "network",
                  threshold: float = 0.5, max_per_class: int = DataConfig.max_per_class):
@@ -51,14 +40,9 @@ class ComponentsDetector:
 
 
 def blob_detections(category_maps: np.ndarray, threshold: float) -> dict:
-    """8-connected blobs of each category map above `threshold`.
-
-    Args:
-      category_maps: float [h, w, C].
-    Returns:
-      {"boxes": float32 [n, 4] (ymin, xmin, ymax, xmax) normalised, "classes": int32 [n],
-       "scores": float32 [n], "masks": bool [n, h, w]}.
-    """
+    """8-connected blobs of each category map (float [h, w, C]) above `threshold`: {"boxes":
+    float32 [n, 4] (ymin, xmin, ymax, xmax) normalised, max exclusive, "classes": int32 [n],
+    "scores": float32 [n], "masks": bool [n, h, w]}."""
     h, w, c = category_maps.shape
     boxes, classes, scores, masks = [], [], [], []
     for k in range(c):
@@ -75,8 +59,7 @@ def blob_detections(category_maps: np.ndarray, threshold: float) -> dict:
 
 
 def pad_detections(per_image: list[dict], image_size: tuple[int, int]) -> dict:
-    """Per-image detection lists (`blob_detections`) -> the padded OD API batch dict, masks
-    resized (nearest) to `image_size`, detections ordered by score."""
+    """`blob_detections` per image -> the padded OD API batch, by score, masks at `image_size`."""
     n_max = max(1, max(len(d["scores"]) for d in per_image))
     b, (hh, ww) = len(per_image), image_size
     out = {"detection_boxes": np.zeros((b, n_max, 4), np.float32),

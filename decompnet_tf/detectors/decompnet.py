@@ -1,6 +1,5 @@
-"""decompNet as a detector: one network evaluation, the stop rule, and the OD API outputs
-(`postprocess`); or, as a yardstick of stage 2 alone, the instance network fed the TRUE
-category maps."""
+"""decompNet as a detector (`postprocess`'s stop rule and OD API outputs), or the instance
+network fed the TRUE category maps, a yardstick of stage 2 alone."""
 
 from __future__ import annotations
 
@@ -21,15 +20,9 @@ def check_category_maps(category_maps: str) -> None:
 
 def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, int],
                        max_per_class: int) -> np.ndarray:
-    """The category network's training target for a batch of ground truth, as training makes
-    it (`data.pipeline.category_masks`, `category_maps`): per category the SUM of its first
-    `max_per_class` instance masks (section 2.1), each area-resized to the maps' size.
-
-    Args:
-      gts: per image {"masks": bool [n, H, W], "classes": int [n]}.
-    Returns:
-      float32 [B, h, w, C].
-    """
+    """The category network's target (section 2.1) float32 [B, h, w, C] of `gts` (per image
+    {"masks": bool [n, H, W], "classes": int [n]}): per category the SUM of its first
+    `max_per_class` masks, as `data.pipeline` makes it."""
     out = []
     for gt in gts:
         masks = np.asarray(gt["masks"], np.float32)[..., None]  # [n, H, W, 1]
@@ -40,19 +33,9 @@ def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, i
 
 
 class DecompDetector:
-    """Wraps a trained DecompNet for evaluation (a `detectors.Detector`).
-
-    Besides the detections (see `postprocess.detections`) the outputs keep "instance_maps",
-    "boxes", "peaks", "segmentation_scores" and "emitted" bool [B, C, T] for the sheets.
-
-    Args:
-      net: a trained DecompNet.
-      settings: the inference settings (stop threshold, box source, eq. 6's delta).
-      category_maps: "network" (the detector) or "truth": the instance network decomposes
-        the TRUE category maps (`true_category_maps`), a yardstick of stage 2 alone.
-      max_per_class: the objects per category the true maps hold (the training data's
-        `DataConfig.max_per_class`, so that they are the maps training saw).
-    """
+    """A trained DecompNet as a `detectors.Detector`, also giving "peaks" and "emitted" bool
+    [B, C, T]. With `category_maps="truth"` it decomposes `true_category_maps`; `max_per_class`
+    should be the training data's, so that they are the maps training saw."""
 
     def __init__(self, net: DecompNet, settings: InferenceConfig | None = None,
                  category_maps: str = "network",

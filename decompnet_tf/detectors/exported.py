@@ -1,5 +1,4 @@
-"""decompNet as export.py wrote it: the TFLite file and the SavedModel's serving_default
-signature, scored by evaluate.py like the Keras model."""
+"""decompNet as export.py wrote it (TFLite file, SavedModel), as detectors for evaluate.py."""
 
 from __future__ import annotations
 
@@ -18,9 +17,8 @@ def load_tflite(path: str) -> tf.lite.Interpreter:
 
 
 def run_tflite(interpreter: tf.lite.Interpreter | str, image: np.ndarray) -> dict:
-    """One invoke of an exported TFLite detector on float32 [1, h, w, channels] in [0, 1]:
-    its outputs by OUTPUT_KEYS (the order `export.saved_model.export_tflite` writes).
-    `interpreter`: an allocated interpreter, or the path of the TFLite file (`load_tflite`)."""
+    """The outputs, by OUTPUT_KEYS, of an interpreter (or TFLite file path) on one image
+    float32 [1, h, w, ch] in [0, 1]."""
     if isinstance(interpreter, str):
         interpreter = load_tflite(interpreter)
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
@@ -31,7 +29,7 @@ def run_tflite(interpreter: tf.lite.Interpreter | str, image: np.ndarray) -> dic
 
 
 class TFLiteDetector:
-    """An exported TFLite model as a detector (one image per invoke), for evaluate.py."""
+    """An exported TFLite model as a detector, one image per invoke."""
 
     def __init__(self, path: str):
         self.path = path
@@ -48,12 +46,10 @@ class TFLiteDetector:
 
 
 class SavedModelDetector:
-    """An exported SavedModel (export.py's <version>/ folder) as a detector, for evaluate.py:
-    its serving_default signature, the graph TF Serving runs, on the batch as uint8.
+    """A SavedModel version folder's serving_default signature (what TF Serving runs).
 
-    The runner's images are the dataset's uint8 pixels / 255 (the data pipeline's
-    conversion), so round(x * 255) gives the served bytes back exactly; images that are not
-    (e.g. resized) are refused rather than scored on altered pixels.
+    Its input is uint8: images that are not exactly uint8 pixels / 255 (e.g. resized) are
+    refused rather than scored on altered pixels.
     """
 
     def __init__(self, path: str):

@@ -1,8 +1,5 @@
-"""The paper's CNN baseline as a detector (section 3.1): the patch classifier
-(`decompnet_tf.models.baseline.PatchClassifier`) scores every square window of
-`decompnet_tf.ops.windows.window_boxes`, then per class "non-maximal suppression ... with
-threshold 0.3" keeps the detections.
-"""
+"""The paper's CNN baseline as a detector (section 3.1): `PatchClassifier` scores every window
+of `ops.windows.window_boxes`, then per class NMS ("with threshold 0.3") keeps the detections."""
 
 from __future__ import annotations
 

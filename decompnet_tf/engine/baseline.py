@@ -1,9 +1,7 @@
 """Training the sliding-window baseline's patch classifier (section 3.1).
 
-Positives and random background squares are sampled once from the training images
-(`decompnet_tf.data.patches`); with `hard_negatives` on, rounds of R-CNN's hard-negative mining
-(`decompnet_tf.data.hard_negatives`) add the windows the current classifier mistakes for a
-digit as background, and every batch holds `background_share` background.
+Positives and random background are sampled once (`data.patches`); with `hard_negatives`,
+rounds of R-CNN's hard-negative mining (`data.hard_negatives`) add mistaken windows.
 
 model_dir/ config.json, baseline/backup/ (state.json and the last epoch's weights with the
 optimizer's: a rerun resumes there), baseline/final.weights.h5, logs/baseline.
@@ -38,9 +36,8 @@ STATE_FILE = "state.json"
 
 
 def load_images(config: Config, split: str, limit: int):
-    """The first `limit` images (0: all) of the logical `split` ("train" or "validation",
-    `decompnet_tf.data.builders`): (uint8 [N, H, W], [n_i, 4] boxes and [n_i] labels per
-    image)."""
+    """(uint8 [N, H, W], per image [n_i, 4] boxes, per image [n_i] labels) of the first
+    `limit` images (0: all) of the logical `split`, "train" or "validation"."""
     import tensorflow_datasets as tfds
     from tqdm import tqdm
 
@@ -59,8 +56,7 @@ def load_images(config: Config, split: str, limit: int):
 
 
 def sample_set(config: Config, images, boxes, labels, seed: int):
-    """(patches uint8 [k, P, P], labels [k]): the random sampler's windows over the given
-    images (`data.patches.sample_windows`), cropped as the detector crops its windows."""
+    """(patches uint8 [k, P, P], labels [k]) of `data.patches.sample_windows` over `images`."""
     b = config.baseline
     rng = np.random.default_rng(seed)
     windows, ids, out = [], [], []
@@ -76,8 +72,8 @@ def sample_set(config: Config, images, boxes, labels, seed: int):
 
 
 def window_scorer(net: PatchClassifier, windows: np.ndarray, batch: int = 8192):
-    """images uint8 [b, H, W] -> probabilities float32 [b, K, C + 1] of every window: what
-    the current classifier makes of the detector's windows, about `batch` crops per call."""
+    """A function: images uint8 [b, H, W] -> float32 [b, K, C + 1] probabilities of the K
+    `windows`, about `batch` crops per call."""
     w = tf.constant(windows)
     probs = tf.function(net.window_probs, reduce_retracing=True)
     per_call = max(1, batch // len(windows))
@@ -92,10 +88,11 @@ def window_scorer(net: PatchClassifier, windows: np.ndarray, batch: int = 8192):
 
 def crop_patches(images: np.ndarray, windows: np.ndarray, image_ids: np.ndarray,
                  patch_size: int, chunk: int = 16384) -> np.ndarray:
-    """uint8 [m, P, P]: window m of image image_ids[m] (images uint8 [N, H, W], windows [m, 4]
-    normalised), through `models.baseline.crop_windows`, the crop the detector scores its
-    windows with: every training patch (positives, random and mined background) sees the same
-    resampling as a test window. Rounded to uint8 to store; `chunk` windows per call."""
+    """uint8 [m, P, P]: window m (normalised [m, 4]) of image `image_ids[m]` (uint8 [N, H, W]).
+
+    Cropped with `models.baseline.crop_windows`, so training patches get the same resampling
+    as the detector's test windows.
+    """
     out = np.zeros((len(windows), patch_size, patch_size), np.uint8)
     for s in range(0, len(windows), chunk):
         ids, inverse = np.unique(image_ids[s:s + chunk], return_inverse=True)
@@ -128,8 +125,7 @@ def _write_state(backup: str, state: dict) -> None:
 
 
 def run_baseline_training(config: Config, log: Callable[[str], None] = print) -> PatchClassifier:
-    """Trains the patch classifier; a rerun resumes from its last finished epoch or skips if
-    done."""
+    """Trains the patch classifier; a rerun resumes after its last finished epoch."""
     t, b = config.train, config.baseline
     num_classes = config.model.num_classes
     write_config(config)

@@ -1,5 +1,4 @@
-"""Callbacks of the training loops: checkpoints, the lambda/gamma warm-up and TensorBoard images
-of the response and instance maps (the learning-rate decay is Keras' LearningRateScheduler)."""
+"""Callbacks of the training loops: checkpoints, the lambda/gamma warm-up, TensorBoard maps."""
 
 from __future__ import annotations
 
@@ -34,12 +33,13 @@ class LossWeightSchedule(keras.callbacks.Callback):
 
 
 def map_sheet(image, category_maps, instance_maps=None, boxes=None, max_steps=6):
-    """One row per category: input | category map | first instance maps with their boxes.
+    """A uint8 RGB sheet, one row per category: input | category map | first instance maps.
 
     Args:
-      image: [H, W, 1] in [0, 1]; category_maps: [h, w, C]; instance_maps: [C, T, h, w];
-      boxes: [C, T, 4] (ymin, xmin, ymax, xmax).
-    Returns: uint8 RGB sheet.
+      image: [H, W, 1] in [0, 1].
+      category_maps: [h, w, C].
+      instance_maps: [C, T, h, w].
+      boxes: [C, T, 4] (ymin, xmin, ymax, xmax) normalised, drawn on the instance maps.
     """
     size = max(1, 100 // image.shape[0])  # Small inputs are enlarged to ~100 px tiles.
     tile_hw = (image.shape[0] * size, image.shape[1] * size)

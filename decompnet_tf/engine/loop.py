@@ -7,9 +7,8 @@ model_dir/
   logs/stage{N}/            TensorBoard scalars (every loss term) and images of the maps
   model.keras               the trained DecompNet after the last stage
 
-model_dir may be on any filesystem tf.io.gfile knows (gs://, ram://). Under
-MultiWorkerMirroredStrategy only the chief writes it (`distribute.write_dir`); the other workers
-read the chief's files to skip finished stages and resume.
+model_dir may be on any tf.io.gfile filesystem (gs://, ram://). Only the chief writes it
+(`distribute.write_dir`); other workers read it to skip finished stages and resume.
 """
 
 from __future__ import annotations
@@ -73,9 +72,10 @@ def run_training(config: Config, log: Callable[[str], None] = print,
                  strategy: tf.distribute.Strategy | None = None) -> DecompNet:
     """Runs the configured stages; reruns with the same config resume where they stopped.
 
-    strategy: one the caller already made (default: `config.train.strategy`'s). A process
-    should make one MultiWorkerMirroredStrategy only: a second one re-enables collective ops
-    and can hang its workers."""
+    Args:
+      strategy: one the caller already made (default: `config.train.strategy`). A process should
+        make one MultiWorkerMirroredStrategy only: a second can hang its workers.
+    """
     t = config.train
     check_stage_settings(t)
     solver = resolve_solver(t.matching_solver, t.jit_compile, t.strategy)
@@ -92,8 +92,7 @@ def run_training(config: Config, log: Callable[[str], None] = print,
 
 
 def copy_checkpoint(source: str, target: str) -> None:
-    """Copies the files of a Backup folder (another worker's, the chief's) into `target`, where
-    this worker's Backup callback resumes from them; nothing when there is none."""
+    """Copies the chief's Backup folder into `target`, for this worker to resume from."""
     if source == target or not tf.io.gfile.isdir(source):
         return
     tf.io.gfile.makedirs(target)
@@ -105,11 +104,8 @@ def copy_checkpoint(source: str, target: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class StageData:
-    """What every stage trains and validates on.
-
-    train: the repeated, shuffled training batches; validation: `validation_steps` batches of
-    the validation split; steps: batches per epoch; preview: float32 [<=4, H, W, ch],
-    the first validation images, whose maps TensorBoard shows."""
+    """What every stage trains and validates on; `preview` is float32 [<=4, H, W, ch], the
+    first validation images, whose maps TensorBoard shows; `steps` are batches per epoch."""
 
     train: tf.data.Dataset
     validation: tf.data.Dataset
@@ -139,10 +135,10 @@ def make_stage_data(config: Config, net: DecompNet, validation_steps: int,
 
 def skip_finished_stage(net: DecompNet, model_dir: str, stage: int, chief: bool,
                         log: Callable[[str], None]) -> bool:
-    """The resume-or-skip decision: True when model_dir holds the stage's final weights and
-    they loaded into `net` (skip the stage); False when it must be trained: no final weights
-    (it resumes from its last checkpoint in stage{N}/backup, if any), or a damaged file (cut
-    short by a full disk or a partial copy), which the chief removes first."""
+    """True when the stage's final weights loaded into `net` (skip it); False to train it.
+
+    A damaged final weights file is removed by the chief and the stage trained again.
+    """
     if not finished_stages(model_dir, [stage]):
         return False
     path = final_weights(model_dir, stage)
@@ -162,8 +158,8 @@ def skip_finished_stage(net: DecompNet, model_dir: str, stage: int, chief: bool,
 def train_stage(config: Config, net: DecompNet, index: int, data: StageData,
                 strategy: tf.distribute.Strategy, solver: str, out: str,
                 log: Callable[[str], None]) -> None:
-    """Trains stage `config.train.stages[index]` of `net` (resuming from its checkpoint in
-    model_dir when there is one) and writes its final weights and history into `out`."""
+    """Trains stage `config.train.stages[index]`, resuming from its checkpoint; writes into
+    `out`."""
     t = config.train
     stage, lr = t.stages[index], t.learning_rates[index]
     stage_dir = os.path.join(t.model_dir, f"stage{stage}")
@@ -214,8 +210,7 @@ def save_model(net: DecompNet, out: str, model_dir: str, log: Callable[[str], No
 
 def _train_stages(config: Config, strategy: tf.distribute.Strategy, solver: str, out: str,
                   log: Callable[[str], None], validation_steps: int) -> DecompNet:
-    """run_training's stages: reads model_dir (finished stages, checkpoints), writes into `out`
-    (model_dir on the chief, a temporary folder on other workers)."""
+    """run_training's stages: reads model_dir, writes into `out` (see `distribute.write_dir`)."""
     t = config.train
     with strategy.scope():
         net = build_net(config)

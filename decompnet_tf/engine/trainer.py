@@ -1,11 +1,7 @@
 """DecompTrainer: a keras.Model wrapping DecompNet with the paper's losses in `train_step`.
 
-One trainer per training stage (Appendix B): stage 1 trains the category network alone, stage 2
-the instance network and box regressor with the category network frozen, stage 3 everything.
-The bipartite matching runs once per batch on the host (`matching.match`, through
-`tf.numpy_function`); under `tf.distribute` each replica matches its own part of the batch.
-With `category_maps="truth"` stage 2 decomposes the true category maps (the sum of the masks)
-instead of the category network's.
+One trainer per training stage (Appendix B): 1 the category network, 2 the instance network and
+box regressor, 3 everything. The matching (`matching.match`) runs once per batch, per replica.
 """
 
 from __future__ import annotations
@@ -32,9 +28,8 @@ XLA_NEEDS_GRAPH = (
 
 
 def resolve_solver(solver: str, jit_compile: bool, strategy: str) -> str:
-    """The solver a run uses: "auto" is the graph one when the step is compiled by XLA (asked
-    for, or on a TPU) and scipy otherwise (the fastest on CPUs, benchmarks/); "scipy" under
-    XLA is refused with the fix."""
+    """The matching solver a run uses: "auto" is "graph" under XLA (asked for, or a TPU), else
+    "scipy" (the fastest on CPUs, benchmarks/); "scipy" under XLA is refused."""
     compiled = jit_compile or strategy == "tpu"
     if solver == "auto":
         return "graph" if compiled else "scipy"
@@ -47,8 +42,7 @@ def resolve_solver(solver: str, jit_compile: bool, strategy: str) -> str:
 
 
 def stage_terms(stage: int, stop_head: bool, loss_config: LossConfig) -> tuple[str, ...]:
-    """The names of the loss terms a stage computes (`losses` names): what
-    `DecompTrainer.compute_terms` returns and the trainer tracks, so the two cannot disagree."""
+    """The `losses` names of the terms a stage computes and the trainer tracks."""
     if stage == 1:
         return (losses.CATEGORY,)
     return ((losses.INSTANCE_MATCHED, losses.INSTANCE_SUM, losses.BOX)
@@ -67,15 +61,12 @@ def fold(x):
 class DecompTrainer(BuildWithoutBatch, keras.Model):
     """Computes the loss terms of one stage and applies them with the stage's optimizer.
 
-    Data: (images [B, H, W, 1], targets) from `decompnet_tf.data.pipeline.make_dataset`.
-    Logged metrics: every loss term, "loss" (the weighted total), and for stages >= 2
-    "count_accuracy" (the steps `postprocess.emitted` reports at `stop_threshold`, the rule
-    evaluation applies, counted against the truth).
+    Data: (images [B, H, W, ch], targets) from `data.pipeline.make_dataset`. Logs every term,
+    "loss" (the weighted total) and, from stage 2, "count_accuracy" at `stop_threshold`.
 
     Args:
       category_maps: "network" (the paper) or "truth": what stage 2 decomposes.
-      solver: the matching's solver, "scipy" (host) or "graph" (in-graph, XLA / TPU;
-        `resolve_solver`).
+      solver: "scipy" (host) or "graph" (XLA / TPU), see `resolve_solver`.
     """
 
     def __init__(self, net: DecompNet, stage: int, loss_config: LossConfig,
@@ -116,8 +107,8 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
         self.built = True  # Its only weights are the (built) network's and lam/gamma.
 
     def compile(self, optimizer, jit_compile: bool = False, **kwargs):
-        """keras.Model.compile with XLA off unless asked for (never Keras's "auto", which
-        picks XLA on a GPU), and a clear error where XLA meets the host solver."""
+        """keras.Model.compile with XLA off unless asked for (Keras's "auto" picks it on a GPU,
+        where the scipy solver cannot run)."""
         if jit_compile and self.stage >= 2 and self.solver == "scipy":
             raise ValueError(XLA_NEEDS_GRAPH)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
@@ -130,8 +121,7 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
         return self.net(images, training=training)
 
     def compute_terms(self, images, targets, training):
-        """Loss terms {name: scalar} of this stage (the names `self.terms`), plus the network
-        outputs."""
+        """({name: scalar loss term} of `self.terms`, the network's outputs)."""
         cfg = self.loss_config
         self.net.check_images(images)
         cat = self.net.category_net(images, training=training and self.stage != 2)

@@ -1,18 +1,10 @@
-"""COCO-format export and ``pycocotools`` evaluation (the reference our own metrics match).
+"""COCO-format export and `pycocotools` evaluation (the reference our own metrics match).
 
-Input formats are those of :mod:`decompnet_tf.eval.metrics`: per-image mappings with
-``"classes"`` int ``[N]``, ``"boxes"`` float ``[N, 4]`` ``(ymin, xmin, ymax, xmax)`` normalised to
-[0, 1], optional ``"masks"`` bool ``[N, H, W]`` and, for detections, ``"scores"`` float ``[N]``.
-
-COCO ids: image ``i`` of the list gets ``image_id = i + 1``, class ``c`` gets
-``category_id = c + 1`` and annotations are numbered from 1 (pycocotools treats a matched id of
-0 as "unmatched", so 0 must never be used). Boxes become absolute pixel ``[x, y, w, h]``
-(``x = xmin * W``, ``w = (xmax - xmin) * W``, no +1, rounded to 1e-6 px), so pycocotools' box
-IoU equals the IoU of the normalised boxes. Masks become compressed RLE with ``counts`` as
-``str`` (JSON-safe).
-
-``pycocotools`` must be installed (``pip install .[dev]``); it is imported lazily so the rest of
-the package does not depend on it.
+Inputs are `eval.metrics`' per-image mappings: "classes" int [N], "boxes" float [N, 4]
+(ymin, xmin, ymax, xmax) normalised, optional "masks" bool [N, H, W], for detections "scores".
+Image, category and annotation ids start at 1: pycocotools reads a matched id 0 as unmatched.
+Boxes become pixel [x, y, w, h] without +1, so COCO's IoU equals the normalised boxes' IoU.
+`pycocotools` is imported lazily, so only evaluation needs it.
 """
 
 from __future__ import annotations
@@ -29,7 +21,7 @@ DEFAULT_CLASS_NAMES: tuple[str, ...] = ("3", "6", "9")
 
 
 def _pixel_xywh(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """Normalised yxyx ``[N, 4]`` -> absolute pixel ``[x, y, w, h]`` float64 ``[N, 4]``."""
+    """Normalised yxyx [N, 4] -> pixel [x, y, w, h] float64 [N, 4]."""
     h, w = image_size
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     xywh = np.stack(
@@ -41,7 +33,7 @@ def _pixel_xywh(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
 
 
 def _encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
-    """Binary masks ``[N, H, W]`` -> compressed RLEs ``{"size": [H, W], "counts": str}``."""
+    """Binary masks [N, H, W] -> compressed RLEs {"size": [H, W], "counts": str}."""
     from pycocotools import mask as mask_utils
 
     m = np.asarray(masks)
@@ -56,7 +48,7 @@ def _encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
 def _boxes_and_rles(
     entry: Mapping[str, Any], n: int, image_size: tuple[int, int], with_masks: bool
 ) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
-    """Pixel ``[n, 4]`` xywh boxes (from ``"boxes"``, else from the masks) and optional RLEs."""
+    """Pixel xywh boxes [n, 4] (from "boxes", else from the masks) and optional RLEs."""
     from pycocotools import mask as mask_utils
 
     rles = None
@@ -82,20 +74,8 @@ def to_coco_groundtruth(
     image_size: tuple[int, int],
     class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
 ) -> dict[str, Any]:
-    """Builds a COCO ground-truth dataset dict (what ``instances_*.json`` holds).
-
-    Args:
-        gts: one mapping per image: ``"classes"`` int ``[G]``, ``"boxes"`` float ``[G, 4]``
-            normalised yxyx, optional ``"masks"`` bool ``[G, H, W]``. Segmentations are written
-            only when every entry has ``"masks"``.
-        image_size: ``(H, W)`` in pixels, shared by all images.
-        class_names: name of class id ``c`` at index ``c``.
-
-    Returns:
-        ``{"info", "images", "annotations", "categories"}``; each annotation has ``id``,
-        ``image_id``, ``category_id``, ``bbox`` ``[x, y, w, h]`` (pixels), ``area`` (mask pixel
-        count with masks, else box area), ``iscrowd = 0`` and, with masks, ``segmentation`` RLE.
-    """
+    """A COCO ground-truth dataset dict (what `instances_*.json` holds) of images of one
+    (H, W) `image_size`; with segmentations (and mask areas) only when every entry has "masks"."""
     from pycocotools import mask as mask_utils
 
     h, w = int(image_size[0]), int(image_size[1])
@@ -133,19 +113,8 @@ def to_coco_groundtruth(
 def to_coco_detections(
     dets: Sequence[Mapping[str, Any]], image_size: tuple[int, int], with_masks: bool = False
 ) -> list[dict[str, Any]]:
-    """Builds a COCO results list (what ``loadRes`` reads).
-
-    Args:
-        dets: one mapping per image (same order as the ground truth): ``"classes"`` int ``[D]``,
-            ``"scores"`` float ``[D]``, ``"boxes"`` float ``[D, 4]`` normalised yxyx (may be
-            omitted when ``with_masks``; the box is then the mask's bounding box) and, when
-            ``with_masks``, ``"masks"`` bool ``[D, H, W]``.
-        image_size: ``(H, W)`` in pixels.
-        with_masks: add ``segmentation`` RLEs (needed for ``iou_type="segm"``).
-
-    Returns:
-        ``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"[, "segmentation"]}]``.
-    """
+    """A COCO results list (what `loadRes` reads) of `dets`, in the ground truth's image order;
+    `with_masks` adds "segmentation" RLEs, and a detection without "boxes" gets its mask's."""
     h, w = int(image_size[0]), int(image_size[1])
     results = []
     for i, det in enumerate(dets):
@@ -177,19 +146,12 @@ def _mean_valid(p: np.ndarray) -> float:
 def coco_evaluate(
     gt_dict: Mapping[str, Any], det_list: Sequence[Mapping[str, Any]], iou_type: str = "bbox"
 ) -> dict[str, Any]:
-    """Runs ``pycocotools`` ``COCOeval`` (area range "all", ``maxDets`` 100) with prints silenced.
-
-    Args:
-        gt_dict: output of :func:`to_coco_groundtruth` (not modified).
-        det_list: output of :func:`to_coco_detections` (not modified); may be empty, which
-            pycocotools' ``loadRes`` rejects, so an empty result set is built directly (every AP
-            with ground truth is then 0).
-        iou_type: ``"bbox"`` or ``"segm"``.
+    """`COCOeval` (area range "all", `maxDets` 100, silenced) of the two functions' outputs
+    (not modified; `det_list` may be empty), `iou_type` "bbox" or "segm".
 
     Returns:
-        ``{"AP": AP@[.5:.95], "AP50", "AP75", "stats": the 12 COCO summary numbers,
-        "per_category": {name: {"category_id", "AP", "AP50", "AP75"}}}``. Values pycocotools
-        reports as -1 (undefined: no ground truth) are NaN.
+        {"AP": AP@[.5:.95], "AP50", "AP75", "stats": the 12 COCO numbers, "per_category":
+        {name: {"category_id", "AP", "AP50", "AP75"}}}; undefined values (-1) are NaN.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval

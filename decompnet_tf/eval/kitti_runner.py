@@ -1,7 +1,8 @@
-"""Evaluating a detector on decomp_kitti with KITTI's official protocol for cars
-(`decompnet_tf.eval.kitti`): metrics.json (AP R40 and R11 for easy / moderate / hard at IoU
-0.7), pr_kitti.png (one PR curve per difficulty) and kitti_results/ (one %06d.txt per image in
-the devkit's result format, so the official tools can score the same detections)."""
+"""Evaluating a detector on decomp_kitti with KITTI's official car protocol (`eval.kitti`).
+
+Writes metrics.json (AP R40 and R11, easy / moderate / hard, IoU 0.7), pr_kitti.png and
+kitti_results/ (one %06d.txt per image in the devkit's format, for the official tools).
+"""
 
 from __future__ import annotations
 
