@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from decompnet_tf.eval import metrics
+
 DEFAULT_CLASS_NAMES: tuple[str, ...] = ("3", "6", "9")
 
 
@@ -27,9 +29,9 @@ def _pixel_xywh(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     xywh = np.stack(
         [b[:, 1] * w, b[:, 0] * h, (b[:, 3] - b[:, 1]) * w, (b[:, 2] - b[:, 0]) * h], axis=-1
     )
-    # Rounding to 1e-6 px undoes the normalisation's float noise (7 / 48 * 48 = 7.000000000000001),
-    # so pixel-integral boxes stay integral and exact-threshold IoUs (0.5, 0.75) stay exact.
-    return np.round(xywh, 6)
+    # Rounding to 1e-4 px undoes the float32 noise of stored normalised coordinates (a 9 px side
+    # reads 8.999997), so pixel-integral boxes stay integral and an IoU of exactly 0.5 matches.
+    return np.round(xywh, 4)
 
 
 def _encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
@@ -143,15 +145,17 @@ def _mean_valid(p: np.ndarray) -> float:
     return float(valid.mean()) if valid.size else float("nan")
 
 
-def coco_evaluate(
-    gt_dict: Mapping[str, Any], det_list: Sequence[Mapping[str, Any]], iou_type: str = "bbox"
-) -> dict[str, Any]:
-    """`COCOeval` (area range "all", `maxDets` 100, silenced) of the two functions' outputs
-    (not modified; `det_list` may be empty), `iou_type` "bbox" or "segm".
+def cocoeval(gt_dict: Mapping[str, Any], det_list: Sequence[Mapping[str, Any]],
+             iou_type: str = "bbox", area_ranges: Mapping[str, tuple[float, float]] | None = None,
+             gt_areas: Sequence[float] | None = None, det_areas: Sequence[float] | None = None):
+    """A finished pycocotools `COCOeval` (evaluate, accumulate, summarize; silenced) of the two
+    functions' outputs (not modified; `det_list` may be empty).
 
-    Returns:
-        {"AP": AP@[.5:.95], "AP50", "AP75", "stats": the 12 COCO numbers, "per_category":
-        {name: {"category_id", "AP", "AP50", "AP75"}}}; undefined values (-1) are NaN.
+    Args:
+        iou_type: "bbox" or "segm".
+        area_ranges: {label: (lo, hi)} in px**2, added to COCO's four, each half-open [lo, hi).
+        gt_areas, det_areas: per annotation / result (in their order), the areas the ranges
+            test instead of COCO's own (the mask's pixels, the box's w * h).
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -162,45 +166,104 @@ def coco_evaluate(
         raise ValueError("iou_type='segm' needs ground truth built from masks")
     gt_dict = copy.deepcopy(dict(gt_dict))  # COCOeval writes into the annotations
     det_list = copy.deepcopy(list(det_list))  # loadRes writes ids/areas into the results
+    if gt_areas is not None:
+        for ann, area in zip(gt_dict["annotations"], gt_areas, strict=True):
+            ann["area"] = float(area)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = gt_dict
         coco_gt.createIndex()
         if det_list:
             coco_dt = coco_gt.loadRes(det_list)
-        else:
+        else:  # loadRes rejects an empty list.
             coco_dt = COCO()
-            coco_dt.dataset = {
-                "images": list(gt_dict["images"]),
-                "categories": copy.deepcopy(gt_dict["categories"]),
-                "annotations": [],
-            }
+            coco_dt.dataset = {"images": list(gt_dict["images"]), "annotations": [],
+                               "categories": copy.deepcopy(gt_dict["categories"])}
             coco_dt.createIndex()
+        if det_areas is not None:  # loadRes keeps the results' order, ids 1..N.
+            for ann, area in zip(coco_dt.dataset["annotations"], det_areas, strict=True):
+                ann["area"] = float(area)
         ev = COCOeval(coco_gt, coco_dt, iouType=iou_type)
+        for label, (lo, hi) in (area_ranges or {}).items():
+            # COCO's ranges are closed; the largest float below hi makes them half-open.
+            ev.params.areaRng.append([lo, float(np.nextafter(hi, -np.inf))])
+            ev.params.areaRngLbl.append(label)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
+    return ev
+
+
+def summary(ev, categories: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """metrics.json's "coco" entry of a finished `cocoeval` (area "all", `maxDets` 100).
+
+    Returns:
+        {"AP": AP@[.5:.95], "AP50", "AP75", "stats": the 12 COCO numbers, "per_category":
+        {name: {"category_id", "AP", "AP50", "AP75"}}}; undefined values (-1) are NaN.
+    """
     params = ev.params
     precision = ev.eval["precision"]  # [T, R, K, A, M]
-    t50 = int(np.flatnonzero(np.isclose(params.iouThrs, 0.5))[0])
-    t75 = int(np.flatnonzero(np.isclose(params.iouThrs, 0.75))[0])
+    t50, t75 = _iou_index(ev, 0.5), _iou_index(ev, 0.75)
     a_all = list(params.areaRngLbl).index("all")
     m_100 = list(params.maxDets).index(100)
-    names = {c["id"]: str(c["name"]) for c in gt_dict["categories"]}
+    names = {c["id"]: str(c["name"]) for c in categories}
     per_category = {}
     for k, cat_id in enumerate(params.catIds):
         p = precision[:, :, k, a_all, m_100]  # [T, R]
         per_category[names.get(cat_id, str(cat_id))] = {
-            "category_id": int(cat_id),
-            "AP": _mean_valid(p),
-            "AP50": _mean_valid(p[t50]),
-            "AP75": _mean_valid(p[t75]),
-        }
+            "category_id": int(cat_id), "AP": _mean_valid(p), "AP50": _mean_valid(p[t50]),
+            "AP75": _mean_valid(p[t75])}
     stats = [_nan_if_undefined(s) for s in ev.stats]
-    return {
-        "AP": stats[0],
-        "AP50": stats[1],
-        "AP75": stats[2],
-        "stats": stats,
-        "per_category": per_category,
-    }
+    return {"AP": stats[0], "AP50": stats[1], "AP75": stats[2], "stats": stats,
+            "per_category": per_category}
+
+
+def coco_evaluate(gt_dict: Mapping[str, Any], det_list: Sequence[Mapping[str, Any]],
+                  iou_type: str = "bbox") -> dict[str, Any]:
+    """`summary` of one plain `cocoeval` run."""
+    return summary(cocoeval(gt_dict, det_list, iou_type), gt_dict["categories"])
+
+
+def _iou_index(ev, iou: float) -> int:
+    found = np.flatnonzero(np.isclose(ev.params.iouThrs, iou))
+    if not len(found):
+        raise ValueError(f"IoU {iou} is not one of COCOeval's thresholds {ev.params.iouThrs}")
+    return int(found[0])
+
+
+def pr_curves(ev, iou: float = 0.5, area: str = "all") -> dict[int, dict[str, Any]]:
+    """Per class id (0-based), the precision-recall curve of a finished `cocoeval` at one IoU
+    threshold and area range, drawn from its per-image matches as `accumulate` draws them:
+    each image's best `maxDets` (100) detections pooled, sorted by score (stable), the ignored
+    ones (matched to out-of-range ground truth, or unmatched and out of range) left out.
+
+    Returns:
+        {class: {"precision", "recall": float64 [K] (`metrics.pr_curve`), "num_gt", "num_det",
+        "ap_voc": all-point VOC AP, "ap_101": COCO's 101-point AP}}; the APs (and recall) are
+        NaN for a class without ground truth in the range.
+    """
+    params = ev.params
+    t = _iou_index(ev, iou)
+    a = list(params.areaRngLbl).index(area)
+    m = list(params.maxDets).index(100)
+    max_dets = params.maxDets[m]
+    images, areas = len(params.imgIds), len(params.areaRng)
+    out = {}
+    for k, cat_id in enumerate(params.catIds):
+        evals = [e for e in ev.evalImgs[(k * areas + a) * images:(k * areas + a + 1) * images]
+                 if e is not None]
+        scores = np.concatenate([e["dtScores"][:max_dets] for e in evals] or [np.zeros(0)])
+        order = np.argsort(-scores, kind="mergesort")
+        matched = np.concatenate([e["dtMatches"][t, :max_dets] for e in evals]
+                                 or [np.zeros(0)])[order]
+        ignored = np.concatenate([e["dtIgnore"][t, :max_dets] for e in evals]
+                                 or [np.zeros(0, bool)])[order].astype(bool)
+        num_gt = int(sum(np.count_nonzero(e["gtIgnore"] == 0) for e in evals))
+        precision, recall = metrics.pr_curve(matched[~ignored] != 0, num_gt)
+        q = ev.eval["precision"][t, :, k, a, m]
+        out[int(cat_id) - 1] = {
+            "precision": precision, "recall": recall, "num_gt": num_gt,
+            "num_det": int((~ignored).sum()),
+            "ap_voc": metrics.ap_voc(precision, recall) if num_gt else float("nan"),
+            "ap_101": float(q.mean()) if num_gt else float("nan")}
+    return out

@@ -126,30 +126,33 @@ class CocoFiles:
 
 def compute_metrics(dets, gts, class_names, image_size) -> tuple[dict, CocoFiles]:
     """(metrics, their COCO payloads): detection, segmentation, counting, and the breakdown by
-    object size and true count."""
+    object size and true count. pycocotools matches every detection: one run per kind gives
+    COCO's summary, one more for boxes bucketed by their own area."""
     c = len(class_names)
-    box = metrics.evaluate_detections(dets, gts, c, 0.5, "bbox")
-    out = {"detection": {"iou_0.5": _curves(box),
-                         "ap50_voc_mean": metrics.mean_ap(box, "ap_voc")}}
     gt_coco = coco.to_coco_groundtruth(gts, image_size, class_names)
     det_coco = coco.to_coco_detections(dets, image_size)
     files = CocoFiles(gt_coco, det_coco)
-    out["detection"]["coco"] = coco.coco_evaluate(gt_coco, det_coco, "bbox")
+    sized = coco.cocoeval(gt_coco, det_coco, "bbox", breakdown.area_ranges(),
+                          breakdown.entry_areas(gts, image_size),
+                          breakdown.entry_areas(dets, image_size))
+    box = coco.pr_curves(sized, 0.5)
+    out = {"detection": {"iou_0.5": _curves(box), "ap50_voc_mean": metrics.mean_ap(box, "ap_voc"),
+                         "coco": coco.coco_evaluate(gt_coco, det_coco, "bbox")}}
     counts = metrics.counting_metrics(metrics.count_per_class(dets, c),
                                       metrics.count_per_class(gts, c))
     out["counting"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                        for k, v in counts.items()}
     if all("masks" in d for d in dets) and all(g["masks"] is not None for g in gts):
         mask_dets = [{**d, "scores": d["mask_scores"]} for d in dets]
-        out["segmentation"] = {
-            f"iou_{t}": _curves(metrics.evaluate_detections(mask_dets, gts, c, t, "segm"))
-            for t in SEGM_THRESHOLDS}
         segm_coco = coco.to_coco_detections(mask_dets, image_size, with_masks=True)
-        out["segmentation"]["coco"] = coco.coco_evaluate(gt_coco, segm_coco, "segm")
+        segm = coco.cocoeval(gt_coco, segm_coco, "segm")
+        out["segmentation"] = {f"iou_{t}": _curves(coco.pr_curves(segm, t))
+                               for t in SEGM_THRESHOLDS}
+        out["segmentation"]["coco"] = coco.summary(segm, gt_coco["categories"])
         files.segmentation = segm_coco
     found = ([d["category_map_found"] for d in dets]
              if dets and all("category_map_found" in d for d in dets) else None)
-    out["breakdown"] = breakdown.breakdown(dets, gts, class_names, image_size, found)
+    out["breakdown"] = breakdown.breakdown(sized, dets, gts, class_names, image_size, found)
     return out, files
 
 
