@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import TYPE_CHECKING
 
 from absl import app, flags
 
@@ -34,6 +35,9 @@ from decompnet_tf import config_flags
 from decompnet_tf.config import CATEGORY_SOURCES, InferenceConfig
 from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
 from decompnet_tf.console import entry_point
+
+if TYPE_CHECKING:  # model_io imports TensorFlow, which loads after the quiet start.
+    from decompnet_tf.model_io import Run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir to evaluate.")
@@ -90,58 +94,55 @@ class Row:
     evaluated at several (named "<dir>@<stride>", results in "..._step<stride>")."""
 
     name: str
-    model_dir: str
+    run: Run
     window_step: int
     out_dir: str
 
 
-def rows_of(model_dirs: list[str]) -> list[Row]:
+def rows_of(runs: list[Run]) -> list[Row]:
     """The rows to evaluate: one per model, or per stride for a baseline when several strides
     are given; results go to --output_dir (a folder per row when there are several) or to
     <model_dir>/eval_<split>."""
-    from decompnet_tf.model_io import read_config
-
     steps = window_steps()
     plan = []
-    for d in model_dirs:
-        base = os.path.basename(d.rstrip("/"))
-        several = len(steps) > 1 and read_config(d).kind == "baseline"
+    for run in runs:
+        base = os.path.basename(run.model_dir.rstrip("/"))
+        several = len(steps) > 1 and run.config.kind == "baseline"
         for step in steps if several else steps[:1]:
-            plan.append((f"{base}@{step}" if several else base, d, step,
+            plan.append((f"{base}@{step}" if several else base, run, step,
                          f"{base}_step{step}" if several else base,
                          f"_step{step}" if several else ""))
-    return [Row(name, d, step, os.path.join(FLAGS.output_dir, folder)
+    return [Row(name, run, step, os.path.join(FLAGS.output_dir, folder)
                 if FLAGS.output_dir and len(plan) > 1
-                else FLAGS.output_dir or os.path.join(d, f"eval_{FLAGS.split}{suffix}"))
-            for name, d, step, folder, suffix in plan]
+                else FLAGS.output_dir or run.eval_dir(FLAGS.split, suffix))
+            for name, run, step, folder, suffix in plan]
 
 
-def evaluate_dir(model_dir: str, out_dir: str, window_step: int = 0):
-    """Evaluates one model dir; returns (metrics, class names), or (None, None) for KITTI."""
+def evaluate_row(row: Row):
+    """Evaluates one row; returns (metrics, class names), or (None, None) for KITTI."""
     from decompnet_tf.data.builders import is_kitti, split_of
     from decompnet_tf.detectors import DetectorSpec, load_detector
     from decompnet_tf.eval import kitti_runner, runner
-    from decompnet_tf.model_io import read_config
 
-    stored = read_config(model_dir)
-    settings, sources = resolve_settings(stored.inference)
-    if stored.kind != "baseline":  # The baseline has settings of its own (its config's).
+    config = row.run.config
+    settings, sources = resolve_settings(config.inference)
+    if config.kind != "baseline":  # The baseline has settings of its own (its config's).
         print(describe_settings(settings, sources), flush=True)
     spec = DetectorSpec(settings, FLAGS.detector, FLAGS.category_maps, FLAGS.tflite,
-                        window_step, FLAGS.stage, saved_model=FLAGS.saved_model)
-    detector, builder, config = load_detector(model_dir, spec, FLAGS.dataset, FLAGS.data_dir)
-    describe = {"model_dir": model_dir}
+                        row.window_step, FLAGS.stage, saved_model=FLAGS.saved_model)
+    detector, builder = load_detector(row.run, spec, FLAGS.dataset, FLAGS.data_dir)
+    describe = {"model_dir": row.run.model_dir}
     validation = config.data.validation_examples
     if is_kitti(builder.info.full_name):
         name = split_of(builder, FLAGS.split, validation)
         m = kitti_runner.evaluate_kitti_split(detector, builder, name, config.model.image_size,
-                                              out_dir, FLAGS.batch_size, FLAGS.max_images,
+                                              row.out_dir, FLAGS.batch_size, FLAGS.max_images,
                                               describe)
         for level, r in m["kitti_car_iou_0.7"].items():
             print(f"{level:<9} AP R40 {r['ap_r40']:.4f}  R11 {r['ap_r11']:.4f}  "
                   f"({r['num_gt']} cars)")
         return None, None
-    m = runner.evaluate_split(detector, builder, FLAGS.split, out_dir, FLAGS.batch_size,
+    m = runner.evaluate_split(detector, builder, FLAGS.split, row.out_dir, FLAGS.batch_size,
                               FLAGS.max_images, settings.mask_threshold, FLAGS.num_sheets,
                               validation, describe)
     return m, builder.info.features["objects"]["label"].names
@@ -154,17 +155,19 @@ def main():
     from decompnet_tf.console import device_report
     from decompnet_tf.detectors import check_same_dataset
     from decompnet_tf.eval import plots, runner
+    from decompnet_tf.model_io import Run
 
     for line in device_report():
         print(line)
     dirs = FLAGS.compare or ([FLAGS.model_dir] if FLAGS.model_dir else [])
     if not dirs:
         raise app.UsageError("pass --model_dir=DIR or --compare=DIR1,DIR2")
-    check_same_dataset(dirs, FLAGS.dataset)
+    runs = [Run.open(d) for d in dirs]  # Each config.json read once.
+    check_same_dataset(runs, FLAGS.dataset)
     results, names = {}, None
-    rows = rows_of(dirs)
+    rows = rows_of(runs)
     for row in rows:
-        m, names = evaluate_dir(row.model_dir, row.out_dir, row.window_step)
+        m, names = evaluate_row(row)
         if m is not None:
             results[row.name] = m
         print(f"{row.name}: results in {row.out_dir}")

@@ -36,13 +36,14 @@ flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's
 def main():
     # TensorFlow loads here, after the quiet start (console.entry_point).
     from decompnet_tf.export.saved_model import DetectorModule, export_saved_model, export_tflite
-    from decompnet_tf.model_io import class_names, load_trained
+    from decompnet_tf.model_io import Run
 
-    net, config = load_trained(FLAGS.model_dir)
+    run = Run.open(FLAGS.model_dir)
+    net, config = run.load_net(), run.config
     settings, sources = resolve_settings(config.inference)
     # The exported masks are the soft maps: mask_threshold is the client's.
     print(describe_settings(settings, sources, exclude=("mask_threshold",)), flush=True)
-    names = class_names(config)
+    names = run.class_names()
     if names is None:
         print(f"warning: the class names of {config.data.dataset!r} are unavailable here; "
               "labels.txt lists the class ids")

@@ -39,17 +39,17 @@ def main():
     # TensorFlow loads here, after the quiet start (console.entry_point).
     from decompnet_tf import predictions
     from decompnet_tf.export.saved_model import DetectorModule
-    from decompnet_tf.model_io import class_names, load_trained, read_config
+    from decompnet_tf.model_io import Run
 
     if not FLAGS.images:
         raise app.UsageError("pass --images=FILE[,FILE...]")
-    out_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "predictions")
-    read_config(FLAGS.model_dir)  # No model: said before the images are read.
+    run = Run.open(FLAGS.model_dir)  # No model: said before the images are read.
+    out_dir = FLAGS.output_dir or run.predictions_dir()
     images = [predictions.read_image(p) for p in FLAGS.images]  # Before the model loads.
-    net, config = load_trained(FLAGS.model_dir)
-    settings, sources = resolve_settings(config.inference)
+    net = run.load_net()
+    settings, sources = resolve_settings(run.config.inference)
     print(describe_settings(settings, sources), flush=True)
-    module = DetectorModule(net, settings, class_names(config))
+    module = DetectorModule(net, settings, run.class_names())
     result = predictions.predict_files(module, FLAGS.images, images, out_dir, FLAGS.model_dir)
     for record in result["images"]:
         print(f"{record['path']}: {len(record['detections'])} detections -> "

@@ -42,10 +42,10 @@ def config_from_flags() -> Config:
     """Turns the flags into the frozen Config, once. Rerun on a model_dir that holds a run,
     the inference settings stored there (perhaps calibrate_thresholds.py --write's) stay,
     but for those whose flags are given."""
-    from decompnet_tf.model_io import read_config
+    from decompnet_tf.model_io import Run
 
     try:  # Through tf.io.gfile: a gs:// model dir keeps its settings too.
-        inference, _ = resolve_settings(read_config(FLAGS.model_dir).inference)
+        inference, _ = resolve_settings(Run.open(FLAGS.model_dir).config.inference)
     except FileNotFoundError:  # A new run.
         inference = from_flags(InferenceConfig)
     return Config(kind=FLAGS.model, model=from_flags(ModelConfig), loss=from_flags(LossConfig),

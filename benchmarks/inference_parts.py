@@ -94,9 +94,10 @@ def main(argv):
     quiet_start()
     import tensorflow as tf
 
-    from decompnet_tf.model_io import load_trained
+    from decompnet_tf.model_io import Run
 
-    net, config = load_trained(FLAGS.model_dir)
+    run = Run.open(FLAGS.model_dir)
+    net, config = run.load_net(), run.config
     settings = config.inference
     if FLAGS.box_source:
         settings = dataclasses.replace(settings, box_source=FLAGS.box_source)

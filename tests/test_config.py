@@ -64,16 +64,16 @@ def test_stored_settings_unless_the_flag_is_given():
                                                      exclude=("mask_threshold",))
 
 
-def test_write_inference_replaces_only_the_inference_section(tmp_path):
-    from decompnet_tf.model_io import CONFIG_FILE, read_config, write_inference
+def test_with_inference_replaces_only_the_inference_section(tmp_path):
+    from decompnet_tf.model_io import CONFIG_FILE, Run
 
     config = Config(train=TrainConfig(model_dir=str(tmp_path), stages=(1, 2)))
     (tmp_path / CONFIG_FILE).write_text(config.to_json())
-    write_inference(str(tmp_path), STORED)
-    assert read_config(str(tmp_path)) == dataclasses.replace(config, inference=STORED)
+    Run.open(str(tmp_path)).with_inference(STORED)
+    assert Run.open(str(tmp_path)).config == dataclasses.replace(config, inference=STORED)
     assert [p.name for p in tmp_path.iterdir()] == [CONFIG_FILE]  # No temporary file left.
     with pytest.raises(FileNotFoundError, match="holds no trained model"):
-        write_inference(str(tmp_path / "nowhere"), STORED)
+        Run.open(str(tmp_path / "nowhere")).with_inference(STORED)
 
 
 @pytest.mark.parametrize("build, message", [

@@ -106,15 +106,15 @@ def _untrained_baseline(model_dir, data_dir):
     import dataclasses
 
     from decompnet_tf.config import Config, DataConfig, TrainConfig
-    from decompnet_tf.model_io import build_classifier, classifier_weights, write_config
+    from decompnet_tf.model_io import Run, build_classifier
 
     config = dataclasses.replace(
         Config(), kind="baseline",
         data=DataConfig(dataset="decomp_mnist/small", data_dir=data_dir),
         train=TrainConfig(model_dir=str(model_dir)))
-    write_config(config)
+    Run.start(config)
     (model_dir / "baseline").mkdir()
-    build_classifier(config).save_weights(classifier_weights(str(model_dir)))
+    build_classifier(config).save_weights(Run.open(str(model_dir)).classifier_weights())
 
 
 @pytest.mark.slow(25)

@@ -95,11 +95,10 @@ def test_no_model_dir_is_a_usage_error():
 
 def _configured_run(model_dir, dataset):
     from decompnet_tf.config import Config, DataConfig, TrainConfig
-    from decompnet_tf.model_io import write_config
+    from decompnet_tf.model_io import Run
 
-    write_config(Config(data=DataConfig(dataset=dataset),
-                        train=TrainConfig(model_dir=str(model_dir))))
-    return str(model_dir)
+    return Run.start(Config(data=DataConfig(dataset=dataset),
+                            train=TrainConfig(model_dir=str(model_dir))))
 
 
 def test_compare_refuses_models_trained_on_different_datasets(tmp_path):
@@ -108,11 +107,13 @@ def test_compare_refuses_models_trained_on_different_datasets(tmp_path):
     a = _configured_run(tmp_path / "a", "decomp_mnist/small")
     b = _configured_run(tmp_path / "b", "decomp_mnist/bundled")
     c = _configured_run(tmp_path / "c", "decomp_mnist/small")
-    proc = _run("evaluate.py", f"--compare={a},{b}", f"--output_dir={tmp_path / 'out'}")
+    proc = _run("evaluate.py", f"--compare={a.model_dir},{b.model_dir}",
+                f"--output_dir={tmp_path / 'out'}")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: the compared models were trained on different datasets")
-    assert f"{a} on decomp_mnist/small" in last and f"{b} on decomp_mnist/bundled" in last
+    assert f"{a.model_dir} on decomp_mnist/small" in last
+    assert f"{b.model_dir} on decomp_mnist/bundled" in last
     assert "--dataset" in last
     assert not (tmp_path / "out").exists()  # Refused before evaluating anything.
     # The same dataset, or one named for all, is accepted.
@@ -218,10 +219,10 @@ def _stored(trained, tmp_path, **settings):
     import shutil
 
     from decompnet_tf.config import InferenceConfig
-    from decompnet_tf.model_io import write_inference
+    from decompnet_tf.model_io import Run
 
     copy = str(shutil.copytree(trained, tmp_path / "stored"))
-    write_inference(copy, InferenceConfig(**settings))
+    Run.open(copy).with_inference(InferenceConfig(**settings))
     return copy
 
 
@@ -249,15 +250,15 @@ def test_stored_inference_settings_unless_a_flag_is_given(trained, tmp_path):
 
 @pytest.mark.slow(30)
 def test_calibrate_thresholds_write_stores_the_best_pair(trained, tmp_path):
-    from decompnet_tf.model_io import read_config
+    from decompnet_tf.model_io import Run
 
     model_dir = _stored(trained, tmp_path, stop_threshold=0.5, mask_threshold=0.1)
-    before = read_config(model_dir)
+    before = Run.open(model_dir).config
     proc = _run("experiments/calibrate_thresholds.py", f"--model_dir={model_dir}",
                 "--max_images=8", "--stop_thresholds=0.2", "--mask_thresholds=0.4",
                 "--box_source=component", "--write")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    after = read_config(model_dir)
+    after = Run.open(model_dir).config
     assert (after.inference.stop_threshold, after.inference.mask_threshold) == (0.2, 0.4)
     # The box source the thresholds were chosen with is stored with them.
     assert after.inference.box_source == "component"

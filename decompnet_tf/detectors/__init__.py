@@ -15,7 +15,7 @@ from decompnet_tf.detectors.components import ComponentsDetector
 from decompnet_tf.detectors.decompnet import DecompDetector
 from decompnet_tf.detectors.exported import SavedModelDetector, TFLiteDetector
 from decompnet_tf.detectors.sliding_window import SlidingWindowDetector
-from decompnet_tf.model_io import load_classifier, load_trained, read_config
+from decompnet_tf.model_io import Run
 
 DETECTORS = ("decompnet", "components")
 
@@ -69,12 +69,12 @@ def check_compatible(model_config, names, image_size, dataset: str) -> None:
             "the model was trained for")
 
 
-def check_same_dataset(model_dirs: list[str], dataset: str | None = None) -> None:
+def check_same_dataset(runs: list[Run], dataset: str | None = None) -> None:
     """Raises ValueError when compared models were trained on different datasets and no
     common `dataset` is given (each would be scored on its own images)."""
     if dataset:
         return
-    trained_on = {d: read_config(d).data.dataset for d in model_dirs}
+    trained_on = {r.model_dir: r.config.data.dataset for r in runs}
     if len(set(trained_on.values())) > 1:
         listing = ", ".join(f"{d} on {name}" for d, name in trained_on.items())
         raise ValueError(f"the compared models were trained on different datasets ({listing}) "
@@ -82,10 +82,10 @@ def check_same_dataset(model_dirs: list[str], dataset: str | None = None) -> Non
                          "them all on one")
 
 
-def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None,
+def load_detector(run: Run, spec: DetectorSpec, dataset: str | None = None,
                   data_dir: str | None = None):
-    """(detector, TFDS builder, Config) of `model_dir` on `dataset` (default: its own)."""
-    config = read_config(model_dir)
+    """(detector, TFDS builder) of `run`'s model on `dataset` (default: its own)."""
+    config = run.config
     builder = open_builder(dataset or config.data.dataset, data_dir or config.data.data_dir)
     names = builder.info.features["objects"]["label"].names
     check_compatible(config.model, names, builder.info.features["image"].shape[:2],
@@ -93,25 +93,23 @@ def load_detector(model_dir: str, spec: DetectorSpec, dataset: str | None = None
     if spec.detector not in DETECTORS:
         raise ValueError(f"detector must be one of {DETECTORS}, got {spec.detector!r}")
     if config.kind == "baseline":
-        net, _ = load_classifier(model_dir)
         b = config.baseline
-        return SlidingWindowDetector(net, config.model.image_size, b.min_size, b.max_size,
-                                     spec.window_step or b.step, b.nms_iou), builder, config
+        return SlidingWindowDetector(run.load_classifier(), config.model.image_size, b.min_size,
+                                     b.max_size, spec.window_step or b.step, b.nms_iou), builder
     if spec.tflite and spec.saved_model:
         raise ValueError("pass --tflite or --saved_model, not both")
     if spec.saved_model:
         if not tf.io.gfile.exists(os.path.join(spec.saved_model, "saved_model.pb")):
             raise FileNotFoundError(f"--saved_model={spec.saved_model}: no saved_model.pb there; "
                                     "pass a version folder export.py wrote (export_dir/<version>)")
-        return SavedModelDetector(spec.saved_model), builder, config
+        return SavedModelDetector(spec.saved_model), builder
     if spec.tflite:
         if not tf.io.gfile.exists(spec.tflite):
             raise FileNotFoundError(f"--tflite={spec.tflite}: no such file; run export.py")
-        return TFLiteDetector(spec.tflite), builder, config
+        return TFLiteDetector(spec.tflite), builder
     if spec.detector == "components":  # The category maps are enough.
-        net, _ = load_trained(model_dir, min_stage=1, stage=spec.stage)
-        return (ComponentsDetector(net, spec.category_maps,
-                                   max_per_class=config.data.max_per_class), builder, config)
-    net, _ = load_trained(model_dir, stage=spec.stage)
-    return (DecompDetector(net, spec.settings, spec.category_maps,
-                           config.data.max_per_class), builder, config)
+        net = run.load_net(min_stage=1, stage=spec.stage)
+        return ComponentsDetector(net, spec.category_maps,
+                                  max_per_class=config.data.max_per_class), builder
+    return DecompDetector(run.load_net(stage=spec.stage), spec.settings, spec.category_maps,
+                          config.data.max_per_class), builder

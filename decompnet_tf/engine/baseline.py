@@ -3,8 +3,9 @@
 Positives and random background are sampled once (`data.patches`); with `hard_negatives`,
 rounds of R-CNN's hard-negative mining (`data.hard_negatives`) add mistaken windows.
 
-model_dir/ config.json, baseline/backup/ (state.json and the last epoch's weights with the
-optimizer's: a rerun resumes there), baseline/final.weights.h5, logs/baseline.
+Its model dir (`model_io.Run`) holds config.json, baseline/backup/ (state.json and the last
+epoch's weights with the optimizer's: a rerun resumes there), baseline/final.weights.h5 and
+logs/baseline.
 """
 
 from __future__ import annotations
@@ -23,12 +24,7 @@ from decompnet_tf.data.builders import open_builder
 from decompnet_tf.data.hard_negatives import balanced_order, mine_hard_negatives
 from decompnet_tf.data.patches import sample_windows
 from decompnet_tf.engine.optimizers import make_optimizer
-from decompnet_tf.model_io import (
-    build_classifier,
-    classifier_weights,
-    load_weights,
-    write_config,
-)
+from decompnet_tf.model_io import Run, build_classifier, load_weights
 from decompnet_tf.models.baseline import PatchClassifier, crop_windows
 from decompnet_tf.ops.windows import window_boxes
 
@@ -128,14 +124,14 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
     """Trains the patch classifier; a rerun resumes after its last finished epoch."""
     t, b = config.train, config.baseline
     num_classes = config.model.num_classes
-    write_config(config)
+    run = Run.start(config)
     for line in device_report():
         log(line)
     keras.utils.set_random_seed(t.seed)
     net = build_classifier(config)
-    if tf.io.gfile.exists(classifier_weights(t.model_dir)):
-        load_weights(net, classifier_weights(t.model_dir), t.model_dir)
-        log(f"baseline: finished earlier, weights in {classifier_weights(t.model_dir)}")
+    if tf.io.gfile.exists(run.classifier_weights()):
+        load_weights(net, run.classifier_weights(), t.model_dir)
+        log(f"baseline: finished earlier, weights in {run.classifier_weights()}")
         return net
     images, boxes, labels = load_images(config, "train", config.data.train_examples)
     x, y = sample_set(config, images, boxes, labels, t.seed)
@@ -148,7 +144,7 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
     model.compile(optimizer=make_optimizer(t, t.learning_rates[0]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    backup = os.path.join(t.model_dir, "baseline", "backup")
+    backup = run.classifier_backup()
     tf.io.gfile.makedirs(backup)
     state = _read_state(backup)
     start, pool = 0, np.zeros((0, 2), np.int64)
@@ -158,7 +154,7 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
         start, pool = state["epoch"], np.array(state["hard"], np.int64).reshape(-1, 2)
         log(f"baseline: resumed after epoch {start} ({len(pool)} mined negatives)")
     score = window_scorer(net, windows)
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(t.model_dir, "logs", "baseline"))
+    tensorboard = keras.callbacks.TensorBoard(run.logs_dir("baseline"))
     val = _to_dataset(vx, vy, config.data.batch_size * 4)
     batch = config.data.batch_size * 4
     for epoch in range(start, t.epochs[0]):
@@ -185,8 +181,8 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
         if state and state["weights"] != name:
             tf.io.gfile.remove(os.path.join(backup, state["weights"]))
         state = {"weights": name}
-    net.save_weights(classifier_weights(t.model_dir))
-    log(f"baseline classifier: {classifier_weights(t.model_dir)}")
+    net.save_weights(run.classifier_weights())
+    log(f"baseline classifier: {run.classifier_weights()}")
     return net
 
 

@@ -1,14 +1,6 @@
-"""The training loop: stages in order, each resumable from its checkpoints.
-
-model_dir/
-  config.json               the frozen Config of the run (evaluate.py / export.py rebuild from it)
-  stage{N}/backup/          the latest checkpoint of stage N (weights, optimizer, epoch)
-  stage{N}/final.weights.h5 the network after stage N; a rerun skips finished stages
-  logs/stage{N}/            TensorBoard scalars (every loss term) and images of the maps
-  model.keras               the trained DecompNet after the last stage
-
-model_dir may be on any tf.io.gfile filesystem (gs://, ram://). Only the chief writes it
-(`distribute.write_dir`); other workers read it to skip finished stages and resume.
+"""The training loop: stages in order, each resumable from its checkpoints, into a model dir
+(`model_io.Run` names its files). Only the chief writes it (`distribute.write_dir`); other
+workers read it to skip finished stages and resume.
 """
 
 from __future__ import annotations
@@ -30,33 +22,22 @@ from decompnet_tf.engine.callbacks import Backup, LossWeightSchedule, MapImages
 from decompnet_tf.engine.distribute import get_strategy, is_chief, write_dir
 from decompnet_tf.engine.optimizers import make_optimizer
 from decompnet_tf.engine.trainer import DecompTrainer, resolve_solver
-from decompnet_tf.model_io import (
-    DamagedCheckpointError,
-    build_net,
-    final_weights,
-    finished_stages,
-    load_weights,
-    read_config,
-    write_config,
-)
+from decompnet_tf.model_io import DamagedCheckpointError, Run, build_net, load_weights
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.models.vgg_category_net import resolve_backbone_weights
 
 
 def init_category(net: DecompNet, source_dir: str, log: Callable[[str], None]) -> None:
     """Copies the category network of another run (its last finished stage) into `net`."""
-    source = read_config(source_dir)
-    done = finished_stages(source_dir, source.train.stages)
-    if not done:
+    source = Run.open(source_dir)
+    if not source.finished_stages():
         raise FileNotFoundError(f"init_category_from={source_dir}: no finished stage there")
-    other = build_net(source, pretrained_backbone=False)
-    load_weights(other, final_weights(source_dir, done[-1]), source_dir)
     try:
-        net.category_net.set_weights(other.category_net.get_weights())
+        net.category_net.set_weights(source.load_net(min_stage=1).category_net.get_weights())
     except ValueError as e:
         raise ValueError(f"init_category_from={source_dir}: its category network differs from "
                          f"this run's ({e}); use the same category settings") from None
-    log(f"category network initialised from {final_weights(source_dir, done[-1])}")
+    log(f"category network initialised from {source.final_weights(source.finished_stages()[-1])}")
 
 
 def check_stage_settings(train: TrainConfig) -> None:
@@ -84,11 +65,11 @@ def run_training(config: Config, log: Callable[[str], None] = print,
     strategy = strategy or get_strategy(t.strategy, t.tpu)
     for line in device_report(strategy):
         log(line)
-    if is_chief(strategy):  # The chief checks and writes config.json; other workers never do.
-        write_config(config)
+    # The chief checks and writes config.json; other workers never do.
+    run = Run.start(config) if is_chief(strategy) else Run(t.model_dir, config)
     keras.utils.set_random_seed(t.seed)
     with write_dir(t.model_dir, strategy) as out:
-        return _train_stages(config, strategy, solver, out, log, validation_steps)
+        return _train_stages(run, strategy, solver, out, log, validation_steps)
 
 
 def copy_checkpoint(source: str, target: str) -> None:
@@ -133,37 +114,34 @@ def make_stage_data(config: Config, net: DecompNet, validation_steps: int,
     return StageData(train_ds, val_ds, steps, preview)
 
 
-def skip_finished_stage(net: DecompNet, model_dir: str, stage: int, chief: bool,
+def skip_finished_stage(net: DecompNet, run: Run, stage: int, chief: bool,
                         log: Callable[[str], None]) -> bool:
     """True when the stage's final weights loaded into `net` (skip it); False to train it.
 
     A damaged final weights file is removed by the chief and the stage trained again.
     """
-    if not finished_stages(model_dir, [stage]):
+    if not run.finished_stages([stage]):
         return False
-    path = final_weights(model_dir, stage)
+    path = run.final_weights(stage)
     try:
-        load_weights(net, path, model_dir)
+        load_weights(net, path, run.model_dir)
     except DamagedCheckpointError:
         log(f"stage {stage}: {path} is damaged; training the stage again from its last "
             "checkpoint")
         if chief:
             tf.io.gfile.remove(path)
         return False
-    log(f"stage {stage}: finished earlier, weights loaded from "
-        f"{os.path.join(model_dir, f'stage{stage}')}")
+    log(f"stage {stage}: finished earlier, weights loaded from {run.stage_dir(stage)}")
     return True
 
 
-def train_stage(config: Config, net: DecompNet, index: int, data: StageData,
+def train_stage(run: Run, net: DecompNet, index: int, data: StageData,
                 strategy: tf.distribute.Strategy, solver: str, out: str,
                 log: Callable[[str], None]) -> None:
     """Trains stage `config.train.stages[index]`, resuming from its checkpoint; writes into
     `out`."""
-    t = config.train
+    config, t = run.config, run.config.train
     stage, lr = t.stages[index], t.learning_rates[index]
-    stage_dir = os.path.join(t.model_dir, f"stage{stage}")
-    out_dir = os.path.join(out, f"stage{stage}")
     log(f"stage {stage}: {t.epochs[index]} epoch(s) of {data.steps} steps, batch "
         f"{config.data.batch_size}, {t.optimizer} lr {lr}"
         + (f", {solver} matching solver" if stage > 1 else "") + (", XLA" if t.jit_compile else ""))
@@ -175,43 +153,43 @@ def train_stage(config: Config, net: DecompNet, index: int, data: StageData,
         trainer.compile(optimizer=make_optimizer(config.train, lr), jit_compile=t.jit_compile)
     # Another worker resumes from the chief's checkpoint (the chief has not written since:
     # it cannot take a training step without this worker).
-    copy_checkpoint(os.path.join(stage_dir, "backup"), os.path.join(out_dir, "backup"))
+    copy_checkpoint(run.backup_dir(stage), run.backup_dir(stage, root=out))
     callbacks = [
-        Backup(os.path.join(out_dir, "backup"), save_freq=t.checkpoint_steps or "epoch",
+        Backup(run.backup_dir(stage, root=out), save_freq=t.checkpoint_steps or "epoch",
                delete_checkpoint=False),
         LossWeightSchedule(config.loss.warmup_weight, config.loss.lam, config.loss.gamma),
         # The rate decays per epoch of the stage, so a resumed run gets an uninterrupted one's.
         keras.callbacks.LearningRateScheduler(lambda epoch: lr * t.lr_decay**epoch),
-        keras.callbacks.TensorBoard(os.path.join(out, "logs", f"stage{stage}"),
-                                    update_freq=50),
-        MapImages(os.path.join(out, "logs", f"stage{stage}", "maps"), data.preview, stage),
+        keras.callbacks.TensorBoard(run.logs_dir(stage, root=out), update_freq=50),
+        MapImages(os.path.join(run.logs_dir(stage, root=out), "maps"), data.preview, stage),
     ]
     began = time.perf_counter()
     # shuffle=False: make_dataset shuffles (Keras would only warn that it cannot).
     trainer.fit(data.train, epochs=t.epochs[index], steps_per_epoch=data.steps, shuffle=False,
                 validation_data=data.validation, callbacks=callbacks, verbose=t.verbose)
     # Zero epochs (an untrained reference for a later stage) never made the stage's folder.
-    tf.io.gfile.makedirs(out_dir)
-    net.save_weights(final_weights(out, stage))
+    tf.io.gfile.makedirs(run.stage_dir(stage, root=out))
+    net.save_weights(run.final_weights(stage, root=out))
     log(f"stage {stage}: done in {(time.perf_counter() - began) / 60:.1f} min")
-    with tf.io.gfile.GFile(os.path.join(out_dir, "history.json"), "w") as f:
+    with tf.io.gfile.GFile(run.history_file(stage, root=out), "w") as f:
         json.dump({k: [float(v) for v in vs] for k, vs in trainer.history.history.items()},
                   f, indent=1)
 
 
-def save_model(net: DecompNet, out: str, model_dir: str, log: Callable[[str], None]) -> None:
-    """Writes out/model.keras, the trained DecompNet after the last stage."""
-    if tf.io.gfile.exists(os.path.join(out, "model.keras")):
+def save_model(net: DecompNet, run: Run, out: str, log: Callable[[str], None]) -> None:
+    """Writes model.keras, the trained DecompNet after the last stage, into `out`."""
+    path = run.model_file(root=out)
+    if tf.io.gfile.exists(path):
         # Replaced, not rewritten: TensorFlow's ram:// filesystem appends to a rewritten file.
-        tf.io.gfile.remove(os.path.join(out, "model.keras"))
-    net.save(os.path.join(out, "model.keras"))
-    log(f"trained model: {os.path.join(model_dir, 'model.keras')}")
+        tf.io.gfile.remove(path)
+    net.save(path)
+    log(f"trained model: {run.model_file()}")
 
 
-def _train_stages(config: Config, strategy: tf.distribute.Strategy, solver: str, out: str,
+def _train_stages(run: Run, strategy: tf.distribute.Strategy, solver: str, out: str,
                   log: Callable[[str], None], validation_steps: int) -> DecompNet:
-    """run_training's stages: reads model_dir, writes into `out` (see `distribute.write_dir`)."""
-    t = config.train
+    """run_training's stages: reads the model dir, writes into `out` (`distribute.write_dir`)."""
+    config, t = run.config, run.config.train
     with strategy.scope():
         net = build_net(config)
         if t.init_category_from:
@@ -219,8 +197,8 @@ def _train_stages(config: Config, strategy: tf.distribute.Strategy, solver: str,
     data = make_stage_data(config, net, validation_steps, log)
     chief = is_chief(strategy)
     for i, stage in enumerate(t.stages):
-        if skip_finished_stage(net, t.model_dir, stage, chief, log):
+        if skip_finished_stage(net, run, stage, chief, log):
             continue
-        train_stage(config, net, i, data, strategy, solver, out, log)
-    save_model(net, out, t.model_dir, log)
+        train_stage(run, net, i, data, strategy, solver, out, log)
+    save_model(net, run, out, log)
     return net
