@@ -33,7 +33,7 @@ from absl import app, flags
 
 from decompnet_tf import config_flags
 from decompnet_tf.config import CATEGORY_SOURCES, InferenceConfig
-from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
+from decompnet_tf.config_flags import aliased, define_flags, describe_settings, resolve_settings
 from decompnet_tf.console import entry_point
 
 if TYPE_CHECKING:  # model_io imports TensorFlow, which loads after the quiet start.
@@ -56,12 +56,16 @@ flags.DEFINE_integer("max_images", 0, "Evaluate only the first N images (0: all)
 flags.DEFINE_enum("detector", "decompnet", ["decompnet", "components"],
                   "decompnet, or the yardstick without an instance network: the connected "
                   "components of the category maps.")
-flags.DEFINE_enum("category_maps", "network", list(CATEGORY_SOURCES),
+flags.DEFINE_enum("category_source", "network", list(CATEGORY_SOURCES),
                   "What the instance network (or the components) decomposes: the category "
                   "network's maps, or the TRUE category maps (stage 2 measured alone).")
-flags.DEFINE_list("window_step", ["0"], "Baseline only: window stride in px (0: as "
-                  "trained); several (--window_step=3,5) evaluate each baseline once per stride, "
+flags.DEFINE_enum("category_maps", None, list(CATEGORY_SOURCES),
+                  "Deprecated: use --category_source (this name goes in the next version).")
+flags.DEFINE_list("window_steps", ["0"], "Baseline only: window strides in px (0: as "
+                  "trained); several (--window_steps=3,5) evaluate each baseline once per stride, "
                   "as rows of one table and curves of one PR figure.")
+flags.DEFINE_list("window_step", None,
+                  "Deprecated: use --window_steps (this name goes in the next version).")
 flags.DEFINE_integer("stage", 0, "Evaluate the network as this training stage left it (e.g. "
                      "2: the instance network before stage 3's fine-tuning; 0: the last).",
                      lower_bound=0, upper_bound=3)
@@ -77,15 +81,20 @@ flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's
 
 
 def window_steps() -> list[int]:
-    """--window_step as integers; a one-line error for anything else."""
+    """--window_steps as integers; a one-line error for anything else."""
+    given = aliased("window_steps", "window_step")
     try:
-        steps = [int(s) for s in FLAGS.window_step]
+        steps = [int(s) for s in given]
     except ValueError:
-        raise ValueError(f"--window_step={','.join(FLAGS.window_step)}: give strides in px as "
-                         "integers, e.g. --window_step=3,5") from None
+        raise ValueError(f"--window_steps={','.join(given)}: give strides in px as "
+                         "integers, e.g. --window_steps=3,5") from None
     if not steps or min(steps) < 0:
-        raise ValueError("--window_step takes strides >= 0 (0: the one it was trained with)")
+        raise ValueError("--window_steps takes strides >= 0 (0: the one it was trained with)")
     return steps
+
+
+def category_source() -> str:
+    return aliased("category_source", "category_maps")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +127,9 @@ def rows_of(runs: list[Run]) -> list[Row]:
             for name, run, step, folder, suffix in plan]
 
 
-def evaluate_row(row: Row):
-    """Evaluates one row; returns (metrics, class names), or (None, None) for KITTI."""
+def evaluate_row(row: Row, source: str):
+    """Evaluates one row, decomposing the `source` category maps; returns (metrics, class
+    names), or (None, None) for KITTI."""
     from decompnet_tf.data.builders import is_kitti, split_of
     from decompnet_tf.detectors import DetectorSpec, load_detector
     from decompnet_tf.eval import kitti_runner, runner
@@ -128,23 +138,23 @@ def evaluate_row(row: Row):
     settings, sources = resolve_settings(config.inference)
     if config.kind != "baseline":  # The baseline has settings of its own (its config's).
         print(describe_settings(settings, sources), flush=True)
-    spec = DetectorSpec(settings, FLAGS.detector, FLAGS.category_maps, FLAGS.tflite,
+    spec = DetectorSpec(settings, FLAGS.detector, source, FLAGS.tflite,
                         row.window_step, FLAGS.stage, saved_model=FLAGS.saved_model)
     detector, builder = load_detector(row.run, spec, FLAGS.dataset, FLAGS.data_dir)
-    describe = {"model_dir": row.run.model_dir}
+    model_info = {"model_dir": row.run.model_dir}
     validation = config.data.validation_examples
     if is_kitti(builder.info.full_name):
         name = split_of(builder, FLAGS.split, validation)
         m = kitti_runner.evaluate_kitti_split(detector, builder, name, config.model.image_size,
                                               row.out_dir, FLAGS.batch_size, FLAGS.max_images,
-                                              describe)
+                                              model_info)
         for level, r in m["kitti_car_iou_0.7"].items():
             print(f"{level:<9} AP R40 {r['ap_r40']:.4f}  R11 {r['ap_r11']:.4f}  "
                   f"({r['num_gt']} cars)")
         return None, None
     m = runner.evaluate_split(detector, builder, FLAGS.split, row.out_dir, FLAGS.batch_size,
                               FLAGS.max_images, settings.mask_threshold, FLAGS.num_sheets,
-                              validation, describe)
+                              validation, model_info)
     return m, builder.info.features["objects"]["label"].names
 
 
@@ -165,9 +175,9 @@ def main():
     runs = [Run.open(d) for d in dirs]  # Each config.json read once.
     check_same_dataset(runs, FLAGS.dataset)
     results, names = {}, None
-    rows = rows_of(runs)
+    rows, source = rows_of(runs), category_source()
     for row in rows:
-        m, names = evaluate_row(row)
+        m, names = evaluate_row(row, source)
         if m is not None:
             results[row.name] = m
         print(f"{row.name}: results in {row.out_dir}")

@@ -37,7 +37,7 @@ flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's
 
 def main():
     # TensorFlow loads here, after the quiet start (console.entry_point).
-    from decompnet_tf import predictions
+    from decompnet_tf import predict_io
     from decompnet_tf.export.saved_model import DetectorModule
     from decompnet_tf.model_io import Run
 
@@ -45,16 +45,16 @@ def main():
         raise app.UsageError("pass --images=FILE[,FILE...]")
     run = Run.open(FLAGS.model_dir)  # No model: said before the images are read.
     out_dir = FLAGS.output_dir or run.predictions_dir()
-    images = [predictions.read_image(p) for p in FLAGS.images]  # Before the model loads.
+    images = [predict_io.read_image(p) for p in FLAGS.images]  # Before the model loads.
     net = run.load_net()
     settings, sources = resolve_settings(run.config.inference)
     print(describe_settings(settings, sources), flush=True)
     module = DetectorModule(net, settings, run.class_names())
-    result = predictions.predict_files(module, FLAGS.images, images, out_dir, FLAGS.model_dir)
+    result = predict_io.predict_files(module, FLAGS.images, images, out_dir, FLAGS.model_dir)
     for record in result["images"]:
         print(f"{record['path']}: {len(record['detections'])} detections -> "
               f"{record['picture']}")
-    print(f"detections: {os.path.join(out_dir, predictions.DETECTIONS_FILE)}")
+    print(f"detections: {os.path.join(out_dir, predict_io.DETECTIONS_FILE)}")
 
 
 if __name__ == "__main__":

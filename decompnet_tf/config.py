@@ -220,7 +220,6 @@ class DataConfig(Settings):
         500, "Validation images: the first N of the validation split (0: all), or for a dataset "
         "without one (decomp_kitti) the last N training images, held out. See README, "
         "\"Training\".", lower=0)
-    seed: int = setting(0, "Random seed (shuffling, initialisation).")
 
 
 CATEGORY_SOURCES = ("network", "truth")
@@ -252,7 +251,7 @@ class TrainConfig(Settings):
     init_category_from: str = setting(
         "", "Start from the category network of this earlier run's model_dir (then train "
         "--stages=2 only): instance-network variants share one stage 1.")
-    category_maps: str = setting(
+    category_source: str = setting(
         "network", "What stage 2's instance network decomposes: the category network's maps "
         "(the paper), or 'truth': the sum of the true masks, no stage 1 needed (not in the "
         "paper). Stage 3 uses the network's.", choices=CATEGORY_SOURCES)
@@ -347,13 +346,14 @@ class InferenceConfig(Settings):
 
 # Fields that config.json files of earlier versions may hold and the dataclasses do not have:
 # ignored on load, so those runs still load.
-REMOVED_FIELDS = {"ModelConfig": {"segmentation_delta"}}
+REMOVED_FIELDS = {"ModelConfig": {"segmentation_delta"}, "DataConfig": {"seed"}}
 # {dataclass: {old name: new name}}: a config.json with the old key still loads (model dirs
 # outlive versions).
-RENAMED_FIELDS = {"TrainConfig": {"matcher": "matching_solver", "instance_input": "category_maps"}}
+RENAMED_FIELDS = {"TrainConfig": {"matcher": "matching_solver", "instance_input": "category_source",
+                                   "category_maps": "category_source"}}
 # {dataclass: {old flag name: field name}}: a renamed flag still parses for one version, with a
 # deprecation line naming the new (config_flags.define_flags); emptied at each version bump.
-FLAG_ALIASES: dict[str, dict[str, str]] = {}
+FLAG_ALIASES: dict[str, dict[str, str]] = {"TrainConfig": {"category_maps": "category_source"}}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -103,6 +103,18 @@ def _given(cls, field: dataclasses.Field, flag_values: flags.FlagValues) -> str 
     return name if name in flag_values else None
 
 
+def aliased(name: str, old: str, flag_values: flags.FlagValues = flags.FLAGS):
+    """The value of a script's own flag --name, or of its deprecated former name --old when only
+    that was given (with the deprecation line `_given` prints for renamed settings)."""
+    if flag_values[old].present:
+        if flag_values[name].present:
+            raise ValueError(f"--{old} and --{name} are the same setting; give --{name} only")
+        print(f"warning: --{old} is deprecated and goes in the next version; use --{name}",
+              file=sys.stderr)
+        return flag_values[old].value
+    return flag_values[name].value
+
+
 def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS, **overrides):
     """The dataclass `cls` from the parsed flags; `overrides` replace fields, and fields
     without a flag keep their default."""

@@ -69,7 +69,7 @@ def main(argv):
                                   FLAGS.batch_size, FLAGS.max_images, settings.mask_threshold,
                                   num_sheets=2 if kind == "decompnet" else 0,
                                   validation_examples=config.data.validation_examples,
-                                  describe={"model_dir": FLAGS.model_dir})
+                                  model_info={"model_dir": FLAGS.model_dir})
         det = m["detection"]["iou_0.5"]
         seg = m["segmentation"]["iou_0.5"]
         lines.append(f"| {ROW_NAMES.get(row, row)} | {_cell(det, 'ap_voc')} | "

@@ -126,8 +126,16 @@ def test_the_flags_of_0_1_0_are_gone_but_its_config_json_still_loads():
         with pytest.raises(flags.UnrecognizedFlagError):
             _train_flags(old)
     raw = json.loads(Config(train=TrainConfig(matching_solver="graph",
-                                              category_maps="truth")).to_json())
+                                              category_source="truth")).to_json())
     raw["train"]["matcher"] = raw["train"].pop("matching_solver")
-    raw["train"]["instance_input"] = raw["train"].pop("category_maps")
+    raw["train"]["instance_input"] = raw["train"].pop("category_source")
     train = Config.from_json(json.dumps(raw)).train
-    assert (train.matching_solver, train.category_maps) == ("graph", "truth")
+    assert (train.matching_solver, train.category_source) == ("graph", "truth")
+
+
+def test_category_maps_is_the_former_name_of_category_source(capsys):
+    got = from_flags(TrainConfig, _train_flags("--category_maps=truth")).category_source
+    assert got == "truth"
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: --category_maps is deprecated and goes in the next version; use "
+        "--category_source"]

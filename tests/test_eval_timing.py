@@ -125,7 +125,7 @@ def test_compare_evaluates_a_baseline_at_each_window_step(trained_run, small_dat
     _untrained_baseline(base, small_data_dir)
     out = tmp_path / "out"
     proc = run_script("evaluate.py", f"--compare={trained_run},{base}", f"--output_dir={out}",
-                      "--window_step=10,20", "--max_images=4", "--batch_size=4",
+                      "--window_steps=10,20", "--max_images=4", "--batch_size=4",
                       "--num_sheets=0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for step in (10, 20):
@@ -136,6 +136,10 @@ def test_compare_evaluates_a_baseline_at_each_window_step(trained_run, small_dat
                ["windows_per_image"] for s in (10, 20)]
     assert windows[0] > 3 * windows[1]  # A stride twice as long: about 4x fewer windows.
     assert (out / "pr_detection.png").stat().st_size > 0
-    bad = run_script("evaluate.py", f"--model_dir={base}", "--window_step=3,x")
+    bad = run_script("evaluate.py", f"--model_dir={base}", "--window_steps=3,x")
     assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith(
-        "error: --window_step=3,x")
+        "error: --window_steps=3,x")
+    # The former name still works for one version, and says so.
+    old = run_script("evaluate.py", f"--model_dir={base}", "--window_step=3,x")
+    assert "warning: --window_step is deprecated" in old.stderr
+    assert old.stderr.strip().splitlines()[-1].startswith("error: --window_steps=3,x")

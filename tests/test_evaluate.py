@@ -187,14 +187,14 @@ def test_flags_out_of_range_are_refused_when_parsed(flag, name):
 
 
 def test_yardsticks_true_category_maps_and_components(trained, tmp_path):
-    """--category_maps=truth feeds the true maps: the connected components of the true maps
+    """--category_source=truth feeds the true maps: the connected components of the true maps
     find most digits of decomp_mnist/small, those of the untrained category network none."""
     runs = {}
     for maps in ("truth", "network"):
         out = tmp_path / maps
         proc = _run("evaluate.py", f"--model_dir={trained}", f"--output_dir={out}",
                     "--split=validation", "--max_images=40", "--detector=components",
-                    f"--category_maps={maps}", "--num_sheets=0")
+                    f"--category_source={maps}", "--num_sheets=0")
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs[maps] = json.load(open(out / "metrics.json"))
     truth, network = runs["truth"], runs["network"]
@@ -207,11 +207,11 @@ def test_yardsticks_true_category_maps_and_components(trained, tmp_path):
     assert network["detection"]["ap50_voc_mean"] < 0.1
     # The instance network on the true maps runs too (its accuracy is untrained here).
     proc = _run("evaluate.py", f"--model_dir={trained}", f"--output_dir={tmp_path / 'dn'}",
-                "--split=validation", "--max_images=16", "--category_maps=truth",
+                "--split=validation", "--max_images=16", "--category_source=truth",
                 "--num_sheets=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.load(open(tmp_path / "dn" / "metrics.json"))
-    assert m["model"]["category_maps"] == "truth" and m["speed"]["images"] == 16
+    assert m["model"]["category_source"] == "truth" and m["speed"]["images"] == 16
 
 
 def _stored(trained, tmp_path, **settings):

@@ -37,7 +37,7 @@ config = Config(
     data=DataConfig(dataset="decomp_mnist/small", data_dir=DATA_DIR, batch_size=8,
                     train_examples=64, validation_examples=100),
     train=TrainConfig(model_dir=MODEL_DIR, stages=(2,), epochs=(3,), optimizer="adam",
-                      learning_rates=(1e-3,), strategy="multi_worker", category_maps="truth",
+                      learning_rates=(1e-3,), strategy="multi_worker", category_source="truth",
                       checkpoint_steps=2, verbose=2))
 # The input pipeline under this strategy: each worker's first local batch.
 strategy = tf.distribute.MultiWorkerMirroredStrategy()

@@ -63,7 +63,7 @@ def test_predict_writes_the_serving_graphs_detections(model_dir, images):
     from decompnet_tf.detectors.decompnet import DecompDetector
     from decompnet_tf.export.saved_model import DetectorModule
     from decompnet_tf.model_io import Run
-    from decompnet_tf.predictions import detect
+    from decompnet_tf.predict_io import detect
 
     out = os.path.join(model_dir, "predictions")  # The default --output_dir.
     paths = [images[n][0] for n in ("digits", "gray", "rgb")]
@@ -122,7 +122,7 @@ def test_a_missing_image_is_a_one_line_error(model_dir, tmp_path):
 
 
 def test_read_image_refuses_what_is_not_an_image_and_drops_alpha(tmp_path):
-    from decompnet_tf.predictions import read_image
+    from decompnet_tf.predict_io import read_image
 
     text = tmp_path / "text.png"
     text.write_text("not an image")

@@ -164,7 +164,7 @@ def test_stage_two_on_true_maps_ignores_the_category_network():
     images, targets = tiny_dataset(4)
     net = DecompNet(ModelConfig(**{**TINY, "box_dropout": 0.0}))
     net.build()
-    truth = DecompTrainer(net, 2, LossConfig(), category_maps="truth")
+    truth = DecompTrainer(net, 2, LossConfig(), category_source="truth")
     network = DecompTrainer(net, 2, LossConfig())
     before = truth.compute_terms(images, targets, training=False)[0]
     uses_net = network.compute_terms(images, targets, training=False)[0]
@@ -176,7 +176,7 @@ def test_stage_two_on_true_maps_ignores_the_category_network():
     changed = network.compute_terms(images, targets, training=False)[0]
     assert any(abs(float(changed[k]) - float(uses_net[k])) > 1e-6 for k in uses_net)
     with pytest.raises(ValueError, match="only stage 2 can decompose the true"):
-        DecompTrainer(net, 3, LossConfig(), category_maps="truth")
+        DecompTrainer(net, 3, LossConfig(), category_source="truth")
 
 
 @pytest.mark.parametrize("stage,stop_head,dice,giou", [

@@ -75,8 +75,10 @@ def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
 
 
 def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, training: bool,
-                 repeat: bool = False, image_size=None, instance_size=None) -> tf.data.Dataset:
-    """Batched (images [B, H, W, channels], `prepare_example`'s targets) of a logical `split`.
+                 repeat: bool = False, image_size=None, instance_size=None,
+                 seed: int = 0) -> tf.data.Dataset:
+    """Batched (images [B, H, W, channels], `prepare_example`'s targets) of a logical `split`,
+    shuffled by `seed` (the run's, `TrainConfig.seed`) when `training`.
 
     decomp_kitti examples first become box-mask examples at `image_size` (`kitti_example`).
     """
@@ -85,7 +87,7 @@ def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, tra
     from decompnet_tf.data.decomp_kitti import kitti_example
 
     builder = open_builder(config.dataset, config.data_dir)
-    read_config = tfds.ReadConfig(shuffle_seed=config.seed)
+    read_config = tfds.ReadConfig(shuffle_seed=seed)
     # train_examples keeps the first N images of the split's fixed read order (its shards
     # interleaved in order): the same N every epoch and run. Shuffled files would put other
     # images first each epoch.
@@ -101,7 +103,7 @@ def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, tra
             # far larger). Before the shuffle, so every epoch is still shuffled anew.
             ds = ds.cache()
     if training:
-        ds = ds.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     if kitti and image_size is None:

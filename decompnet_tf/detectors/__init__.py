@@ -50,7 +50,7 @@ class DetectorSpec:
 
     settings: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
     detector: str = "decompnet"
-    category_maps: str = "network"
+    category_source: str = "network"
     tflite: str | None = None
     window_step: int = 0
     stage: int = 0
@@ -93,9 +93,10 @@ def load_detector(run: Run, spec: DetectorSpec, dataset: str | None = None,
     if spec.detector not in DETECTORS:
         raise ValueError(f"detector must be one of {DETECTORS}, got {spec.detector!r}")
     if config.kind == "baseline":
-        b = config.baseline
-        return SlidingWindowDetector(run.load_classifier(), config.model.image_size, b.min_size,
-                                     b.max_size, spec.window_step or b.step, b.nms_iou), builder
+        base = config.baseline
+        return SlidingWindowDetector(run.load_classifier(), config.model.image_size,
+                                     base.min_size, base.max_size, spec.window_step or base.step,
+                                     base.nms_iou), builder
     if spec.tflite and spec.saved_model:
         raise ValueError("pass --tflite or --saved_model, not both")
     if spec.saved_model:
@@ -109,7 +110,7 @@ def load_detector(run: Run, spec: DetectorSpec, dataset: str | None = None,
         return TFLiteDetector(spec.tflite), builder
     if spec.detector == "components":  # The category maps are enough.
         net = run.load_net(min_stage=1, stage=spec.stage)
-        return ComponentsDetector(net, spec.category_maps,
+        return ComponentsDetector(net, spec.category_source,
                                   max_per_class=config.data.max_per_class), builder
-    return DecompDetector(run.load_net(stage=spec.stage), spec.settings, spec.category_maps,
+    return DecompDetector(run.load_net(stage=spec.stage), spec.settings, spec.category_source,
                           config.data.max_per_class), builder

@@ -8,7 +8,7 @@ import tensorflow as tf
 from scipy import ndimage
 
 from decompnet_tf.config import DataConfig
-from decompnet_tf.detectors.decompnet import check_category_maps, true_category_maps
+from decompnet_tf.detectors.decompnet import check_category_source, true_category_maps
 from decompnet_tf.models.decompnet import DecompNet
 
 
@@ -17,16 +17,16 @@ class ComponentsDetector:
     `threshold` is a detection, scored by the map's mean over it. Touching objects merge: that is
     what the instance network exists to split."""
 
-    def __init__(self, net: DecompNet, category_maps: str = "network",
+    def __init__(self, net: DecompNet, category_source: str = "network",
                  threshold: float = 0.5, max_per_class: int = DataConfig.max_per_class):
-        check_category_maps(category_maps)
-        self.net, self.category_maps, self.threshold = net, category_maps, threshold
+        check_category_source(category_source)
+        self.net, self.category_source, self.threshold = net, category_source, threshold
         self.max_per_class = max_per_class
         self._maps = tf.function(lambda x: self.net.category_net(x, training=False)[
             "category_maps"], reduce_retracing=True)
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
-        if self.category_maps == "truth":
+        if self.category_source == "truth":
             maps = true_category_maps(gts, self.net.num_classes, self.net.map_size,
                                       self.max_per_class)
         else:
@@ -35,7 +35,7 @@ class ComponentsDetector:
         return pad_detections(per_image, images.shape[1:3])
 
     def describe(self) -> dict:
-        return {"kind": "components", "category_maps": self.category_maps,
+        return {"kind": "components", "category_source": self.category_source,
                 "threshold": self.threshold, "windows_per_image": 0}
 
 

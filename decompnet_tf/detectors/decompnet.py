@@ -12,10 +12,10 @@ from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import check_box_source, detections, emitted, with_scores
 
 
-def check_category_maps(category_maps: str) -> None:
-    if category_maps not in CATEGORY_SOURCES:
-        raise ValueError(f"category_maps must be one of {CATEGORY_SOURCES}, got "
-                         f"{category_maps!r}")
+def check_category_source(category_source: str) -> None:
+    if category_source not in CATEGORY_SOURCES:
+        raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
+                         f"{category_source!r}")
 
 
 def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, int],
@@ -34,21 +34,21 @@ def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, i
 
 class DecompDetector:
     """A trained DecompNet as a `detectors.Detector`, also giving "peaks" and "emitted" bool
-    [B, C, T]. With `category_maps="truth"` it decomposes `true_category_maps`; `max_per_class`
+    [B, C, T]. With `category_source="truth"` it decomposes `true_category_maps`; `max_per_class`
     should be the training data's, so that they are the maps training saw."""
 
     def __init__(self, net: DecompNet, settings: InferenceConfig | None = None,
-                 category_maps: str = "network",
+                 category_source: str = "network",
                  max_per_class: int = DataConfig.max_per_class):
         self.settings = settings or InferenceConfig()
         check_box_source(self.settings.box_source)
-        check_category_maps(category_maps)
-        self.net, self.category_maps = net, category_maps
+        check_category_source(category_source)
+        self.net, self.category_source = net, category_source
         self.max_per_class = max_per_class
         self._fn = tf.function(self._forward, reduce_retracing=True)
 
     def _forward(self, images, category_maps):
-        if self.category_maps == "truth":
+        if self.category_source == "truth":
             raw = {"category_maps": category_maps,
                    **self.net.decompose(category_maps, training=False, images=images)}
         else:
@@ -64,7 +64,7 @@ class DecompDetector:
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
         images = tf.constant(images, tf.float32)
-        if self.category_maps == "truth":
+        if self.category_source == "truth":
             if gts is None:
                 raise ValueError("a detector fed the true category maps needs the ground truth")
             maps = tf.constant(true_category_maps(gts, self.net.num_classes, self.net.map_size,
@@ -77,5 +77,5 @@ class DecompDetector:
         s = self.settings
         return {"kind": "decompnet", "stop_threshold": s.stop_threshold,
                 "box_source": s.box_source, "segmentation_delta": s.segmentation_delta,
-                "category_maps": self.category_maps,
+                "category_source": self.category_source,
                 "config": self.net.get_config()["config"], "windows_per_image": 0}

@@ -53,17 +53,17 @@ def load_images(config: Config, split: str, limit: int):
 
 def sample_set(config: Config, images, boxes, labels, seed: int):
     """(patches uint8 [k, P, P], labels [k]) of `data.patches.sample_windows` over `images`."""
-    b = config.baseline
+    base = config.baseline
     rng = np.random.default_rng(seed)
     windows, ids, out = [], [], []
     for i, (box, label) in enumerate(zip(boxes, labels)):
         w, lab = sample_windows(images.shape[1:3], box, label, rng, config.model.num_classes,
-                                b.positives_per_object, b.negatives_per_image, b.min_size,
-                                b.max_size, b.background_iou)
+                                base.positives_per_object, base.negatives_per_image, base.min_size,
+                                base.max_size, base.background_iou)
         windows.append(w)
         ids.append(np.full(len(w), i))
         out.append(lab)
-    return (crop_patches(images, np.concatenate(windows), np.concatenate(ids), b.patch_size),
+    return (crop_patches(images, np.concatenate(windows), np.concatenate(ids), base.patch_size),
             np.concatenate(out))
 
 
@@ -122,26 +122,26 @@ def _write_state(backup: str, state: dict) -> None:
 
 def run_baseline_training(config: Config, log: Callable[[str], None] = print) -> PatchClassifier:
     """Trains the patch classifier; a rerun resumes after its last finished epoch."""
-    t, b = config.train, config.baseline
+    train, base = config.train, config.baseline
     num_classes = config.model.num_classes
     run = Run.start(config)
     for line in device_report():
         log(line)
-    keras.utils.set_random_seed(t.seed)
+    keras.utils.set_random_seed(train.seed)
     net = build_classifier(config)
     if tf.io.gfile.exists(run.classifier_weights()):
-        load_weights(net, run.classifier_weights(), t.model_dir)
+        load_weights(net, run.classifier_weights(), train.model_dir)
         log(f"baseline: finished earlier, weights in {run.classifier_weights()}")
         return net
     images, boxes, labels = load_images(config, "train", config.data.train_examples)
-    x, y = sample_set(config, images, boxes, labels, t.seed)
+    x, y = sample_set(config, images, boxes, labels, train.seed)
     vimages, vboxes, vlabels = load_images(config, "validation", 200)
-    vx, vy = sample_set(config, vimages, vboxes, vlabels, t.seed + 1)
+    vx, vy = sample_set(config, vimages, vboxes, vlabels, train.seed + 1)
     log(f"baseline: {len(x)} sampled training patches ({(y == num_classes).mean():.0%} "
         "background)")
-    windows = window_boxes(images.shape[1:3], b.min_size, b.max_size, b.step)
+    windows = window_boxes(images.shape[1:3], base.min_size, base.max_size, base.step)
     model = LogitsModel(net, name="patch_classifier_logits")
-    model.compile(optimizer=make_optimizer(t, t.learning_rates[0]),
+    model.compile(optimizer=make_optimizer(train, train.learning_rates[0]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     backup = run.classifier_backup()
@@ -150,30 +150,30 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
     start, pool = 0, np.zeros((0, 2), np.int64)
     if state:
         model.optimizer.build(model.trainable_variables)
-        load_weights(model, os.path.join(backup, state["weights"]), t.model_dir)
+        load_weights(model, os.path.join(backup, state["weights"]), train.model_dir)
         start, pool = state["epoch"], np.array(state["hard"], np.int64).reshape(-1, 2)
         log(f"baseline: resumed after epoch {start} ({len(pool)} mined negatives)")
     score = window_scorer(net, windows)
     tensorboard = keras.callbacks.TensorBoard(run.logs_dir("baseline"))
     val = _to_dataset(vx, vy, config.data.batch_size * 4)
     batch = config.data.batch_size * 4
-    for epoch in range(start, t.epochs[0]):
-        rng = np.random.default_rng([t.seed, epoch])
-        if b.hard_negatives and epoch > 0 and epoch % b.mine_every == 0:
-            ids = np.sort(rng.choice(len(images), min(b.mine_images, len(images)),
+    for epoch in range(start, train.epochs[0]):
+        rng = np.random.default_rng([train.seed, epoch])
+        if base.hard_negatives and epoch > 0 and epoch % base.mine_every == 0:
+            ids = np.sort(rng.choice(len(images), min(base.mine_images, len(images)),
                                      replace=False))
             found = mine_hard_negatives(images, boxes, labels, ids, windows, score, num_classes,
-                                        b.hard_negatives_per_image, b.hard_negative_min_score,
-                                        b.hard_negative_iou, b.background_iou)
-            pool = np.concatenate([pool, found])[-b.hard_negative_pool:]
+                                        base.hard_negatives_per_image, base.hard_negative_min_score,
+                                        base.hard_negative_iou, base.background_iou)
+            pool = np.concatenate([pool, found])[-base.hard_negative_pool:]
             log(f"baseline: epoch {epoch + 1}: mined {len(found)} hard negatives from "
                 f"{len(ids)} images ({len(pool)} kept)")
         ex = np.concatenate([x, crop_patches(images, windows[pool[:, 1]], pool[:, 0],
-                                             b.patch_size)])
+                                             base.patch_size)])
         ey = np.concatenate([y, np.full(len(pool), num_classes, np.int64)])
-        order = balanced_order(ey, batch, b.background_share, num_classes, rng)
+        order = balanced_order(ey, batch, base.background_share, num_classes, rng)
         model.fit(_to_dataset(ex[order], ey[order], batch), epochs=epoch + 1,
-                  initial_epoch=epoch, validation_data=val, verbose=t.verbose, shuffle=False,
+                  initial_epoch=epoch, validation_data=val, verbose=train.verbose, shuffle=False,
                   callbacks=[tensorboard])
         name = f"epoch{epoch + 1}.weights.h5"
         model.save_weights(os.path.join(backup, name))

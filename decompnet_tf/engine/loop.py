@@ -57,18 +57,18 @@ def run_training(config: Config, log: Callable[[str], None] = print,
       strategy: one the caller already made (default: `config.train.strategy`). A process should
         make one MultiWorkerMirroredStrategy only: a second can hang its workers.
     """
-    t = config.train
-    check_stage_settings(t)
-    solver = resolve_solver(t.matching_solver, t.jit_compile, t.strategy)
+    train = config.train
+    check_stage_settings(train)
+    solver = resolve_solver(train.matching_solver, train.jit_compile, train.strategy)
     if config.model.backbone == "vgg16":
         resolve_backbone_weights(config.model.backbone_weights)  # A missing file: stop here.
-    strategy = strategy or get_strategy(t.strategy, t.tpu)
+    strategy = strategy or get_strategy(train.strategy, train.tpu)
     for line in device_report(strategy):
         log(line)
     # The chief checks and writes config.json; other workers never do.
-    run = Run.start(config) if is_chief(strategy) else Run(t.model_dir, config)
-    keras.utils.set_random_seed(t.seed)
-    with write_dir(t.model_dir, strategy) as out:
+    run = Run.start(config) if is_chief(strategy) else Run(train.model_dir, config)
+    keras.utils.set_random_seed(train.seed)
+    with write_dir(train.model_dir, strategy) as out:
         return _train_stages(run, strategy, solver, out, log, validation_steps)
 
 
@@ -101,7 +101,7 @@ def make_stage_data(config: Config, net: DecompNet, validation_steps: int,
     sizes = dict(image_size=net.image_size, instance_size=net.instance_size)
     start = time.perf_counter()
     train_ds = make_dataset(config.data, "train", c, map_size, training=True, repeat=True,
-                            **sizes)
+                            seed=config.train.seed, **sizes)
     # The validation split, never the test split (decompnet_tf.data.builders).
     val_ds = make_dataset(config.data, "validation", c, map_size, training=False,
                           **sizes).take(validation_steps)
@@ -140,33 +140,34 @@ def train_stage(run: Run, net: DecompNet, index: int, data: StageData,
                 log: Callable[[str], None]) -> None:
     """Trains stage `config.train.stages[index]`, resuming from its checkpoint; writes into
     `out`."""
-    config, t = run.config, run.config.train
-    stage, lr = t.stages[index], t.learning_rates[index]
-    log(f"stage {stage}: {t.epochs[index]} epoch(s) of {data.steps} steps, batch "
-        f"{config.data.batch_size}, {t.optimizer} lr {lr}"
-        + (f", {solver} matching solver" if stage > 1 else "") + (", XLA" if t.jit_compile else ""))
+    config, train = run.config, run.config.train
+    stage, lr = train.stages[index], train.learning_rates[index]
+    log(f"stage {stage}: {train.epochs[index]} epoch(s) of {data.steps} steps, batch "
+        f"{config.data.batch_size}, {train.optimizer} lr {lr}"
+        + (f", {solver} matching solver" if stage > 1 else "")
+        + (", XLA" if train.jit_compile else ""))
     with strategy.scope():
         # The true maps are stage 2's input only: stage 3 is end to end.
-        source = t.category_maps if stage == 2 else "network"
+        source = train.category_source if stage == 2 else "network"
         trainer = DecompTrainer(net, stage, config.loss, source, solver,
                                 stop_threshold=config.inference.stop_threshold)
-        trainer.compile(optimizer=make_optimizer(config.train, lr), jit_compile=t.jit_compile)
+        trainer.compile(optimizer=make_optimizer(config.train, lr), jit_compile=train.jit_compile)
     # Another worker resumes from the chief's checkpoint (the chief has not written since:
     # it cannot take a training step without this worker).
     copy_checkpoint(run.backup_dir(stage), run.backup_dir(stage, root=out))
     callbacks = [
-        Backup(run.backup_dir(stage, root=out), save_freq=t.checkpoint_steps or "epoch",
+        Backup(run.backup_dir(stage, root=out), save_freq=train.checkpoint_steps or "epoch",
                delete_checkpoint=False),
         LossWeightSchedule(config.loss.warmup_weight, config.loss.lam, config.loss.gamma),
         # The rate decays per epoch of the stage, so a resumed run gets an uninterrupted one's.
-        keras.callbacks.LearningRateScheduler(lambda epoch: lr * t.lr_decay**epoch),
+        keras.callbacks.LearningRateScheduler(lambda epoch: lr * train.lr_decay**epoch),
         keras.callbacks.TensorBoard(run.logs_dir(stage, root=out), update_freq=50),
         MapImages(os.path.join(run.logs_dir(stage, root=out), "maps"), data.preview, stage),
     ]
     began = time.perf_counter()
     # shuffle=False: make_dataset shuffles (Keras would only warn that it cannot).
-    trainer.fit(data.train, epochs=t.epochs[index], steps_per_epoch=data.steps, shuffle=False,
-                validation_data=data.validation, callbacks=callbacks, verbose=t.verbose)
+    trainer.fit(data.train, epochs=train.epochs[index], steps_per_epoch=data.steps, shuffle=False,
+                validation_data=data.validation, callbacks=callbacks, verbose=train.verbose)
     # Zero epochs (an untrained reference for a later stage) never made the stage's folder.
     tf.io.gfile.makedirs(run.stage_dir(stage, root=out))
     net.save_weights(run.final_weights(stage, root=out))
@@ -189,14 +190,14 @@ def save_model(net: DecompNet, run: Run, out: str, log: Callable[[str], None]) -
 def _train_stages(run: Run, strategy: tf.distribute.Strategy, solver: str, out: str,
                   log: Callable[[str], None], validation_steps: int) -> DecompNet:
     """run_training's stages: reads the model dir, writes into `out` (`distribute.write_dir`)."""
-    config, t = run.config, run.config.train
+    config, train = run.config, run.config.train
     with strategy.scope():
         net = build_net(config)
-        if t.init_category_from:
-            init_category(net, t.init_category_from, log)
+        if train.init_category_from:
+            init_category(net, train.init_category_from, log)
     data = make_stage_data(config, net, validation_steps, log)
     chief = is_chief(strategy)
-    for i, stage in enumerate(t.stages):
+    for i, stage in enumerate(train.stages):
         if skip_finished_stage(net, run, stage, chief, log):
             continue
         train_stage(run, net, i, data, strategy, solver, out, log)

@@ -52,8 +52,8 @@ def stage_terms(stage: int, stop_head: bool, loss_config: LossConfig) -> tuple[s
             + ((losses.CATEGORY,) if stage == 3 else ()))
 
 
-def fold(x):
-    """[B, C, ...] -> [B*C, ...]: categories folded into the batch."""
+def merge_categories(x):
+    """[B, C, ...] -> [B*C, ...]: each (image, category) pair one row of the batch."""
     shape = tf.shape(x)
     return tf.reshape(x, tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0))
 
@@ -65,27 +65,27 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
     "loss" (the weighted total) and, from stage 2, "count_accuracy" at `stop_threshold`.
 
     Args:
-      category_maps: "network" (the paper) or "truth": what stage 2 decomposes.
+      category_source: "network" (the paper) or "truth": what stage 2 decomposes.
       solver: "scipy" (host) or "graph" (XLA / TPU), see `resolve_solver`.
     """
 
     def __init__(self, net: DecompNet, stage: int, loss_config: LossConfig,
-                 category_maps: str = "network", solver: str = "scipy",
+                 category_source: str = "network", solver: str = "scipy",
                  stop_threshold: float = InferenceConfig.stop_threshold, **kwargs):
         super().__init__(**kwargs)
         if stage not in (1, 2, 3):
             raise ValueError(f"stage must be 1, 2 or 3, got {stage}")
-        if category_maps not in CATEGORY_SOURCES:
-            raise ValueError(f"category_maps must be one of {CATEGORY_SOURCES}, got "
-                             f"{category_maps!r}")
-        if category_maps == "truth" and stage != 2:
+        if category_source not in CATEGORY_SOURCES:
+            raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
+                             f"{category_source!r}")
+        if category_source == "truth" and stage != 2:
             raise ValueError("only stage 2 can decompose the true category maps "
-                             "(category_maps='truth'): stage 3 trains end to end on the "
+                             "(category_source='truth'): stage 3 trains end to end on the "
                              "category network's")
         self.net = net
         self.stage = stage
         self.loss_config = loss_config
-        self.category_maps = category_maps
+        self.category_source = category_source
         self.solver = solver
         self.stop_threshold = stop_threshold
         # lambda and gamma change after the first epoch (LossWeightSchedule callback).
@@ -128,10 +128,10 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
         cat_maps = cat["category_maps"]
         if self.stage == 1:
             return self._category_term(cat_maps, targets), cat
-        source = targets["category_target"] if self.category_maps == "truth" else cat_maps
+        source = targets["category_target"] if self.category_source == "truth" else cat_maps
         out = self.net.decompose(source, training=training, images=images)
-        pred = fold(out["instance_maps"])  # [B*C, T, h, w]
-        gt, valid, boxes = (fold(targets[k]) for k in ("masks", "valid", "boxes"))
+        pred = merge_categories(out["instance_maps"])  # [B*C, T, h, w]
+        gt, valid, boxes = (merge_categories(targets[k]) for k in ("masks", "valid", "boxes"))
         tpu = isinstance(self.distribute_strategy, tf.distribute.TPUStrategy)
         free = cfg.unmatched_steps == "free"
         # The matching minimises the matched term's own distance, floor included.
@@ -141,12 +141,12 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
                            boxes, self.solver, tf.float32 if tpu else tf.float64, free)
         terms = {**losses.instance_losses(pred, gt, assignment, p_matched, cfg.instance_loss,
                                           cfg.size_weighting, p_sum, cfg.unmatched_steps),
-                 **losses.box_loss(fold(out["boxes_xywh"]), boxes, assignment, cfg.box_loss,
-                                   losses.BOX_GIOU in self.terms)}
+                 **losses.box_loss(merge_categories(out["boxes_xywh"]), boxes, assignment,
+                                   cfg.box_loss, losses.BOX_GIOU in self.terms)}
         if losses.INSTANCE_DICE in self.terms:
             terms.update(losses.dice_loss(pred, gt, assignment))
         if losses.STOP in self.terms:
-            terms.update(losses.stop_loss(fold(out["objectness"]), assignment))
+            terms.update(losses.stop_loss(merge_categories(out["objectness"]), assignment))
         if losses.CATEGORY in self.terms:
             terms.update(self._category_term(cat_maps, targets))
         return terms, {"category_maps": cat_maps, **out}

@@ -25,7 +25,7 @@ def _iou(a, b):
     return box_iou_np(a, b)[0], box_ioa_np(a, b)[0]
 
 
-def _flags(det, gt, level):
+def _ignore_masks(det, gt, level):
     """int [G] ignored ground truths and int [D] ignored detections (1: ignored), as cleanData.
 
     A car is ignored at `height <= min`, a detection at `height < min`. The builder's "difficulty",
@@ -46,7 +46,7 @@ def _flags(det, gt, level):
 
 def _statistics(det, gt, level, min_overlap, threshold, compute_fp):
     """One image at one score threshold: (tp, fp, fn, scores of true positives)."""
-    ignored_gt, ignored_det = _flags(det, gt, level)
+    ignored_gt, ignored_det = _ignore_masks(det, gt, level)
     below = det["scores"] < threshold
     assigned = np.zeros(len(det["scores"]), bool)
     tp = fp = fn = 0
@@ -108,7 +108,7 @@ def kitti_ap(dets: list[dict], gts: list[dict], level: int, min_overlap: float =
     pairs = list(zip(dets, gts))
     scores, n_gt = [], 0
     for det, gt in pairs:
-        ignored_gt, _ = _flags(det, gt, level)
+        ignored_gt, _ = _ignore_masks(det, gt, level)
         n_gt += int((ignored_gt == 0).sum())
         scores += _statistics(det, gt, level, min_overlap, -np.inf, False)[3]
     precision = np.zeros(N_SAMPLE_PTS)

@@ -183,14 +183,14 @@ def table_header(class_names, compare: bool = False) -> str:
 
 def evaluate_split(detector: Detector, builder, split: str, out_dir: str, batch_size: int = 32,
                    max_images: int = 0, mask_threshold: float = 0.1, num_sheets: int = 4,
-                   validation_examples: int = 0, describe: dict | None = None) -> dict:
+                   validation_examples: int = 0, model_info: dict | None = None) -> dict:
     """Writes metrics.json, COCO files, PR plots (Figures 4, 5) and sheets (Figures 3, 6) of
     `detector` on a logical split to `out_dir`; returns the metrics.
 
     Args:
       split: "train", "validation" or "test" (`data.builders.tfds_split`).
       max_images: the first N images of the split (0: all).
-      describe: more entries for metrics.json's "model".
+      model_info: more entries for metrics.json's "model".
     """
     import tensorflow_datasets as tfds
     from tqdm import tqdm
@@ -213,7 +213,7 @@ def evaluate_split(detector: Detector, builder, split: str, out_dir: str, batch_
                                                     bar.update)
     m, files = compute_metrics(dets, gts, names, image_size)
     m["speed"] = speed(seconds, n, batch_size)
-    m["model"] = {**detector.describe(), **(describe or {}), "dataset": builder.info.full_name,
+    m["model"] = {**detector.describe(), **(model_info or {}), "dataset": builder.info.full_name,
                   "digit_source": builder.info.metadata.get("digit_source"),
                   "split": split, "tfds_split": tfds_name, "mask_threshold": mask_threshold}
     write_results(out_dir, m, files)

@@ -142,11 +142,14 @@ class DecompNet(keras.Model):
         cfg = self.config
         h, w = self.instance_size
         c, t = cfg.num_classes, cfg.steps
-        fold = lambda m: ops.reshape(ops.transpose(m, (0, 3, 1, 2)),  # noqa: E731
-                                     (-1, m.shape[1], m.shape[2], 1))  # [B*C, h, w, 1]
-        pool = lambda m: m if cfg.instance_pool == 1 else ops.average_pool(  # noqa: E731
-            m, cfg.instance_pool, cfg.instance_pool, padding="same")
-        inputs = fold(pool(category_maps))
+        def maps_to_batch(m):  # [B, h, w, C] -> [B*C, h, w, 1]: one map per row.
+            return ops.reshape(ops.transpose(m, (0, 3, 1, 2)), (-1, m.shape[1], m.shape[2], 1))
+
+        def pool(m):
+            return m if cfg.instance_pool == 1 else ops.average_pool(
+                m, cfg.instance_pool, cfg.instance_pool, padding="same")
+
+        inputs = maps_to_batch(pool(category_maps))
         if cfg.instance_image:
             if images is None:
                 raise ValueError("instance_image: decompose() needs the images too")
@@ -156,7 +159,7 @@ class DecompNet(keras.Model):
         encoded = self.cell.encode(inputs, training=training)
         states = self.cell.get_initial_state(ops.shape(encoded["inputs"])[0])
         maps, objectness, queries = [], [], []
-        full = fold(category_maps) if cfg.instance_fine else None  # [B*C, h, w, 1]
+        full = maps_to_batch(category_maps) if cfg.instance_fine else None
         if cfg.stop_head and cfg.stop_input == "state_residual":
             # What the earlier steps left of the category map, at the instance maps' size.
             left = ops.relu(full if cfg.instance_fine else inputs[..., :1])

@@ -1,4 +1,5 @@
-"""Detections on image files (predict.py) through the exported serving graph.
+"""predict.py's input and output: image files in, through the exported serving graph, pictures
+and detections.json out.
 
 detections.json: {"model_dir", "inference": {InferenceConfig's fields}, "images": [{"path",
 "picture", "height", "width", "channels", "detections": [{"class_id", "class_name", "score",
