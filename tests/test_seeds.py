@@ -71,3 +71,24 @@ def test_refuses_a_seed_or_model_dir_in_the_training_flags(tmp_path):
     done = run_script("experiments/seeds.py", "--name=x", f"--out={tmp_path}", "--",
                       "--seed=3")
     assert done.returncode != 0 and "give --seeds" in done.stderr
+
+
+def test_arms_calls_a_difference_beyond_the_spread_only_when_it_exceeds_both_ranges(tmp_path):
+    import arms
+
+    def summary(name, values):
+        runs = {f"seed{i}": {"AP50 mean": v} for i, v in enumerate(values)}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary_e.json").write_text(
+            json.dumps({"summary": seeds.summarize(runs)}))
+        return str(tmp_path / name)
+
+    base = summary("base", [0.50, 0.52, 0.54])  # range 0.04
+    near = summary("near", [0.53, 0.55, 0.56])  # +0.027: within 0.04
+    far = summary("far", [0.60, 0.61, 0.62])  # +0.09: beyond 0.04
+    diff, spread, beyond = arms.compare(arms.load(base, "e"), arms.load(near, "e"), "AP50 mean")
+    assert (round(diff, 3), round(spread, 3), beyond) == (0.027, 0.04, False)
+    assert arms.compare(arms.load(base, "e"), arms.load(far, "e"), "AP50 mean")[2]
+    text = arms.table([base, near, far], "e", ["AP50 mean"])
+    assert "| base (base) | 0.520 (0.500-0.540) |" in text
+    assert "+0.027 within 0.040" in text and "+0.090 beyond 0.040" in text
