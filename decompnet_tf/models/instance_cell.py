@@ -148,21 +148,31 @@ class InstanceCell(layers.Layer):
         for dense, n_in in layer_inputs:
             dense.build((None, n_in))
 
-    def _recur(self, x, states):
-        """Bottleneck step: encoder output [B, gh, gw, ch] -> new states (without the canvas)."""
-        gh, gw, ch = self.grid[0], self.grid[1], x.shape[-1]
+    def _project(self, x):
+        """The first recurrent layer's input term fc1(x) of the bottleneck [B, gh, gw, ch]."""
+        if self.recurrence == "convlstm":
+            return self.fc1(x)
+        return self.fc1(ops.reshape(x, (-1, x.shape[1] * x.shape[2] * x.shape[3])))
+
+    def _recur(self, projected, states):
+        """Bottleneck step from `_project`'s term -> new states (without the canvas)."""
+        gh, gw = self.grid
         if self.recurrence == "rnn":
-            h1 = ops.relu(self.fc1(ops.reshape(x, (-1, gh * gw * ch))) + self.rec1(states[0]))
+            h1 = ops.relu(projected + self.rec1(states[0]))
             return [h1, ops.relu(self.fc2(h1) + self.rec2(states[1]))]
         if self.recurrence == "lstm":
-            h1, c1 = lstm_update(self.fc1(ops.reshape(x, (-1, gh * gw * ch)))
-                                 + self.rec1(states[0]), states[1])
+            h1, c1 = lstm_update(projected + self.rec1(states[0]), states[1])
             h2, c2 = lstm_update(self.fc2(h1) + self.rec2(states[2]), states[3])
             return [h1, c1, h2, c2]
-        grid = lambda s: ops.reshape(s, (-1, gh, gw, self.units))  # noqa: E731
-        h1, c1 = lstm_update(self.fc1(x) + self.rec1(grid(states[0])), grid(states[1]))
+
+        def grid(s):
+            return ops.reshape(s, (-1, gh, gw, self.units))
+
+        def flat(s):
+            return ops.reshape(s, (-1, gh * gw * self.units))
+
+        h1, c1 = lstm_update(projected + self.rec1(grid(states[0])), grid(states[1]))
         h2, c2 = lstm_update(self.fc2(h1) + self.rec2(grid(states[2])), grid(states[3]))
-        flat = lambda s: ops.reshape(s, (-1, gh * gw * self.units))  # noqa: E731
         return [flat(h1), flat(c1), flat(h2), flat(c2)]
 
     def _to_grid(self, states, channels: int):
@@ -185,7 +195,8 @@ class InstanceCell(layers.Layer):
     def encode(self, inputs, training=None) -> dict:
         """What does not change from step to step, computed once per category map.
 
-        inputs [B, h, w, 1] -> {"inputs", "features" (the encoder maps), and for the dynamic decoder
+        inputs [B, h, w, 1] -> {"inputs", "features" (the encoder maps), "projected" (fc1 of the
+        bottleneck, unless the canvas changes it per step) and for the dynamic decoder
         "embedding" [B, h, w, filters + 2] (embeddings, then y, x in [-1, 1])}.
         """
         features, x = [], inputs
@@ -193,6 +204,8 @@ class InstanceCell(layers.Layer):
             x = block(x, training=training)
             features.append(x)
         encoded = {"inputs": inputs, "features": features}
+        if not self.canvas:  # fc1 of an input every step shares: once, not T times.
+            encoded["projected"] = self._project(x)
         if self.decoder_kind == "dynamic":
             y = self._decode(features[-1], encoded, training)
             encoded["embedding"] = ops.concatenate(
@@ -222,7 +235,9 @@ class InstanceCell(layers.Layer):
             bottleneck = ops.concatenate([bottleneck, pooled], axis=-1)
             embedding = ops.concatenate([embedding, canvas], axis=-1)
             states = states[:-1]
-        states = self._recur(bottleneck, states)
+        projected = encoded.get("projected")
+        states = self._recur(self._project(bottleneck) if projected is None else projected,
+                             states)
         if self.decoder_kind == "dynamic":
             logits = _dynamic_head(embedding, self.dynamic(self.top_state(states)))
         else:
