@@ -25,13 +25,19 @@ them. The settings used, and where each came from, are printed first.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import TYPE_CHECKING
 
 from absl import app, flags
 
 from decompnet_tf import config_flags
 from decompnet_tf.config import CATEGORY_SOURCES, InferenceConfig
-from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
+from decompnet_tf.config_flags import aliased, define_flags, describe_settings, resolve_settings
+from decompnet_tf.console import entry_point
+
+if TYPE_CHECKING:  # model_io imports TensorFlow, which loads after the quiet start.
+    from decompnet_tf.model_io import Run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir to evaluate.")
@@ -50,12 +56,16 @@ flags.DEFINE_integer("max_images", 0, "Evaluate only the first N images (0: all)
 flags.DEFINE_enum("detector", "decompnet", ["decompnet", "components"],
                   "decompnet, or the yardstick without an instance network: the connected "
                   "components of the category maps.")
-flags.DEFINE_enum("category_maps", "network", list(CATEGORY_SOURCES),
+flags.DEFINE_enum("category_source", "network", list(CATEGORY_SOURCES),
                   "What the instance network (or the components) decomposes: the category "
                   "network's maps, or the TRUE category maps (stage 2 measured alone).")
-flags.DEFINE_list("window_step", ["0"], "Baseline only: window stride in px (0: as "
-                  "trained); several (--window_step=3,5) evaluate each baseline once per stride, "
+flags.DEFINE_enum("category_maps", None, list(CATEGORY_SOURCES),
+                  "Deprecated: use --category_source (this name goes in the next version).")
+flags.DEFINE_list("window_steps", ["0"], "Baseline only: window strides in px (0: as "
+                  "trained); several (--window_steps=3,5) evaluate each baseline once per stride, "
                   "as rows of one table and curves of one PR figure.")
+flags.DEFINE_list("window_step", None,
+                  "Deprecated: use --window_steps (this name goes in the next version).")
 flags.DEFINE_integer("stage", 0, "Evaluate the network as this training stage left it (e.g. "
                      "2: the instance network before stage 3's fine-tuning; 0: the last).",
                      lower_bound=0, upper_bound=3)
@@ -71,103 +81,106 @@ flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's
 
 
 def window_steps() -> list[int]:
-    """--window_step as integers; a one-line error for anything else."""
+    """--window_steps as integers; a one-line error for anything else."""
+    given = aliased("window_steps", "window_step")
     try:
-        steps = [int(s) for s in FLAGS.window_step]
+        steps = [int(s) for s in given]
     except ValueError:
-        raise SystemExit(f"error: --window_step={','.join(FLAGS.window_step)}: give strides in "
-                         "px as integers, e.g. --window_step=3,5") from None
+        raise ValueError(f"--window_steps={','.join(given)}: give strides in px as "
+                         "integers, e.g. --window_steps=3,5") from None
     if not steps or min(steps) < 0:
-        raise SystemExit("error: --window_step takes strides >= 0 (0: the one it was trained "
-                         "with)")
+        raise ValueError("--window_steps takes strides >= 0 (0: the one it was trained with)")
     return steps
 
 
-def runs_of(model_dirs: list[str]) -> list[tuple[str, str, int]]:
-    """(row name, model dir, window step) per row: one per model, or per stride for a
-    baseline when several strides are given (named "<dir>@<stride>")."""
-    from decompnet_tf.model_io import read_config
+def category_source() -> str:
+    return aliased("category_source", "category_maps")
 
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One row of the results table: a model dir, at one window stride for a baseline
+    evaluated at several (named "<dir>@<stride>", results in "..._step<stride>")."""
+
+    name: str
+    run: Run
+    window_step: int
+    out_dir: str
+
+
+def rows_of(runs: list[Run]) -> list[Row]:
+    """The rows to evaluate: one per model, or per stride for a baseline when several strides
+    are given; results go to --output_dir (a folder per row when there are several) or to
+    <model_dir>/eval_<split>."""
     steps = window_steps()
-    rows = []
-    for d in model_dirs:
-        name = os.path.basename(d.rstrip("/"))
-        several = len(steps) > 1 and read_config(d).kind == "baseline"
+    plan = []
+    for run in runs:
+        base = os.path.basename(run.model_dir.rstrip("/"))
+        several = len(steps) > 1 and run.config.kind == "baseline"
         for step in steps if several else steps[:1]:
-            rows.append((f"{name}@{step}" if several else name, d, step))
-    return rows
+            plan.append((f"{base}@{step}" if several else base, run, step,
+                         f"{base}_step{step}" if several else base,
+                         f"_step{step}" if several else ""))
+    return [Row(name, run, step, os.path.join(FLAGS.output_dir, folder)
+                if FLAGS.output_dir and len(plan) > 1
+                else FLAGS.output_dir or run.eval_dir(FLAGS.split, suffix))
+            for name, run, step, folder, suffix in plan]
 
 
-def evaluate_dir(model_dir: str, out_dir: str, window_step: int = 0):
-    """Evaluates one model dir; returns (metrics, class names), or (None, None) for KITTI."""
+def evaluate_row(row: Row, source: str):
+    """Evaluates one row, decomposing the `source` category maps; returns (metrics, class
+    names), or (None, None) for KITTI."""
     from decompnet_tf.data.builders import is_kitti, split_of
+    from decompnet_tf.detectors import DetectorSpec, load_detector
     from decompnet_tf.eval import kitti_runner, runner
-    from decompnet_tf.eval.detectors import DetectorSpec, load_detector
-    from decompnet_tf.model_io import read_config
 
-    stored = read_config(model_dir)
-    settings, sources = resolve_settings(stored.inference)
-    if stored.kind != "baseline":  # The baseline has settings of its own (its config's).
+    config = row.run.config
+    settings, sources = resolve_settings(config.inference)
+    if config.kind != "baseline":  # The baseline has settings of its own (its config's).
         print(describe_settings(settings, sources), flush=True)
-    spec = DetectorSpec(settings, FLAGS.detector, FLAGS.category_maps, FLAGS.tflite,
-                        window_step, FLAGS.stage, saved_model=FLAGS.saved_model)
-    detector, builder, config = load_detector(model_dir, spec, FLAGS.dataset, FLAGS.data_dir)
-    describe = {"model_dir": model_dir}
+    spec = DetectorSpec(settings, FLAGS.detector, source, FLAGS.tflite,
+                        row.window_step, FLAGS.stage, saved_model=FLAGS.saved_model)
+    detector, builder = load_detector(row.run, spec, FLAGS.dataset, FLAGS.data_dir)
+    model_info = {"model_dir": row.run.model_dir}
     validation = config.data.validation_examples
     if is_kitti(builder.info.full_name):
         name = split_of(builder, FLAGS.split, validation)
         m = kitti_runner.evaluate_kitti_split(detector, builder, name, config.model.image_size,
-                                              out_dir, FLAGS.batch_size, FLAGS.max_images,
-                                              describe)
+                                              row.out_dir, FLAGS.batch_size, FLAGS.max_images,
+                                              model_info)
         for level, r in m["kitti_car_iou_0.7"].items():
             print(f"{level:<9} AP R40 {r['ap_r40']:.4f}  R11 {r['ap_r11']:.4f}  "
                   f"({r['num_gt']} cars)")
         return None, None
-    m = runner.evaluate_split(detector, builder, FLAGS.split, out_dir, FLAGS.batch_size,
+    m = runner.evaluate_split(detector, builder, FLAGS.split, row.out_dir, FLAGS.batch_size,
                               FLAGS.max_images, settings.mask_threshold, FLAGS.num_sheets,
-                              validation, describe)
+                              validation, model_info)
     return m, builder.info.features["objects"]["label"].names
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from decompnet_tf.console import quiet_start
-
-    quiet_start()  # Before anything imports TensorFlow: a console without start-up noise.
+def main():
+    # TensorFlow loads here, after the quiet start (console.entry_point).
     import tensorflow as tf
 
     from decompnet_tf.console import device_report
+    from decompnet_tf.detectors import check_same_dataset
+    from decompnet_tf.eval import plots, runner
+    from decompnet_tf.model_io import Run
 
     for line in device_report():
         print(line)
     dirs = FLAGS.compare or ([FLAGS.model_dir] if FLAGS.model_dir else [])
     if not dirs:
         raise app.UsageError("pass --model_dir=DIR or --compare=DIR1,DIR2")
-    from decompnet_tf.eval import plots, runner
-    from decompnet_tf.eval.detectors import check_same_dataset
-
-    try:
-        check_same_dataset(dirs, FLAGS.dataset)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+    runs = [Run.open(d) for d in dirs]  # Each config.json read once.
+    check_same_dataset(runs, FLAGS.dataset)
     results, names = {}, None
-    try:
-        rows = runs_of(dirs)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
-    for name, d, step in rows:
-        suffix = name[len(os.path.basename(d.rstrip("/"))):].replace("@", "_step")
-        out = (os.path.join(FLAGS.output_dir, name.replace("@", "_step"))
-               if FLAGS.output_dir and len(rows) > 1
-               else FLAGS.output_dir or os.path.join(d, f"eval_{FLAGS.split}{suffix}"))
-        try:
-            m, names = evaluate_dir(d, out, step)
-        except (FileNotFoundError, ValueError) as e:
-            raise SystemExit(f"error: {e}") from None  # The message, not the flags' usage.
+    rows, source = rows_of(runs), category_source()
+    for row in rows:
+        m, names = evaluate_row(row, source)
         if m is not None:
-            results[name] = m
-        print(f"{name}: results in {out}")
+            results[row.name] = m
+        print(f"{row.name}: results in {row.out_dir}")
     if not results:
         return
     if len(rows) > 1:
@@ -188,4 +201,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(entry_point(main))

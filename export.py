@@ -19,6 +19,7 @@ from absl import app, flags
 from decompnet_tf import config_flags
 from decompnet_tf.config import InferenceConfig
 from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
+from decompnet_tf.console import entry_point
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir.", required=True)
@@ -32,33 +33,27 @@ define_flags(InferenceConfig, exclude=("mask_threshold",))
 flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's own.
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from decompnet_tf.console import quiet_start
-
-    quiet_start()  # Before anything imports TensorFlow: a console without start-up noise.
+def main():
+    # TensorFlow loads here, after the quiet start (console.entry_point).
     from decompnet_tf.export.saved_model import DetectorModule, export_saved_model, export_tflite
-    from decompnet_tf.model_io import class_names, load_trained
+    from decompnet_tf.model_io import Run
 
-    try:
-        net, config = load_trained(FLAGS.model_dir)
-        settings, sources = resolve_settings(config.inference)
-        # The exported masks are the soft maps: mask_threshold is the client's.
-        print(describe_settings(settings, sources, exclude=("mask_threshold",)), flush=True)
-        names = class_names(config)
-        if names is None:
-            print(f"warning: the class names of {config.data.dataset!r} are unavailable here; "
-                  "labels.txt lists the class ids")
-        module = DetectorModule(net, settings, names)
-        print(f"SavedModel: {export_saved_model(module, FLAGS.export_dir, FLAGS.version)}")
-        tflite = (("model.tflite", False), ("model_dynamic_range.tflite", True))
-        for name, quantize in tflite if FLAGS.tflite else ():
-            out = os.path.join(FLAGS.export_dir, name)
-            print(f"TFLite: {out} ({export_tflite(module, out, quantize) / 1e6:.1f} MB)")
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None  # The message, not the flags' usage.
+    run = Run.open(FLAGS.model_dir)
+    net, config = run.load_net(), run.config
+    settings, sources = resolve_settings(config.inference)
+    # The exported masks are the soft maps: mask_threshold is the client's.
+    print(describe_settings(settings, sources, exclude=("mask_threshold",)), flush=True)
+    names = run.class_names()
+    if names is None:
+        print(f"warning: the class names of {config.data.dataset!r} are unavailable here; "
+              "labels.txt lists the class ids")
+    module = DetectorModule(net, settings, names)
+    print(f"SavedModel: {export_saved_model(module, FLAGS.export_dir, FLAGS.version)}")
+    tflite = (("model.tflite", False), ("model_dynamic_range.tflite", True))
+    for name, quantize in tflite if FLAGS.tflite else ():
+        out = os.path.join(FLAGS.export_dir, name)
+        print(f"TFLite: {out} ({export_tflite(module, out, quantize) / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(entry_point(main))

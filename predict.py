@@ -24,6 +24,7 @@ from absl import app, flags
 from decompnet_tf import config_flags
 from decompnet_tf.config import InferenceConfig
 from decompnet_tf.config_flags import define_flags, describe_settings, resolve_settings
+from decompnet_tf.console import entry_point
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train.py --model_dir.", required=True)
@@ -34,34 +35,27 @@ define_flags(InferenceConfig)
 flags.adopt_module_key_flags(config_flags)  # --help lists them as this script's own.
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from decompnet_tf.console import quiet_start
-
-    quiet_start()  # Before anything imports TensorFlow: a console without start-up noise.
-    from decompnet_tf import predictions
+def main():
+    # TensorFlow loads here, after the quiet start (console.entry_point).
+    from decompnet_tf import predict_io
     from decompnet_tf.export.saved_model import DetectorModule
-    from decompnet_tf.model_io import class_names, load_trained, read_config
+    from decompnet_tf.model_io import Run
 
     if not FLAGS.images:
         raise app.UsageError("pass --images=FILE[,FILE...]")
-    out_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "predictions")
-    try:
-        read_config(FLAGS.model_dir)  # No model: said before the images are read.
-        images = [predictions.read_image(p) for p in FLAGS.images]  # Before the model loads.
-        net, config = load_trained(FLAGS.model_dir)
-        settings, sources = resolve_settings(config.inference)
-        print(describe_settings(settings, sources), flush=True)
-        module = DetectorModule(net, settings, class_names(config))
-        result = predictions.predict_files(module, FLAGS.images, images, out_dir, FLAGS.model_dir)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None  # The message, not the flags' usage.
+    run = Run.open(FLAGS.model_dir)  # No model: said before the images are read.
+    out_dir = FLAGS.output_dir or run.predictions_dir()
+    images = [predict_io.read_image(p) for p in FLAGS.images]  # Before the model loads.
+    net = run.load_net()
+    settings, sources = resolve_settings(run.config.inference)
+    print(describe_settings(settings, sources), flush=True)
+    module = DetectorModule(net, settings, run.class_names())
+    result = predict_io.predict_files(module, FLAGS.images, images, out_dir, FLAGS.model_dir)
     for record in result["images"]:
         print(f"{record['path']}: {len(record['detections'])} detections -> "
               f"{record['picture']}")
-    print(f"detections: {os.path.join(out_dir, predictions.DETECTIONS_FILE)}")
+    print(f"detections: {os.path.join(out_dir, predict_io.DETECTIONS_FILE)}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(entry_point(main))

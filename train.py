@@ -15,8 +15,6 @@ config.json for evaluate.py, export.py and predict.py.
 
 from __future__ import annotations
 
-import os
-
 from absl import app, flags
 
 from decompnet_tf import config_flags
@@ -30,6 +28,7 @@ from decompnet_tf.config import (
     TrainConfig,
 )
 from decompnet_tf.config_flags import define_flags, from_flags, resolve_settings
+from decompnet_tf.console import entry_point
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "decompnet", ["decompnet", "baseline"],
@@ -43,35 +42,28 @@ def config_from_flags() -> Config:
     """Turns the flags into the frozen Config, once. Rerun on a model_dir that holds a run,
     the inference settings stored there (perhaps calibrate_thresholds.py --write's) stay,
     but for those whose flags are given."""
-    from decompnet_tf.model_io import CONFIG_FILE, read_config
+    from decompnet_tf.model_io import Run
 
-    inference = from_flags(InferenceConfig)
-    if os.path.isfile(os.path.join(FLAGS.model_dir, CONFIG_FILE)):
-        inference, _ = resolve_settings(read_config(FLAGS.model_dir).inference)
+    try:  # Through tf.io.gfile: a gs:// model dir keeps its settings too.
+        inference, _ = resolve_settings(Run.open(FLAGS.model_dir).config.inference)
+    except FileNotFoundError:  # A new run.
+        inference = from_flags(InferenceConfig)
     return Config(kind=FLAGS.model, model=from_flags(ModelConfig), loss=from_flags(LossConfig),
                   data=from_flags(DataConfig), train=from_flags(TrainConfig),
                   baseline=from_flags(BaselineConfig), inference=inference)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from decompnet_tf.console import quiet_start
+def main():
+    config = config_from_flags()
+    if config.kind == "baseline":
+        from decompnet_tf.engine.baseline import run_baseline_training
 
-    quiet_start()  # Before anything imports TensorFlow: a console without start-up noise.
-    try:
-        config = config_from_flags()
-        if config.kind == "baseline":
-            from decompnet_tf.engine.baseline import run_baseline_training
+        run_baseline_training(config)
+    else:
+        from decompnet_tf.engine.loop import run_training
 
-            run_baseline_training(config)
-        else:
-            from decompnet_tf.engine.loop import run_training
-
-            run_training(config)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from None  # The message, not the flags' usage.
+        run_training(config)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(entry_point(main))

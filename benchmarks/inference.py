@@ -35,12 +35,12 @@ def main(argv):
     import tensorflow as tf
 
     from decompnet_tf.console import cpu_kind
+    from decompnet_tf.detectors.exported import run_tflite
     from decompnet_tf.export.saved_model import next_version
-    from decompnet_tf.inference import run_tflite
-    from decompnet_tf.model_io import load_trained
+    from decompnet_tf.model_io import Run
     from decompnet_tf.postprocess import detections, with_scores
 
-    net, _ = load_trained(FLAGS.model_dir)
+    net = Run.open(FLAGS.model_dir).load_net()
     version = str(next_version(FLAGS.export_dir) - 1)
     sm_path = os.path.join(FLAGS.export_dir, version)
     sig = tf.saved_model.load(sm_path).signatures["serving_default"]

@@ -65,7 +65,7 @@ def measure(net, settings, images, batch: int, repeats: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from decompnet_tf.inference import DecompDetector
+    from decompnet_tf.detectors.decompnet import DecompDetector
     from decompnet_tf.postprocess import detections, with_scores
 
     batches = [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]
@@ -94,9 +94,10 @@ def main(argv):
     quiet_start()
     import tensorflow as tf
 
-    from decompnet_tf.model_io import load_trained
+    from decompnet_tf.model_io import Run
 
-    net, config = load_trained(FLAGS.model_dir)
+    run = Run.open(FLAGS.model_dir)
+    net, config = run.load_net(), run.config
     settings = config.inference
     if FLAGS.box_source:
         settings = dataclasses.replace(settings, box_source=FLAGS.box_source)

@@ -153,7 +153,7 @@ def stage_parts(stage, net, trainer, images, targets):
     import tensorflow as tf
 
     from decompnet_tf import losses
-    from decompnet_tf.engine.trainer import fold
+    from decompnet_tf.engine.trainer import merge_categories
     from decompnet_tf.matching import hungarian_assign, instance_cost_matrix, match
 
     cfg = trainer.loss_config
@@ -165,7 +165,7 @@ def stage_parts(stage, net, trainer, images, targets):
     def category_forward():
         return net.category_net(images, training=category_training)["category_maps"]
 
-    unused = stage == 2 and trainer.category_maps == "truth"
+    unused = stage == 2 and trainer.category_source == "truth"
     parts["category net forward" + (" (maps unused: truth input)" if unused else "")] = (
         category_forward)
     if category_vars:
@@ -181,7 +181,7 @@ def stage_parts(stage, net, trainer, images, targets):
     if stage == 1:
         out = {}
     else:
-        source = targets["category_target"] if trainer.category_maps == "truth" else cat_maps
+        source = targets["category_target"] if trainer.category_source == "truth" else cat_maps
         instance_vars = [v for v in trainer.trainable_variables
                          if all(v is not w for w in category_vars)]
 
@@ -199,8 +199,8 @@ def stage_parts(stage, net, trainer, images, targets):
         parts[f"instance net forward ({net.steps} steps)"] = instance_forward
         parts["instance net forward+backward"] = instance_backward
         out = instance_forward()
-        pred = fold(out["instance_maps"])
-        gt, valid, boxes = (fold(targets[k]) for k in ("masks", "valid", "boxes"))
+        pred = merge_categories(out["instance_maps"])
+        gt, valid, boxes = (merge_categories(targets[k]) for k in ("masks", "valid", "boxes"))
         p, _ = losses.instance_floors(cfg.paper_lambda_gamma, cfg.instance_p, trainer.lam,
                                       trainer.gamma)
         for dtype in (tf.float64, tf.float32):
@@ -267,7 +267,7 @@ def loop_costs(trainer, ds, train_ds, train_cfg, n_train, batch, validation_step
 
     import keras
 
-    from decompnet_tf.engine.callbacks import Backup, EpochDecay, LossWeightSchedule
+    from decompnet_tf.engine.callbacks import Backup, LossWeightSchedule
 
     class StepClock(keras.callbacks.Callback):
         """The time from each batch's start to the next one's: a whole step of fit."""
@@ -288,7 +288,8 @@ def loop_costs(trainer, ds, train_ds, train_cfg, n_train, batch, validation_step
             # A fresh backup folder: another fit would resume from this one's checkpoint.
             callbacks = [Backup(tempfile.mkdtemp(dir=tmp), save_freq=every or "epoch",
                                 delete_checkpoint=False),
-                         LossWeightSchedule(0.3, 1.0, 1.0), EpochDecay(1e-3, 0.7),
+                         LossWeightSchedule(0.3, 1.0, 1.0),
+                         keras.callbacks.LearningRateScheduler(lambda e: 1e-3 * 0.7**e),
                          keras.callbacks.TensorBoard(os.path.join(tmp, "logs"), update_freq=50),
                          steps_clock]
             with contextlib.redirect_stdout(io.StringIO()):  # The progress bar's work, unseen.
@@ -377,7 +378,7 @@ def main(argv):
     for stage in (int(s) for s in FLAGS.bench_stages):
         lr = train_cfg.learning_rates[list(train_cfg.stages).index(stage)] if (
             stage in train_cfg.stages) else 1e-3
-        source = train_cfg.category_maps if stage == 2 else "network"
+        source = train_cfg.category_source if stage == 2 else "network"
         solver = resolve_solver(train_cfg.matching_solver, False, "default")
         trainer = compiled_trainer(net_of(model_cfg), stage, loss_cfg, solver, False, source,
                                    make_optimizer(train_cfg, lr))

@@ -52,7 +52,7 @@ def pooled_targets(net, targets: dict) -> dict:
     return {**targets, "masks": masks}
 
 
-def compiled_trainer(net, stage, loss_cfg, solver, jit_compile, category_maps="network",
+def compiled_trainer(net, stage, loss_cfg, solver, jit_compile, category_source="network",
                      optimizer=None):
     """A DecompTrainer of `stage` compiled as the training loop compiles it (Adam by default),
     with its train function made."""
@@ -60,7 +60,7 @@ def compiled_trainer(net, stage, loss_cfg, solver, jit_compile, category_maps="n
 
     from decompnet_tf.engine.trainer import DecompTrainer
 
-    trainer = DecompTrainer(net, stage, loss_cfg, category_maps, solver=solver)
+    trainer = DecompTrainer(net, stage, loss_cfg, category_source, solver=solver)
     trainer.compile(optimizer=optimizer or keras.optimizers.Adam(1e-4), jit_compile=jit_compile)
     trainer.make_train_function()
     return trainer

@@ -1,10 +1,8 @@
 """Frozen configuration dataclasses, at the bottom of the import graph (standard library only).
 
-Entry scripts turn their flags into these once and pass them down; `Config.to_json` /
-`from_json` store them beside a trained model. Each field is written once, here: its default,
-its help text, its bounds and its choices (`setting`; the modules that act on a string setting
-import its set of choices from here); `decompnet_tf.config_flags` derives the absl flags of
-train.py, evaluate.py and export.py from these fields, so a new setting is one line below.
+Each field is written once, here: default, help text, bounds and choices (`setting`).
+`config_flags` derives the entry scripts' absl flags from the fields; `Config.to_json` /
+`from_json` store them beside a trained model.
 """
 
 from __future__ import annotations
@@ -18,25 +16,26 @@ def setting(default: Any, help: str, *, flag: str | None = None, lower: float | 
             upper: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
     """A dataclass field with what its command-line flag needs.
 
+    Choices and bounds are checked when the flags are parsed and, by `check_settings`, when the
+    dataclass is built.
+
     Args:
       default: the default value (tuples become list flags).
       help: the flag's help text.
-      flag: the flag's name when it differs from the field's (default: the field's name).
+      flag: the flag's name when it differs from the field's name.
       lower, upper: inclusive bounds (of each element, for a tuple).
       choices: the allowed strings (an enum flag).
-
-    The flags check choices and bounds when parsed (absl validators), `check_settings` when the
-    dataclass is built.
     """
     return dataclasses.field(default=default, metadata={
         "help": help, "flag": flag, "lower": lower, "upper": upper, "choices": choices})
 
 
 def check_settings(settings: Any) -> None:
-    """Raises ValueError naming the field when a value of the dataclass `settings` is outside
-    its `setting()` choices or bounds (each element of a tuple field is checked): the flags
-    check the same metadata when parsed, this covers a dataclass built in Python or read from a
-    config.json."""
+    """Raises ValueError naming the field whose value is outside its `setting()` choices or bounds.
+
+    The flags check the same metadata when parsed; this covers dataclasses built in Python or
+    read from a config.json.
+    """
     for field in dataclasses.fields(settings):
         meta, value = field.metadata, getattr(settings, field.name)
         choices, lower, upper = meta.get("choices"), meta.get("lower"), meta.get("upper")
@@ -51,8 +50,10 @@ def check_settings(settings: Any) -> None:
 
 
 class Settings:
-    """Base of the settings dataclasses: each checks its values against its fields' `setting()`
-    metadata when built (a subclass's own __post_init__ calls this one first)."""
+    """Base of the settings dataclasses: checks the values against `setting()` metadata.
+
+    A subclass's own `__post_init__` calls this one first.
+    """
 
     def __post_init__(self):
         check_settings(self)
@@ -97,9 +98,8 @@ class ModelConfig(Settings):
         "cross-entropy (not in the paper); replaces the peak threshold.")
     stop_input: str = setting(
         "state", "What the stop head reads: the step's recurrent state, or 'state_residual': "
-        "also how much of the category map the earlier steps left unexplained and how much "
-        "this step's map holds (log of pixel sums), so a crowded category is not ended while "
-        "much of its map remains.", choices=STOP_INPUTS)
+        "also the log pixel sums of the category map left unexplained and of this step's map "
+        "(not in the paper).", choices=STOP_INPUTS)
     instance_gated: bool = setting(
         False, "Instance maps as gated selections of the category map: sigmoid(cell output) * "
         "clip(category map, 0, 1) (not in the paper).")
@@ -121,23 +121,20 @@ class ModelConfig(Settings):
         1, "Average-pool the category maps by this factor before the instance network (KITTI: "
         "4 keeps its recurrent and box layers small).", lower=1)
     instance_decoder: str = setting(
-        "deconv", "How a step's recurrent state becomes its map: the paper's deconvolutions at "
-        "every step, or 'dynamic': deconvolutions once per category and a tiny per-pixel "
-        "network whose weights each step emits (not in the paper; models/instance_cell.py).",
-        choices=DECODERS)
+        "deconv", "How a step's state becomes its map: the paper's deconvolutions, or "
+        "'dynamic': deconvolutions once per category and a per-pixel network whose weights "
+        "each step emits (not in the paper).", choices=DECODERS)
     instance_image: bool = setting(
         False, "Give the instance network the image (at the maps' resolution) beside each "
         "category map, so it can tell strokes from clutter and see where touching digits meet "
         "(not in the paper).")
     instance_canvas: bool = setting(
         False, "With --instance_decoder=dynamic: each step also sees the sum of the maps "
-        "emitted so far (gradient stopped), pooled into its recurrent input and beside the "
-        "per-pixel embeddings, so it knows what is explained (not in the paper; after Ren & "
-        "Zemel 2017).")
+        "emitted so far (gradient stopped) (not in the paper; after Ren & Zemel 2017).")
     instance_fine: bool = setting(
         False, "With --instance_gated and --instance_pool > 1: gate the category maps at their "
-        "own resolution (the step's gate upsampled), so instance maps, masks and boxes keep "
-        "the category map's detail; the losses are computed there too (not in the paper).")
+        "own resolution (gate upsampled); maps, masks, boxes and losses keep it (not in the "
+        "paper).")
 
     def __post_init__(self):
         super().__post_init__()
@@ -190,31 +187,20 @@ class LossConfig(Settings):
         "(section 5), so small digits count as much as large ones.")
     stop_weight: float = setting(1.0, "Weight of the stop head's cross-entropy.", lower=0.0)
     matching: str = setting(
-        "hungarian", "Which step learns which object (section 2.2's idx()): 'hungarian', the "
-        "paper's optimal bipartite matching over all T steps (the rest learn the empty map); "
-        "'first_n': the n objects go to the first n steps (optimally among them) and later "
-        "steps learn the empty map, so the paper's stop rule (the first dim map ends the "
-        "category) is what training teaches; 'ordered': the first n steps too, in a fixed "
-        "order, left to right by box centre; 'largest_first': the same, largest box first (neither "
-        "in the paper).", choices=MATCHINGS)
+        "hungarian", "Which step learns which object (section 2.2's idx()): 'hungarian' over "
+        "all T steps (the paper), or over the first n (not in the paper): 'first_n' optimal, "
+        "'ordered' left to right, 'largest_first'.", choices=MATCHINGS)
     paper_lambda_gamma: str = setting(
-        "weights", "How eq. 3's D_lambda and D_gamma are read (the equation was lost): "
-        "'weights', lambda and gamma weigh the matched and the summed-map terms, each D_p with "
-        "--instance_p; 'floors', D_lambda and D_gamma are D_p with p = lambda and p = gamma "
-        "(the warm-up then lowers the floors), each term weighted 1 (scored lower than 'weights' "
-        "on the validation split: RESULTS.md, \"Eq. 3's open readings\").",
-        choices=LAMBDA_GAMMA_READINGS)
+        "weights", "Eq. 3's lost D_lambda, D_gamma: 'weights', lambda and gamma weigh the terms, "
+        "each D_p with --instance_p; 'floors', D_p with p = lambda, gamma, weight 1. "
+        "See docs/paper_fidelity.md.", choices=LAMBDA_GAMMA_READINGS)
     unmatched_steps: str = setting(
-        "empty", "Steps beyond the object count: 'empty', the matched term trains them toward "
-        "the all-zero map; 'free', they are left out of it and only the summed-map term "
-        "constrains them (the matching then charges nothing for them; scored lower than 'empty': "
-        "RESULTS.md, \"Eq. 3's open readings\").",
-        choices=UNMATCHED_STEPS)
+        "empty", "Steps beyond the object count: 'empty', trained toward the all-zero map; "
+        "'free', left out of the matched term (only the summed-map term constrains them). "
+        "See docs/paper_fidelity.md.", choices=UNMATCHED_STEPS)
     dice_weight: float = setting(
-        0.0, "Weight of a dice term on each matched instance map (as DETR's mask loss pairs "
-        "dice with a pixel loss): one loss per object whatever its size, lowest when a step "
-        "commits to all of one object and nothing else (not in the paper; 0: off).",
-        lower=0.0)
+        0.0, "Weight of a dice term per matched instance map (as in DETR's mask loss): one "
+        "loss per object whatever its size (not in the paper; 0: off).", lower=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,12 +217,9 @@ class DataConfig(Settings):
     train_examples: int = setting(0, "Use only the first N training images (0: all).",
                                   lower=0)
     validation_examples: int = setting(
-        500, "Validation images: the first N of the dataset's validation split (decomp_mnist's "
-        "is made of digits no training image uses; 0: all), or for a dataset without one "
-        "(decomp_kitti) the last N training images, held out from training. Training-time "
-        "validation, threshold calibration and ablations read them, never the test split "
-        "(decompnet_tf.data.builders).", lower=0)
-    seed: int = setting(0, "Random seed (shuffling, initialisation).")
+        500, "Validation images: the first N of the validation split (0: all), or for a dataset "
+        "without one (decomp_kitti) the last N training images, held out. See README, "
+        "\"Training\".", lower=0)
 
 
 CATEGORY_SOURCES = ("network", "truth")
@@ -268,18 +251,14 @@ class TrainConfig(Settings):
     init_category_from: str = setting(
         "", "Start from the category network of this earlier run's model_dir (then train "
         "--stages=2 only): instance-network variants share one stage 1.")
-    category_maps: str = setting(
-        "network", "What the instance network decomposes in stage 2: the category network's "
-        "maps (the paper; stage 1 first) or 'truth', the true category maps (the sum of the "
-        "masks), so stage 2 needs no stage 1 and learns from clean input (not in the paper). "
-        "Stage 3 always trains end to end on the category network's maps.",
-        choices=CATEGORY_SOURCES)
+    category_source: str = setting(
+        "network", "What stage 2's instance network decomposes: the category network's maps "
+        "(the paper), or 'truth': the sum of the true masks, no stage 1 needed (not in the "
+        "paper). Stage 3 uses the network's.", choices=CATEGORY_SOURCES)
     matching_solver: str = setting(
-        "auto", "What solves the matching (--matching picks the rule, this its solver; same "
-        "optimum): 'scipy' on the host (tf.numpy_function; the fastest on CPUs), 'graph' in "
-        "TensorFlow ops (XLA, TPUs), or 'auto': graph when the step is XLA-compiled "
-        "(--jit_compile) or runs on a TPU, else scipy.",
-        choices=("auto", *MATCHING_SOLVERS))
+        "auto", "Solver of --matching's rule (same optimum): 'scipy' on the host (fastest on "
+        "CPUs), 'graph' in TensorFlow ops (XLA, TPUs), or 'auto': graph with --jit_compile or "
+        "a TPU, else scipy.", choices=("auto", *MATCHING_SOLVERS))
     jit_compile: bool = setting(
         False, "Compile the training step with XLA (then the matching runs in the graph). Set "
         "explicitly: Keras's 'auto' would pick XLA on a GPU, which the scipy solver cannot "
@@ -294,11 +273,10 @@ class TrainConfig(Settings):
 
 @dataclasses.dataclass(frozen=True)
 class BaselineConfig(Settings):
-    """The sliding-window CNN baseline of section 3.1 (decompnet_tf.models.baseline's network,
-    decompnet_tf.eval.sliding_window's detector).
+    """The sliding-window CNN baseline of section 3.1 (models.baseline, detectors.sliding_window).
 
-    min_size / max_size: the known range of object sizes in px (the paper's "very strong
-    prior"); decomp_mnist's objects span about 10-56 px.
+    `min_size` / `max_size` are the known range of object sizes in px, the paper's "very strong
+    prior" (decomp_mnist's objects span about 10-56 px).
     """
 
     patch_size: int = setting(32, "Baseline: classifier input size in px.", lower=4)
@@ -313,12 +291,9 @@ class BaselineConfig(Settings):
     nms_iou: float = setting(0.3, "Baseline: NMS IoU threshold (paper: 0.3).", lower=0.0,
                              upper=1.0)
     hard_negatives: bool = setting(
-        True, "Baseline: mine hard negatives as R-CNN trained its detectors (Girshick et al. "
-        "2014): the training images' sliding windows (the test-time set, --window_step) that the "
-        "current classifier scores highest as a digit while overlapping every digit of that "
-        "class by IoU < --hard_negative_iou are added as background. Off: background is only "
-        "the random squares of --negatives_per_image (whose AP50 falls with more epochs: "
-        "RESULTS.md, the baseline's training, validation split).")
+        True, "Baseline: mine hard negatives as R-CNN does: windows scored as a digit with IoU "
+        "< --hard_negative_iou with its class's digits. Off: random background only. "
+        "See RESULTS.md, \"The baseline's training\".")
     mine_every: int = setting(
         1, "Baseline: mine hard negatives before every N-th epoch (from the second on).",
         lower=1)
@@ -350,10 +325,9 @@ BOX_SOURCES = ("regressor", "mask", "component")
 
 @dataclasses.dataclass(frozen=True)
 class InferenceConfig(Settings):
-    """How a trained DecompNet's outputs become detections (decompnet_tf.postprocess): not the
-    network's settings, but stored beside it (config.json's "inference"), so that evaluate.py,
-    export.py and predict.py detect as the run was calibrated; a flag given on their command
-    line overrides the stored value (`config_flags.resolve_settings`)."""
+    """How a trained DecompNet's outputs become detections (`postprocess`), stored in config.json
+    so that evaluate.py, export.py and predict.py detect as calibrated; a flag given overrides
+    the stored value (`config_flags.resolve_settings`)."""
 
     stop_threshold: float = setting(
         0.5, "Stop signal (the maps' peak, or the stop head's objectness) below which a step "
@@ -365,18 +339,21 @@ class InferenceConfig(Settings):
         0.1, "delta of the segmentation score, eq. 6: pixels at or below it are noise.",
         lower=0.0)
     box_source: str = setting(
-        "regressor", "decompNet boxes: the box regressor's (section 2.3), 'mask': the extent "
-        "of each instance map above half its peak, or 'component': the extent of its main "
-        "8-connected blob above half its peak (a stray pixel does not stretch it).",
-        choices=BOX_SOURCES)
+        "regressor", "decompNet boxes: the box regressor's (section 2.3), 'mask': the extent of "
+        "each instance map above half its peak, or 'component': that of its main 8-connected "
+        "blob.", choices=BOX_SOURCES)
 
 
 # Fields that config.json files of earlier versions may hold and the dataclasses do not have:
 # ignored on load, so those runs still load.
-REMOVED_FIELDS = {"ModelConfig": {"segmentation_delta"}}
-# {dataclass: {old name: new name}}: a config.json with the old key still loads; the old flag
-# still parses for one version (config_flags.define_flags: a deprecation line names the new).
-RENAMED_FIELDS = {"TrainConfig": {"matcher": "matching_solver", "instance_input": "category_maps"}}
+REMOVED_FIELDS = {"ModelConfig": {"segmentation_delta"}, "DataConfig": {"seed"}}
+# {dataclass: {old name: new name}}: a config.json with the old key still loads (model dirs
+# outlive versions).
+RENAMED_FIELDS = {"TrainConfig": {"matcher": "matching_solver", "instance_input": "category_source",
+                                   "category_maps": "category_source"}}
+# {dataclass: {old flag name: field name}}: a renamed flag still parses for one version, with a
+# deprecation line naming the new (config_flags.define_flags); emptied at each version bump.
+FLAG_ALIASES: dict[str, dict[str, str]] = {"TrainConfig": {"category_maps": "category_source"}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -401,8 +378,7 @@ class Config:
 
     @classmethod
     def from_json(cls, text: str) -> Config:
-        """The Config of `to_json`'s text; missing sections and fields (a config.json written
-        before they existed) get their defaults."""
+        """The Config of `to_json`'s text; missing sections and fields get their defaults."""
         raw = json.loads(text)
 
         def build(kind, values):

@@ -1,12 +1,5 @@
-"""absl flags derived from the configuration dataclasses' fields (decompnet_tf.config).
-
-An entry script defines its flags with `define_flags(ModelConfig, ...)` and turns them into the
-frozen dataclasses once with `from_flags(ModelConfig)`: names, defaults, help texts, choices and
-bounds are written once, in the dataclass. Bounds are absl validators, so a bad value stops
-the script when the flags are parsed, with the flag's name in the message:
-
-    FATAL Flags parsing error: flag --max_images=-5: ... must be >= 0
-"""
+"""absl flags derived from the configuration dataclasses' fields (`define_flags`, then
+`from_flags`); bounds are absl validators, so a bad value stops the script at parse time."""
 
 from __future__ import annotations
 
@@ -17,7 +10,7 @@ from typing import Any
 
 from absl import flags
 
-from decompnet_tf.config import RENAMED_FIELDS
+from decompnet_tf import config
 
 
 def _flag_name(field: dataclasses.Field) -> str:
@@ -76,16 +69,14 @@ def _define(name: str, default, help_text: str, hint, meta, flag_values) -> None
 
 
 def _old_names(cls) -> dict[str, str]:
-    """{field name: its former flag name} of the renamed fields of `cls`."""
-    return {new: old for old, new in RENAMED_FIELDS.get(cls.__name__, {}).items()}
+    """{field name: its former flag name} of the renamed flags of `cls`."""
+    return {new: old for old, new in config.FLAG_ALIASES.get(cls.__name__, {}).items()}
 
 
 def define_flags(*classes, flag_values: flags.FlagValues = flags.FLAGS,
                  exclude: tuple[str, ...] = ()) -> None:
-    """Defines one absl flag per field (each `config.setting`) of each dataclass, skipping the
-    names in `exclude` (`from_flags` gives those fields their default) and names already defined
-    by an earlier class (the `seed` that DataConfig and TrainConfig share). A renamed field
-    (`config.RENAMED_FIELDS`) also gets its former name, a deprecated alias for one version."""
+    """Defines one absl flag per `config.setting` field, except names in `exclude` or already
+    defined (the shared `seed`); `config.FLAG_ALIASES` adds deprecated former names."""
     for cls in classes:
         old_names = _old_names(cls)
         for field, hint in _cli_fields(cls):
@@ -100,9 +91,8 @@ def define_flags(*classes, flag_values: flags.FlagValues = flags.FLAGS,
 
 
 def _given(cls, field: dataclasses.Field, flag_values: flags.FlagValues) -> str | None:
-    """The name of the flag that gives `field` its value: the field's own, or its deprecated
-    former name when only that one was given (a deprecation line on stderr names the new
-    flag); None when the script defines no flag for it."""
+    """The flag that gives `field` its value: its own, or its deprecated alias if only that was
+    given (with a warning on stderr); None when the script defines no flag for it."""
     name, old = _flag_name(field), _old_names(cls).get(field.name)
     if old in flag_values and flag_values[old].present:
         if name in flag_values and flag_values[name].present:
@@ -113,9 +103,21 @@ def _given(cls, field: dataclasses.Field, flag_values: flags.FlagValues) -> str 
     return name if name in flag_values else None
 
 
+def aliased(name: str, old: str, flag_values: flags.FlagValues = flags.FLAGS):
+    """The value of a script's own flag --name, or of its deprecated former name --old when only
+    that was given (with the deprecation line `_given` prints for renamed settings)."""
+    if flag_values[old].present:
+        if flag_values[name].present:
+            raise ValueError(f"--{old} and --{name} are the same setting; give --{name} only")
+        print(f"warning: --{old} is deprecated and goes in the next version; use --{name}",
+              file=sys.stderr)
+        return flag_values[old].value
+    return flag_values[name].value
+
+
 def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS, **overrides):
-    """The dataclass `cls` built from the parsed flags (list flags become tuples of the field's
-    element type); `overrides` replace fields, and fields without a flag keep their default."""
+    """The dataclass `cls` from the parsed flags; `overrides` replace fields, and fields
+    without a flag keep their default."""
     values = {}
     for field, hint in _cli_fields(cls):
         name = None if field.name in overrides else _given(cls, field, flag_values)
@@ -129,10 +131,10 @@ def from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS, **overrides):
 
 
 def resolve_settings(stored, flag_values: flags.FlagValues = flags.FLAGS):
-    """`stored` (a dataclass read from a model dir, e.g. its InferenceConfig) with each field
-    whose flag was given on the command line (or in a --flagfile) replacing the stored value.
-    A flag not given never does, whatever its default, nor does a field the script defines no
-    flag for (absl's `present`: parsed at least once).
+    """`stored` (e.g. a model dir's InferenceConfig) with the flags given on the command line.
+
+    Only flags present (absl's `present`, also from a --flagfile) replace a stored value; a
+    default never does.
 
     Returns:
       (the resolved dataclass, {field name: "stored" or "--flag"}: where each value came from).
@@ -151,8 +153,7 @@ def resolve_settings(stored, flag_values: flags.FlagValues = flags.FLAGS):
 
 def describe_settings(settings, sources: dict[str, str], title: str = "inference settings",
                       exclude: tuple[str, ...] = ()) -> str:
-    """One line: "inference settings: stop_threshold=0.5 (stored), box_source=mask
-    (--box_source), ..." (`resolve_settings`'s result), without the fields in `exclude`."""
+    """One line of `resolve_settings`'s result: "title: stop_threshold=0.5 (stored), ..."."""
     items = [f"{f.name}={getattr(settings, f.name)} ({sources.get(f.name, 'stored')})"
              for f in dataclasses.fields(settings) if f.name not in exclude]
     return f"{title}: {', '.join(items)}"

@@ -1,26 +1,10 @@
 """A clean console for the entry scripts: TensorFlow's C++ start-up chatter is not a failure.
 
-On a CPU machine `import tensorflow` prints lines such as "failed call to cuInit: INTERNAL: CUDA
-error", "Could not find cuda drivers on your machine" and "rebuild TensorFlow with the
-appropriate compiler flags", which a new user reads as an error. Two sources, two remedies:
-
-- Messages logged after TensorFlow reads `TF_CPP_MIN_LOG_LEVEL` (the cuInit error, the CPU
-  feature guard): the level defaults to 3 here, so only fatal C++ messages remain.
-- Messages written while the shared libraries load, before that variable is read (abseil's
-  "All log messages before absl::InitializeLog() is called are written to STDERR" and the
-  INFO / WARNING lines after it): `import_tensorflow` captures the process's stderr (file
-  descriptor 2) during the import and replays everything but those INFO / WARNING lines.
-
-A user who sets `TF_CPP_MIN_LOG_LEVEL` themselves gets TensorFlow's own behaviour, unfiltered.
-Python warnings, progress bars and results are untouched (they come after the import).
-
-The device lines TensorFlow would print are among those hidden: `device_report` gives the
-entry scripts one line naming the devices and replicas a run uses, and a warning when the gpu
-extra is installed but no GPU is visible.
-
-`quiet_start` also lowers absl's Python logging to errors (TFDS logs "Reusing dataset ..." and
-its own deprecation notes through it), unless the user passed `--verbosity`; this project's
-messages are printed, and its warnings are Python warnings, so they stay.
+On a CPU machine `import tensorflow` prints "failed call to cuInit" and the like, which new users
+read as errors. Messages logged after TensorFlow reads `TF_CPP_MIN_LOG_LEVEL` are cut by setting
+it to 3; those written while its libraries load (abseil's INFO / WARNING lines) are filtered from
+stderr by `import_tensorflow`. A user who sets the variable gets TensorFlow's own behaviour.
+`device_report` replaces the hidden device lines with one line of its own.
 """
 
 from __future__ import annotations
@@ -32,8 +16,10 @@ import re
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+
+from absl import app, flags, logging
 
 if TYPE_CHECKING:  # Imported in the functions: this module loads before TensorFlow.
     import tensorflow as tf
@@ -45,18 +31,14 @@ _STARTUP_NOISE = re.compile(
 
 
 def startup_noise(line: str) -> bool:
-    """True for a stderr line of TensorFlow's C++ start-up that is information, not error:
-    abseil INFO / WARNING lines (not E or F ones) and the notes that come with them."""
+    """True for a stderr line of abseil's INFO / WARNING start-up noise (or its notes)."""
     return bool(_STARTUP_NOISE.match(line))
 
 
 def import_tensorflow(environ=None) -> None:
-    """Imports TensorFlow once, quietly unless the user set `TF_CPP_MIN_LOG_LEVEL` (see the
-    module docstring). Call it at the top of an entry script's `main`, before anything else
-    imports TensorFlow; later calls, or a TensorFlow already imported, change nothing.
+    """Import TensorFlow once, quietly unless the user set `TF_CPP_MIN_LOG_LEVEL`.
 
-    Args:
-      environ: the environment to read and update (default `os.environ`).
+    Call it before anything else imports TensorFlow; `environ` defaults to `os.environ`.
     """
     environ = os.environ if environ is None else environ
     if "tensorflow" in sys.modules:
@@ -84,10 +66,10 @@ def import_tensorflow(environ=None) -> None:
 
 
 def quiet_start(environ=None) -> None:
-    """The entry scripts' start: `import_tensorflow`, and absl logging at ERROR unless the
-    command line set `--verbosity`. Call it first in `main`, after the flags are parsed."""
-    from absl import flags, logging
+    """`import_tensorflow`, then absl logging at ERROR unless `--verbosity` was given.
 
+    absl logging carries TFDS's "Reusing dataset ..." notes; this project prints its own messages.
+    """
     import_tensorflow(environ)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.ERROR)
@@ -114,26 +96,44 @@ _STRATEGY_NAMES = ("MultiWorkerMirroredStrategy", "MirroredStrategy", "TPUStrate
 
 
 def _local_devices() -> list:
-    """This process's GPUs and CPUs (its logical devices also name the other workers' under
-    MultiWorkerMirroredStrategy), and the TPU cores it is connected to."""
+    """This process's physical devices (logical ones include other workers') and its TPU cores."""
     import tensorflow as tf
 
     return tf.config.list_physical_devices() + tf.config.list_logical_devices("TPU")
 
 
-# Vector extensions by /proc/cpuinfo flag, widest first: per-step costs differ 1.5-2x between
-# them, and a kernel that lacks a path for one can be far slower there.
+# What a user's input can raise that an entry script reports as one line, not a traceback: a
+# missing model dir or file, an export version that exists, a value out of its range.
+USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError)
+
+
+def entry_point(main: Callable[[], None]) -> Callable[[list[str]], None]:
+    """Wrap an entry script's `main()` for absl's `app.run`.
+
+    Refuses positional arguments, calls `quiet_start` first, and reports `USER_ERRORS` in one line.
+    """
+
+    def run(argv: list[str]) -> None:
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        quiet_start()  # Before anything imports TensorFlow: no start-up noise.
+        try:
+            main()
+        except USER_ERRORS as e:
+            raise SystemExit(f"error: {e}") from None
+
+    return run
+
+
+# Vector extensions by /proc/cpuinfo flag, widest first: per-step costs differ between them,
+# and a kernel that lacks a path for one can be far slower there.
 _VECTOR_ISAS = (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
 
 
 def cpu_kind(cpuinfo: str | None = None, environ=None) -> str:
-    """The CPU's model and its widest vector extension, e.g. "AMD EPYC, AVX-512 (bf16), 2
-    cores", for every printed time; with oneDNN off (`TF_ENABLE_ONEDNN_OPTS=0`) or capped
-    (`ONEDNN_MAX_CPU_ISA`) it says so.
+    """The CPU's model, widest vector extension and cores, e.g. "AMD EPYC, AVX-512 (bf16), 2 cores".
 
-    Args:
-      cpuinfo: the text of /proc/cpuinfo (default: read it; "" where there is none).
-      environ: the environment (default `os.environ`).
+    Notes oneDNN off or capped. `cpuinfo` defaults to /proc/cpuinfo's text ("" where there is none).
     """
     environ = os.environ if environ is None else environ
     if cpuinfo is None:
@@ -165,14 +165,10 @@ def _count(n: int, noun: str) -> str:
 
 def devices_line(strategy: tf.distribute.Strategy, devices: Sequence | None = None,
                  cpu: str | None = None) -> str:
-    """One line naming the devices and replicas a run uses, e.g. "devices: 1 CPU (AMD EPYC,
-    AVX2, 2 cores), no GPU visible; 1 replica" or "devices: 2 GPUs; 2 replicas
-    (MirroredStrategy)".
+    """One line naming the devices and replicas a run uses.
 
-    Args:
-      devices: objects with a `device_type` ("CPU", "GPU", "TPU"); default: this process's
-        (`_local_devices`).
-      cpu: what a CPU-only run names its CPU by (default `cpu_kind()`).
+    E.g. "devices: 1 CPU (AMD EPYC, AVX2, 2 cores), no GPU visible; 1 replica". `devices` (objects
+    with a `device_type`) defaults to `_local_devices()`, `cpu` to `cpu_kind()`.
     """
     import tensorflow as tf
 
@@ -196,13 +192,7 @@ def devices_line(strategy: tf.distribute.Strategy, devices: Sequence | None = No
 
 def gpu_warning(devices: Sequence | None = None,
                 installed: Sequence[str] | None = None) -> str | None:
-    """A one-line warning when the gpu extra (tensorflow[and-cuda]) is installed but TensorFlow
-    sees no GPU (its own messages about it are hidden by the quiet console); None otherwise.
-
-    Args:
-      devices: as `devices_line`'s; installed: the CUDA packages found (default:
-        `cuda_packages_installed()`).
-    """
+    """A one-line warning when the gpu extra is installed but TensorFlow sees no GPU, else None."""
     import tensorflow as tf
 
     devices = _local_devices() if devices is None else devices
@@ -217,8 +207,7 @@ def gpu_warning(devices: Sequence | None = None,
 
 
 def device_report(strategy: tf.distribute.Strategy | None = None) -> list[str]:
-    """The lines an entry script prints once at its start: `devices_line`, then `gpu_warning`
-    where there is one. strategy: default tf.distribute's current one."""
+    """The lines an entry script prints at its start: `devices_line`, then any `gpu_warning`."""
     import tensorflow as tf
 
     strategy = strategy or tf.distribute.get_strategy()

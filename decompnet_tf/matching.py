@@ -1,42 +1,13 @@
-"""Bipartite matching of instance maps to ground-truth masks (paper section 2.2).
+"""Bipartite matching of instance maps to ground-truth masks: section 2.2's idx().
 
-The instance-decomposition RNN emits ``T`` maps per image and category in an arbitrary order,
-so the loss needs the "idx()" function of section 2.2: "We find the best bipartite matching
-between outputs of network and ground truth masks". Like DETR, we build a cost matrix with
-the same distance the loss trains on (``decompnet_tf.losses.weighted_sq_distance``, eq. 2) and
-solve it exactly with the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``) on the
-host, once per batch, through ``tf.numpy_function``.
-
-Padding to a square problem. With ``n = num_gt`` objects and ``T`` predictions:
-
-* ``n <= T``: the ``T - n`` surplus *predictions* are matched to the all-zero "stop" map (paper
-  Fig. 3: "The last instance map ... is usually a black image and it works as a stop sign").
-  We add ``T - n`` stop columns whose cost is ``D(g_t, 0)`` and solve the square ``T x T``
-  problem, so *which* predictions become stop maps is chosen optimally too (not simply the
-  last ones). These predictions get assignment -1 and the zero map as loss target.
-* ``n > T``: there are more objects than recurrent steps. The optimal ``T``-subset of objects
-  is matched (a rectangular ``T x n`` assignment, every prediction gets a real object) and the
-  remaining ``n - T`` *objects* are left unmatched: they contribute no matched-instance or box
-  loss (they still count in the summed-mask term of ``instance_losses``). A
-  :class:`SurplusObjectsWarning` is emitted; raise ``T`` to train on every object.
-
-Matching rules (``LossConfig.matching``):
-
-* ``"hungarian"``: the above, the paper's.
-* ``"first_n"``: the ``n`` objects go to the first ``n`` steps (the optimal assignment among
-  them, the square ``n x n`` problem) and every later step to the stop map, so that what
-  training teaches is the paper's stop rule: the first dim map ends the category. With a free
-  matching any step may be the empty one, and a step that cannot tell which object it will be
-  given learns to hedge between several.
-* ``"ordered"``: the first ``n`` steps too, in a fixed order (left to right by box centre,
-  then top to bottom; :func:`ordered_assignment`): no cost matrix and no host call.
-* ``"largest_first"``: the same with the largest box first (ties left to right), so the
-  first steps take the objects the category map shows most clearly.
-
-Two solvers give the same optimum (ties may pick another assignment of equal cost):
-``solver="scipy"`` (:func:`hungarian_assign` on the host through ``tf.numpy_function``; the
-fastest on a CPU) and ``solver="graph"`` (:func:`graph_assign`, TensorFlow ops only through
-``decompnet_tf.ops.assignment``, so that an XLA-compiled or TPU training step can match).
+As in DETR the cost is the distance the loss trains on (eq. 2's D_p). With `n` objects and `T`
+steps, `n <= T` matches `T - n` steps, chosen optimally, to the all-zero stop map (Fig. 3);
+`n > T` matches the best `T` objects and warns (`SurplusObjectsWarning`): the rest get no
+matched-instance or box loss. Rules (`LossConfig.matching`): "hungarian", the paper's;
+"first_n", the same among the first `n` steps and later ones stop, so that the first dim map
+ends the category and no step learns to hedge between objects; "ordered" and "largest_first",
+step t takes the t-th object left to right or largest first. Solvers: "scipy" on the host
+(fastest on a CPU) and "graph" in TensorFlow ops (XLA, TPUs); same optimum.
 """
 
 from __future__ import annotations
@@ -68,18 +39,11 @@ _SURPLUS_MESSAGE = (
 
 
 class SurplusObjectsWarning(UserWarning):
-    """Warned when ``num_gt > T`` for some image (surplus objects are left unmatched)."""
+    """Warned when `num_gt > T` for some image (surplus objects are left unmatched)."""
 
 
 def _warn_surplus() -> None:
-    """Warns about surplus objects, once per process under the default warning filter.
-
-    De-duplication comes from the ``warnings`` machinery itself rather than a mutable module
-    flag: the message and category are fixed and the call site (this line, ``stacklevel=1``)
-    never changes, so the default action ("default": show once per message/category/module/
-    line) prints it only the first time. ``-W always``, ``-W error`` or
-    ``warnings.catch_warnings`` (e.g. ``pytest.warns``) see every occurrence.
-    """
+    """Warns once per process: the default filter dedupes by this fixed message and call site."""
     warnings.warn(_SURPLUS_MESSAGE, SurplusObjectsWarning, stacklevel=1)
 
 
@@ -87,35 +51,11 @@ def instance_cost_matrix(
     pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Tensor,
     loss: str = "l2", dtype: tf.DType = tf.float64,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Pairwise matching costs, using exactly the loss distance D (section 2.1 eq. 2, 2.2).
+    """Costs `D(pred_t, gt_j)` `[B, T, N]` and `D(pred_t, 0)` `[B, T]`, D the loss's distance.
 
-    ``cost[b, t, j] = D(pred[b, t], gt[b, j])`` and ``stop_cost[b, t] = D(pred[b, t], 0)`` with
-    ``D(x, y) = mean_i v(y_i) (x_i - y_i)^2`` and ``v = losses.pixel_weight`` (``y + p``).
-    Because ``v`` depends on the target only, the expansion
-
-        ``sum_i v (x - y)^2 = sum_i x^2 v - 2 sum_i x (v y) + sum_i v y^2``
-
-    is exact and the first two sums are batched matmuls over the flattened pixels (no Python
-    loop over pairs). It is evaluated in float64 (`dtype`), which keeps the cancellation
-    harmless and is immune to TF32 matmul rounding on GPUs; tiny negative round-off is clipped
-    to 0. TPUs have no float64: there the trainer asks for float32, whose rounding can only
-    reorder costs that are equal to about 1e-6.
-
-    With ``loss="bce"`` the cost is ``losses.weighted_bce``: with ``A = -log x`` and
-    ``B = -log(1 - x)``, ``v * bce = A (v y) + B (v (1 - y))``, again two matmuls, exact for
-    any target in [0, 1]; ``stop_cost = p * mean B``.
-
-    Args:
-        pred: float ``[B, T, h, w]`` instance maps.
-        gt: ``[B, N, h, w]`` ground-truth instance masks (padded slots arbitrary).
-        gt_valid: bool or 0/1 int ``[B, N]``, true for real objects. Real objects must come first
-            (padding at the end), as produced by padded batching.
-        p: scalar weight floor ``p`` of D_p.
-        loss: "l2" or "bce", the loss's matched-map distance (``losses.map_distance``).
-
-    Returns:
-        ``(cost, stop_cost)``: `dtype` ``[B, T, N]`` (``INVALID_COST`` in invalid columns) and
-        `dtype` ``[B, T]``. Differentiable w.r.t. ``pred``; :func:`match` stops the gradient.
+    Expanding `v (x - y)^2` (or `v * bce`), `v = y + p` a function of the target, makes all
+    pairs batched matmuls; float64 (TPUs: float32) makes the cancellation harmless, TF32-free.
+    `pred` `[B, T, h, w]`, `gt` `[B, N, h, w]`; invalid columns (`gt_valid`) cost `INVALID_COST`.
     """
     pred = tf.cast(pred, dtype)
     gt = tf.cast(gt, dtype)
@@ -150,32 +90,11 @@ def _finite(a: np.ndarray) -> np.ndarray:
 
 def hungarian_assign(cost: np.ndarray, stop_cost: np.ndarray, num_gt: np.ndarray,
                      first_n: bool = False) -> np.ndarray:
-    """Optimal assignment of predictions to objects or to the stop map, per image (host side).
+    """Optimal assignment int32 `[B, T]` per image on the host: object index, or -1 = stop map.
 
-    For image ``b`` with ``n = min(num_gt[b], N)`` objects:
-
-    * ``n <= T``: solve the square ``T x T`` problem whose columns are the ``n`` real objects
-      (``cost[b, :, :n]``) followed by ``T - n`` copies of ``stop_cost[b]``; predictions
-      assigned to a stop column (the predictions beyond the number of objects) get -1.
-    * ``n > T``: solve the rectangular ``T x n`` problem: every prediction gets a real object,
-      the optimal ``T`` of the ``n`` objects are matched and the surplus objects are left
-      unmatched; a :class:`SurplusObjectsWarning` is emitted (once per process under the
-      default warning filter).
-
-    With ``first_n`` and ``n <= T`` the square ``n x n`` problem of the first ``n`` predictions
-    is solved instead and predictions ``n..T-1`` get -1 (the "first_n" matching rule).
-
-    Non-finite costs are replaced by a large finite value so the solver never raises.
-
-    Args:
-        cost: float ``[B, T, N]`` costs ``D(pred_t, gt_j)``; only the first ``num_gt[b]``
-            columns of each image are read.
-        stop_cost: float ``[B, T]`` costs ``D(pred_t, 0)``.
-        num_gt: int ``[B]`` number of real objects per image (they are the first columns).
-
-    Returns:
-        int32 ``[B, T]``: ``assignment[b, t]`` = index of the matched gt object, or -1 when
-        prediction ``t`` is matched to the all-zero stop map.
+    `cost` `[B, T, N]` (the first `num_gt[b]` columns real), `stop_cost` `[B, T]`. `n <= T` solves
+    the square problem with `T - n` stop columns (`first_n`: the first `n` rows only); `n > T` the
+    rectangular one. Non-finite costs become a large finite value, so the solver never raises.
     """
     cost = np.asarray(cost, dtype=np.float64)
     stop_cost = np.asarray(stop_cost, dtype=np.float64)
@@ -204,27 +123,10 @@ def hungarian_assign(cost: np.ndarray, stop_cost: np.ndarray, num_gt: np.ndarray
 
 def graph_assign(cost: tf.Tensor, stop_cost: tf.Tensor, num_gt: tf.Tensor,
                  first_n: bool = False) -> tf.Tensor:
-    """:func:`hungarian_assign` in TensorFlow ops (XLA- and TPU-compilable), same rules.
+    """`hungarian_assign` in TensorFlow ops (XLA, TPUs): same arguments, rules and result.
 
-    Each image becomes one square ``K x K`` problem, ``K = max(T, N)``, for
-    ``decompnet_tf.ops.assignment.linear_sum_assignment``: rows are the ``T`` predictions then
-    ``K - T`` dummy rows; columns are the ``n`` real objects then ``K - n`` copies of the stop
-    map. Forbidden pairs (``+inf``) make the square problem's optimum the rule's:
-
-    * ``n <= T``: prediction -> stop costs ``stop_cost[t]``; dummy -> object is forbidden, so
-      every object is matched to a prediction, as in the padded square problem on the host.
-      With ``first_n``, prediction ``t < n`` may only take an object and ``t >= n`` only a stop
-      copy (at cost 0).
-    * ``n > T``: prediction -> stop is forbidden (every prediction gets an object); dummy rows
-      take the ``n - T`` unmatched objects and the stop copies at cost 0.
-
-    Args:
-        cost: float ``[B, T, N]``; stop_cost: float ``[B, T]``; num_gt: int ``[B]``, as
-            :func:`hungarian_assign`. Non-finite costs become a large finite value, as there.
-        first_n: the "first_n" rule.
-
-    Returns:
-        int32 ``[B, T]``: object index per prediction, -1 = stop map.
+    Each image is one square `K x K` problem, `K = max(T, N)`: the predictions then dummy rows, the
+    `n` objects then stop copies; forbidden (`+inf`) pairs make its optimum the rule's.
     """
     cost = tf.convert_to_tensor(cost)
     stop_cost = tf.cast(stop_cost, cost.dtype)
@@ -257,22 +159,10 @@ def graph_assign(cost: tf.Tensor, stop_cost: tf.Tensor, num_gt: tf.Tensor,
 
 def ordered_assignment(gt_boxes: tf.Tensor, gt_valid: tf.Tensor, steps: int,
                        by: str = "position") -> tf.Tensor:
-    """A fixed-order matching rule: step t learns the t-th object in a set order.
+    """Fixed-order rule int32 `[B, T]`: step t takes the t-th object, -1 after the last.
 
-    ``by="position"`` (the "ordered" rule): objects sorted by box centre x, then centre y (ties
-    of x within 1e-6 of the image width). ``by="area"`` (the "largest_first" rule): by box area,
-    largest first, ties by the position order. Padded objects go last; step ``t < n`` gets the
-    ``t``-th object, later steps the stop map. With ``n > T`` the first ``T`` objects in that
-    order are matched and the others left unmatched.
-
-    Args:
-        gt_boxes: float ``[B, N, 4]`` (ymin, xmin, ymax, xmax) normalised.
-        gt_valid: bool or 0/1 ``[B, N]``, real objects first.
-        steps: ``T``.
-        by: "position" or "area".
-
-    Returns:
-        int32 ``[B, T]``: object index per step, -1 = stop map.
+    `by="position"`: box centre x, then y; "area": largest first, ties by position. `gt_boxes`
+    `[B, N, 4]` `yxyx`; `gt_valid` `[B, N]`, real objects first.
     """
     if by not in ("position", "area"):
         raise ValueError(f"by must be 'position' or 'area', got {by!r}")
@@ -302,34 +192,11 @@ def match(pred: tf.Tensor, gt: tf.Tensor, gt_valid: tf.Tensor, p: float | tf.Ten
           loss: str = "l2", rule: str = "hungarian",
           gt_boxes: tf.Tensor | None = None, solver: str = "scipy",
           cost_dtype: tf.DType = tf.float64, free_unmatched: bool = False) -> tf.Tensor:
-    """Hungarian matching of instance maps to ground-truth masks (paper section 2.2, "idx()").
+    """Section 2.2's idx(): int32 `[B, T]`, each step's gt object, -1 = the all-zero stop map.
 
-    Computes :func:`instance_cost_matrix` under ``tf.stop_gradient`` and calls
-    :func:`hungarian_assign` once per batch through ``tf.numpy_function`` (works eagerly and
-    inside ``tf.function``). The result is an integer tensor, so no gradient flows through the
-    matching; the loss then differentiates through the matched targets only.
-
-    Predictions beyond the number of objects are matched to the all-zero stop map (-1), and
-    which ones are chosen optimally. If an image has more objects than ``T``, the optimal ``T``
-    objects are matched, the surplus objects are left unmatched and a
-    :class:`SurplusObjectsWarning` is emitted once per process.
-
-    Args:
-        pred: float ``[B, T, h, w]`` instance maps.
-        gt: ``[B, N, h, w]`` ground-truth instance masks.
-        gt_valid: bool ``[B, N]``, True for real objects, which come first (padding last).
-        p: scalar weight floor ``p`` of D_p (use the loss's ``p``).
-        loss: the loss's matched-map distance, "l2" or "bce".
-        rule: "hungarian", "first_n", "ordered" or "largest_first" (see the module docstring).
-        gt_boxes: float ``[B, N, 4]``, needed by the "ordered" and "largest_first" rules.
-        solver: "scipy" (host) or "graph" (TensorFlow ops: XLA, TPUs); same optimum.
-        cost_dtype: the cost matrix's precision (float32 on TPUs, which have no float64).
-        free_unmatched: a step left without an object costs nothing (instead of ``D(g_t, 0)``),
-            as the loss with ``unmatched="free"`` charges nothing for it
-            (``losses.instance_losses``).
-
-    Returns:
-        int32 ``[B, T]``: index of the gt object matched to each prediction, -1 = stop map.
+    `pred` float `[B, T, h, w]`; `gt` `[B, N, h, w]`, real objects first (`gt_valid` `[B, N]`);
+    `gt_boxes` `[B, N, 4]` `yxyx` for "ordered" and "largest_first". Pass the loss's `p` and `loss`
+    so that the matching minimises it; `free_unmatched` mirrors `unmatched="free"` (no stop cost).
     """
     if rule not in MATCHINGS:
         raise ValueError(f"matching rule must be one of {MATCHINGS}, got {rule!r}")

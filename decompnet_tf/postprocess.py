@@ -1,16 +1,9 @@
 """From DecompNet outputs to detections: boxes, scores, the stop rule and the OD API's format.
 
-No NMS and no proposals (the paper's point): per category, the instance maps are read in
-emission order and the first map whose peak activation falls below `stop_threshold` ends that
-category (the paper's "stop sign", Fig. 3); every map before it is one detection. A model with a
-stop head emits every step whose objectness reaches the threshold instead (see `emitted`, the
-one stop rule: training's logged counts and evaluation both call it). Scores (eq. 5 and 6) are
-computed here, from the boxes that are reported (`with_scores`), not in the network.
-
-Box sources (`InferenceConfig.box_source`, `with_box_source`): "regressor", the box
-regressor's boxes (section 2.3, the paper's); "mask", the extent of each instance map's pixels
-above half its peak (`mask_boxes`); "component", the extent of the map's main 8-connected blob
-of those pixels (`main_component`), so that a stray pixel does not stretch the box.
+No NMS and no proposals: a category's detections are its maps before the stop signal (Fig. 3).
+Box sources: "regressor" (section 2.3's network), "mask" (the extent of each map above half its
+peak) and "component" (the extent of that map's main 8-connected blob: a stray pixel does not
+stretch the box).
 """
 
 from __future__ import annotations
@@ -26,15 +19,13 @@ OUTPUT_KEYS = ("detection_boxes", "detection_classes", "detection_scores", "dete
 
 
 def check_box_source(box_source: str) -> None:
-    """A clear error for a box source other than "regressor", "mask" and "component"."""
+    """Raise a ValueError unless `box_source` is one of `BOX_SOURCES`."""
     if box_source not in BOX_SOURCES:
         raise ValueError(f"box_source must be one of {BOX_SOURCES}, got {box_source!r}")
 
 
 def with_box_source(outputs: dict, box_source: str) -> dict:
-    """DecompNet outputs with their "boxes" taken from `box_source`: the regressor's (as they
-    are), or read off the instance maps (`mask_boxes`), over their main blob alone for
-    "component" (`main_component`)."""
+    """Return `outputs` with "boxes" from "regressor", "mask" (`mask_boxes`) or "component"."""
     if box_source == "regressor":
         return outputs
     maps = outputs["instance_maps"]
@@ -44,22 +35,7 @@ def with_box_source(outputs: dict, box_source: str) -> dict:
 
 
 def detection_score(maps: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
-    """Detection confidence of an instance map and its box (paper section 2.3, eq. 5).
-
-    ``score(g, b) = g^T M(b) / A(b)``: the sum of the instance map inside the box divided by
-    the box area, i.e. the mean activation inside the box. ``M(b)`` is the binary mask of the
-    pixels whose centres ``((r + 0.5) / h, (c + 0.5) / w)`` lie inside the box (borders
-    inclusive) and ``A(b)`` is its area in pixels, the number of pixels in that mask. Boxes that
-    cover no pixel centre (zero area or ``max < min``) score 0.
-
-    Args:
-        maps: float ``[..., h, w]`` instance maps.
-        boxes: float ``[..., 4]`` boxes ``(ymin, xmin, ymax, xmax)`` normalised to [0, 1]
-            (convert regressed ``xywh`` boxes with ``decompnet_tf.ops.boxes.xywh_to_yxyx``).
-
-    Returns:
-        float ``[...]`` scores.
-    """
+    """Eq. 5 (section 2.3): float [...] mean of `maps` [..., h, w] in normalised yxyx `boxes`."""
     maps = tf.cast(maps, tf.float32)
     boxes = tf.cast(boxes, maps.dtype)
     mask = box_mask(boxes, tf.shape(maps)[-2], tf.shape(maps)[-1])  # [..., h, w] M(b)
@@ -69,18 +45,7 @@ def detection_score(maps: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
 
 
 def segmentation_score(maps: tf.Tensor, delta: float | tf.Tensor) -> tf.Tensor:
-    """Instance-segmentation confidence (paper section 2.4, eq. 6).
-
-    ``score(g) = sum_i g_i 1[g_i > delta] / sum_i 1[g_i > delta]``: the mean activation over the
-    pixels above the noise threshold ``delta``; 0 when no pixel exceeds it.
-
-    Args:
-        maps: float ``[..., h, w]`` instance maps.
-        delta: scalar threshold (the paper uses 0.1 for its segmentation figures).
-
-    Returns:
-        float ``[...]`` scores.
-    """
+    """Eq. 6 (section 2.4): float [...] mean of `maps` [..., h, w] over its pixels above `delta`."""
     maps = tf.cast(maps, tf.float32)
     above = maps > tf.cast(delta, maps.dtype)
     num = tf.reduce_sum(tf.where(above, maps, tf.zeros_like(maps)), axis=[-2, -1])
@@ -90,10 +55,7 @@ def segmentation_score(maps: tf.Tensor, delta: float | tf.Tensor) -> tf.Tensor:
 
 def with_scores(outputs: dict, box_source: str = "regressor",
                 segmentation_delta: float = 0.1) -> dict:
-    """DecompNet outputs with the boxes that will be reported (`with_box_source`) and their
-    scores: "detection_scores" [B, C, T] (eq. 5 of those boxes) and "segmentation_scores"
-    [B, C, T] (eq. 6 with `segmentation_delta`), each times the stop head's objectness when the
-    model has one."""
+    """Add eq. 5 "detection_scores" and eq. 6 "segmentation_scores" [B, C, T] to `outputs`."""
     out = with_box_source(outputs, box_source)
     maps = out["instance_maps"]
     det = detection_score(maps, out["boxes"])
@@ -104,19 +66,16 @@ def with_scores(outputs: dict, box_source: str = "regressor",
 
 
 def above_half_peak(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tensor:
-    """bool [..., h, w]: the pixels above `relative_threshold` times the map's own peak (none
-    for an all-zero or negative map)."""
+    """bool [..., h, w]: the pixels above `relative_threshold` times their map's positive peak."""
     peak = tf.reduce_max(maps, axis=[-2, -1], keepdims=True)
-    # A float select instead of a broadcast logical_and: TFLite's LOGICAL_AND aborted the
+    # A float select instead of a broadcast logical_and: TFLite's LOGICAL_AND aborts the
     # interpreter on 5-D broadcasts ([B, C, T, h, w] & [B, C, T, 1, 1]).
     threshold = tf.where(peak > 0, relative_threshold * peak, float("inf"))
     return maps > threshold
 
 
 def _neighbours(on: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
-    """int32 [K, 8]: for each of the K "on" pixels of bool [n, h, w] `on` (flat indices
-    `positions`), its 8 neighbours' places in `positions` + 1, or 0 where the neighbour is off
-    or beyond the border."""
+    """int32 [K, 8]: each "on" pixel's neighbours, as 1 + their place in `positions` (0: none)."""
     n, h, w = tf.shape(on)[0], on.shape[1], on.shape[2]
     # Each map framed by a border of off pixels, so that every neighbour index is valid.
     framed = (positions // (h * w)) * ((h + 2) * (w + 2)) \
@@ -129,21 +88,13 @@ def _neighbours(on: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
 
 
 def label_blobs(on: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """8-connected blobs of bool [n, h, w] `on`, over its K "on" pixels alone.
+    """Label the 8-connected blobs of bool [n, h, w] `on`: int32 [K] flat positions and [K] labels.
 
-    Returns (positions, labels): int32 [K] the "on" pixels' flat indices into `on` (row-major,
-    so map by map) and int32 [K] each one's blob label, the place in that list of the blob's
-    last pixel.
-
-    Label equivalence (Kalentev et al., 2011): each pixel starts as its own label, and a label
-    k names pixel k of the same blob (its root). A round (1) finds each pixel's largest
-    neighbour label, (2) hooks each root to the largest of those among the pixels it names (a
-    segment max) and (3) jumps pointers twice (each label takes the label of the pixel it
-    names). Labels only grow and stay in their blob, so when a round changes nothing a blob's
-    pixels all carry its last one. Hooking merges whole trees, so the rounds grow with the log
-    of a blob's longest path (a 50x50 snake, 1,250 pixels long: 6), not the path. Every op
-    touches the K pixels, not all n * h * w, and none is a pool (a one-channel max-pool runs
-    up to ~20x slower on CPUs without AVX-512). TFLite builtins only (the loop is a WHILE).
+    Label equivalence (Kalentev et al., 2011) over the K "on" pixels alone; a blob's label is the
+    place of its last pixel. Each round takes the neighbours' largest label, hooks each root to
+    the largest label among the pixels naming it (a segment max) and jumps pointers twice, so the
+    rounds grow with the log of a blob's longest path. TFLite builtins, and no pool (slow on one
+    channel without AVX-512).
     """
     positions = tf.cast(tf.where(tf.reshape(on, [-1]))[:, 0], tf.int32)
     neighbours = _neighbours(on, positions)
@@ -164,11 +115,7 @@ def label_blobs(on: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def main_component(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tensor:
-    """bool [..., h, w]: the 8-connected blob of `above_half_peak` pixels that holds the most
-    of the map's mass, so that a stray pixel or a faint part of a neighbour does not count.
-    Among blobs of exactly equal mass, the one whose last pixel (in row-major order) comes
-    first wins; an empty map gives no pixel. Blobs come from `label_blobs`.
-    """
+    """bool [..., h, w]: each map's 8-connected `above_half_peak` blob holding the most mass."""
     maps = tf.convert_to_tensor(maps)
     h, w = maps.shape[-2], maps.shape[-1]
     flat = tf.reshape(maps, (-1, h, w))  # [n, h, w]
@@ -187,16 +134,9 @@ def main_component(maps: tf.Tensor, relative_threshold: float = 0.5) -> tf.Tenso
 
 def mask_boxes(maps: tf.Tensor, relative_threshold: float = 0.5,
                on: tf.Tensor | None = None) -> tf.Tensor:
-    """Boxes read off the instance maps instead of the box regressor (section 2.3's network).
+    """Boxes spanning each map's pixels above `relative_threshold` times its peak, or `on`.
 
-    A box spans the pixels above `relative_threshold` times the map's own peak (or the pixels
-    `on` says, e.g. `main_component`); an all-zero (or negative) map gives the all-zero box.
-
-    Args:
-      maps: float [..., h, w] instance maps.
-      on: optional bool [..., h, w], the pixels the box must span.
-    Returns:
-      float [..., 4] (ymin, xmin, ymax, xmax) normalised, max exclusive.
+    float [..., h, w] `maps` -> float [..., 4] (ymin, xmin, ymax, xmax) normalised, max exclusive.
     """
     maps = tf.convert_to_tensor(maps)
     h, w = maps.shape[-2], maps.shape[-1]
@@ -217,15 +157,10 @@ def mask_boxes(maps: tf.Tensor, relative_threshold: float = 0.5,
 
 
 def emitted(outputs: dict, stop_threshold: float) -> tf.Tensor:
-    """bool [B, C, T]: which steps are detections.
+    """bool [B, C, T]: which steps are detections, for training's counts and evaluation alike.
 
-    Peaks (the paper): the steps before the first map whose peak falls below the threshold
-    (`count_instances`). Stop head: every step whose objectness reaches the threshold. The
-    "hungarian" matching (the paper's, section 2.2) may assign the empty target to ANY step
-    (whichever fits it best), so a stop head trained with it marks the matched steps wherever
-    they are, not only a prefix; reading it like the peaks would drop every object after the
-    first step it marks empty. ("first_n", "ordered" and "largest_first" give the objects the
-    first steps, so there the matched steps are a prefix and both readings agree.)
+    Without a stop head, the steps before the first peak below `stop_threshold`; with one, every
+    step whose objectness reaches it, not only a prefix: "hungarian" matching may empty any step.
     """
     if "objectness" in outputs:
         return outputs["objectness"] >= stop_threshold
@@ -234,13 +169,7 @@ def emitted(outputs: dict, stop_threshold: float) -> tf.Tensor:
 
 
 def count_instances(peaks: tf.Tensor, stop_threshold: float) -> tf.Tensor:
-    """Instances emitted per category: the steps before the first peak below the threshold.
-
-    Args:
-      peaks: float [batch, C, T] maximum of each instance map.
-    Returns:
-      int32 [batch, C].
-    """
+    """int32 [B, C]: the steps before the first of float [B, C, T] `peaks` below the threshold."""
     # "No step so far was below the threshold", with cumsum (a TFLite builtin; cumprod is not).
     below = tf.cast(peaks < stop_threshold, tf.int32)
     alive = tf.cast(tf.equal(tf.cumsum(below, axis=-1), 0), tf.int32)
@@ -252,23 +181,14 @@ def detections(outputs: dict, stop_threshold: float = 0.5, max_detections: int |
     """Padded detections in the TF Object Detection API's names.
 
     Args:
-      outputs: DecompNet outputs: "instance_maps" [B, C, T, h, w], "boxes" [B, C, T, 4],
-        "peaks" (or "objectness") and `score` [B, C, T].
-      stop_threshold: stop signal (the stop head's "objectness" when the model has one, else
-        the maps' "peaks") below which a category stops.
-      max_detections: N, the padded size (default C * T: nothing is ever cut).
-      image_size: (H, W) to resize the masks to (default: the maps' size); ints or a dynamic
-        int32 [2] tensor (the serving signature's input size).
-      score: which score ranks the detections: "detection_scores" (eq. 5) or
-        "segmentation_scores" (eq. 6).
+        outputs: "instance_maps" [B, C, T, h, w], "boxes" [B, C, T, 4] and [B, C, T] scores.
+        max_detections: N, the padded size (default C * T).
+        image_size: (H, W) for the masks, ints or a dynamic int32 [2] (default the maps' size).
 
     Returns:
-      {"detection_boxes": float32 [B, N, 4] (ymin, xmin, ymax, xmax normalised),
-       "detection_classes": int32 [B, N] (0-based class ids), "detection_scores": float32 [B, N]
-       (0 for padding), "detection_masks": float32 [B, N, H, W] instance maps in [0, 1],
-       "num_detections": int32 [B], "detection_steps": int32 [B, N] (emission step), and
-       with "segmentation_scores" in `outputs`, "detection_segmentation_scores" float32 [B, N]
-       (eq. 6, what ranks the masks)}; real detections come first, ordered by `score`.
+        "detection_boxes" [B, N, 4] (ymin, xmin, ymax, xmax normalised), "detection_masks"
+        [B, N, H, W] in [0, 1], "num_detections" [B], and [B, N] classes, scores, steps (and
+        segmentation scores if given); real detections first, by `score`, padding zero.
     """
     maps, boxes = outputs["instance_maps"], outputs["boxes"]
     c, t = maps.shape[1], maps.shape[2]

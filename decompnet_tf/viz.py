@@ -1,8 +1,5 @@
-"""Drawing helpers shared by the dataset preview and the qualitative sheets (numpy + OpenCV).
-
-All functions take and return uint8 RGB arrays [H, W, 3]; boxes are (ymin, xmin, ymax, xmax)
-normalised, as everywhere in the project.
-"""
+"""Drawing helpers (numpy + OpenCV): uint8 RGB [H, W, 3] pictures; boxes are
+(ymin, xmin, ymax, xmax) normalised."""
 
 from __future__ import annotations
 
@@ -16,8 +13,7 @@ PRED_COLOR = (230, 0, 0)  # Predicted boxes (paper Fig. 3: red).
 
 
 def to_rgb(image: np.ndarray, scale: int = 1) -> np.ndarray:
-    """[H, W], [H, W, 1] or RGB [H, W, 3] uint8 (or float in [0, 1]) -> uint8 RGB
-    [H*scale, W*scale, 3]."""
+    """uint8 (or float in [0, 1]) [H, W], [H, W, 1] or [H, W, 3] -> uint8 RGB [H*s, W*s, 3]."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
         image = (np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
@@ -85,18 +81,11 @@ def save_png(path: str, rgb: np.ndarray) -> None:
 
 def draw_detections(image: np.ndarray, boxes, classes, scores, masks, names,
                     mask_threshold: float) -> np.ndarray:
-    """An image with its detections drawn at its own size: each mask (its pixels above
-    `mask_threshold`) tinted in its class colour, each box in that colour, and "name score"
-    above the box.
+    """`image` (as `to_rgb` takes it) as uint8 RGB with masks, boxes and "name score" labels.
 
     Args:
-      image: uint8 [H, W], [H, W, 1] or RGB [H, W, 3].
-      boxes: float [n, 4] (ymin, xmin, ymax, xmax) normalised.
-      classes: int [n] class ids; names: a name per class id.
-      scores: float [n].
-      masks: float [n, h, w] soft masks in [0, 1] (resized to H x W if they differ).
-    Returns:
-      uint8 RGB [H, W, 3].
+      boxes, classes, scores: float [n, 4] normalised, int [n] indexing `names`, float [n].
+      masks: float [n, h, w] in [0, 1], drawn above `mask_threshold` at the image's size.
     """
     rgb = to_rgb(image)
     h, w = rgb.shape[:2]

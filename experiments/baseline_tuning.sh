@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE="--model=baseline --dataset=decomp_mnist/bundled --train_examples=5000 --optimizer=adam
       --verbose=2"
-EVAL="val3=--split=validation --max_images=500 --window_step=3 --num_sheets=0"
+EVAL="val3=--split=validation --max_images=500 --window_steps=3 --num_sheets=0"
 
 row() {  # name, extra train.py flags
   python experiments/seeds.py --name="$1" --seeds="${SEEDS:-0,1}" --eval="$EVAL" -- \

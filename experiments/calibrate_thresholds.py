@@ -43,12 +43,13 @@ def main(argv):
     import tensorflow_datasets as tfds
 
     from decompnet_tf.data.builders import open_builder, split_of
+    from decompnet_tf.detectors.decompnet import DecompDetector
     from decompnet_tf.eval import runner
-    from decompnet_tf.inference import DecompDetector
-    from decompnet_tf.model_io import load_trained, write_inference
+    from decompnet_tf.model_io import Run
 
     try:
-        net, config = load_trained(FLAGS.model_dir)
+        run = Run.open(FLAGS.model_dir)
+        net, config = run.load_net(), run.config
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     builder = open_builder(config.data.dataset, config.data.data_dir)
@@ -78,7 +79,7 @@ def main(argv):
         print(f"{row[0]:5.2f} {row[1]:5.2f}  {row[2]:8.3f}  {row[3]:9.3f}  {row[4]:8.3f}")
     if FLAGS.write:
         best = dataclasses.replace(base, stop_threshold=rows[0][0], mask_threshold=rows[0][1])
-        write_inference(FLAGS.model_dir, best)
+        run.with_inference(best)
         print(f"\nwrote to {FLAGS.model_dir}'s config.json: "
               + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(best).items()))
 

@@ -18,7 +18,7 @@ TEST="--split=test --max_images=1000"
 for d in "$M" "$B"; do
   [ -f "$d/config.json" ] || { echo "headline.sh: $d has no config.json; train it first" >&2; exit 1; }
 done
-python evaluate.py --compare="$M,$B" --window_step=3,5 $TEST --output_dir=runs/compare_fig4
+python evaluate.py --compare="$M,$B" --window_steps=3,5 $TEST --output_dir=runs/compare_fig4
 python experiments/yardsticks.py --model_dir="$M" $TEST
 python experiments/yardsticks.py --model_dir="$M" $TEST --stage=2 --rows=decompnet_truth \
   --output_dir="$M/yardsticks_test_stage2"

@@ -24,7 +24,7 @@ for run in ${RUNS:-0:1: 0:0: 1:1: 1:0: 2:1: 2:0: 0:1:untrained}; do
   python train.py $SHORT --seed="$seed" --model_dir="$dir" ${untrained:+--epochs=3,0,0} \
     > "$dir.log" 2>&1
   python evaluate.py --model_dir="$dir" $EVAL >> "$dir.log" 2>&1
-  python evaluate.py --model_dir="$dir" $EVAL --category_maps=truth \
+  python evaluate.py --model_dir="$dir" $EVAL --category_source=truth \
     --output_dir="$dir/eval_truth" >> "$dir.log" 2>&1
   python - "$dir" <<'PY'
 import json, sys

@@ -29,7 +29,7 @@ from decompnet_tf.console import import_tensorflow
 
 ENVIRON = dict(os.environ)  # The runs' environment: the user's, not the quiet import's.
 import_tensorflow()  # Quietly: TensorFlow's start-up lines would bury the progress lines.
-from decompnet_tf.model_io import class_names, read_config  # noqa: E402
+from decompnet_tf.model_io import Run  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = "<14"  # The smallest size bucket of evaluate.py's breakdown.
@@ -170,7 +170,7 @@ def main(argv: list[str]) -> None:
 def names_of(model_dir: str) -> list[str] | None:
     """The model's class names (its dataset's), or None to use the ids."""
     try:
-        return class_names(read_config(model_dir))
+        return Run.open(model_dir).class_names()
     except FileNotFoundError:  # No config.json: the ids name the classes.
         return None
 

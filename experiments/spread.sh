@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 Q=configs/mnist_quick.flags
 SEEDS=${SEEDS:-0,1,2}
 S1_EVAL="s1=--stage=1 --detector=components --split=validation --max_images=500 --num_sheets=0"
-S2_EVAL="truth=--stage=2 --category_maps=truth --split=validation --max_images=500 --num_sheets=0"
+S2_EVAL="truth=--stage=2 --category_source=truth --split=validation --max_images=500 --num_sheets=0"
 E2E_EVAL="validation=--split=validation --max_images=500 --num_sheets=0"
 
 s1() {  # name, extra train.py flags

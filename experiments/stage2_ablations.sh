@@ -6,7 +6,7 @@
 #
 #   bash experiments/stage2_ablations.sh NAME [NAME ...]     (default: every variant below)
 #
-# s2_*: stage 2 ALONE, trained and evaluated on the TRUE category maps (--category_maps=truth:
+# s2_*: stage 2 ALONE, trained and evaluated on the TRUE category maps (--category_source=truth:
 #   no stage 1), 3 epochs of the quick config's 5,000 images unless the name says otherwise.
 # e2e_*: end to end, from one shared stage 1 (runs/stage1_quick: the quick config's category
 #   network after 3 epochs), the instance network trained 3 epochs on its maps.
@@ -20,7 +20,7 @@ Q="--flagfile=configs/mnist_quick.flags --verbose=2 --learning_rates=0.001
    --category_size_weighting=false --stop_input=state --stop_threshold=0.5"
 # The paper's stage 2 (its deconvolution decoder at 25x25, no image, regressor from the
 # maps), on the true maps; each s2 row changes it as named.
-S2="$Q --stages=2 --epochs=3 --category_maps=truth --instance_pool=2 --instance_decoder=deconv
+S2="$Q --stages=2 --epochs=3 --category_source=truth --instance_pool=2 --instance_decoder=deconv
     --noinstance_image --box_input=map --box_loss=smooth_l1 --eta=1 --giou_weight=0
     --box_dropout=0.5 --dice_weight=0"
 DYN="--matching=first_n --dice_weight=1 --instance_decoder=dynamic"
@@ -44,13 +44,13 @@ declare -A VARIANT=(
   [s2_fn_dice_dyn_p1_e6]="$S2 $DYN --instance_pool=1 --epochs=6"
   [s2_fn_dice_dyn_p1_statebox]="$S2 $DYN --instance_pool=1 --box_input=state --box_loss=l1
                                 --eta=5 --giou_weight=2 --box_dropout=0.1"
-  [e2e_fn_dice_dyn_p1_network]="$E2E --category_maps=network"
-  [e2e_fn_dice_dyn_p1_truth]="$E2E --category_maps=truth"
-  [e2e_img]="$E2E --category_maps=network --instance_image"
-  [e2e_img_state]="$E2E --category_maps=network --instance_image --box_input=state
+  [e2e_fn_dice_dyn_p1_network]="$E2E --category_source=network"
+  [e2e_fn_dice_dyn_p1_truth]="$E2E --category_source=truth"
+  [e2e_img]="$E2E --category_source=network --instance_image"
+  [e2e_img_state]="$E2E --category_source=network --instance_image --box_input=state
                    --box_loss=l1 --eta=5 --giou_weight=2 --box_dropout=0.1"
   # Stage 2 on the true maps, then 2 epochs of stage 3 (end to end) on the network's maps.
-  [e2e_truth_then_s3]="$E2E --category_maps=truth --stages=2,3 --epochs=3,2
+  [e2e_truth_then_s3]="$E2E --category_source=truth --stages=2,3 --epochs=3,2
                        --learning_rates=0.001,0.0005"
 )
 names=("$@")

@@ -19,7 +19,7 @@ if [ "${1:-s2}" = s2 ]; then
   for m in first_n ordered largest_first; do
     python train.py $Q --stages=2 --epochs=5 --learning_rates=0.001 --matching=$m \
       --model_dir=runs/s2_$m > logs/s2_$m.log 2>&1
-    python evaluate.py --model_dir=runs/s2_$m --stage=2 --category_maps=truth $VAL \
+    python evaluate.py --model_dir=runs/s2_$m --stage=2 --category_source=truth $VAL \
       --output_dir=runs/s2_$m/eval_val_s2 > logs/s2_${m}_eval.log 2>&1
   done
 fi

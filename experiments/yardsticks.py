@@ -40,16 +40,23 @@ ROW_NAMES = {
 }
 
 
+def _cell(per_class: dict, key: str) -> str:
+    """'a / b / c': `key` of each class's result, by class id."""
+    return " / ".join(f"{per_class[k][key]:.3f}" for k in sorted(per_class))
+
+
 def main(argv):
     del argv
     from decompnet_tf.console import quiet_start
 
     quiet_start()
+    from decompnet_tf.detectors import DetectorSpec, load_detector
     from decompnet_tf.eval import runner
-    from decompnet_tf.eval.detectors import DetectorSpec, load_detector
-    from decompnet_tf.model_io import read_config
+    from decompnet_tf.model_io import Run
 
-    settings, sources = resolve_settings(read_config(FLAGS.model_dir).inference)
+    run = Run.open(FLAGS.model_dir)
+    config = run.config
+    settings, sources = resolve_settings(config.inference)
     print(describe_settings(settings, sources), flush=True)
     out_root = FLAGS.output_dir or os.path.join(FLAGS.model_dir, f"yardsticks_{FLAGS.split}")
     lines = ["| detector | AP50 '3' / '6' / '9' | recall at P=0.84 | segm AP50 | counting |",
@@ -57,17 +64,16 @@ def main(argv):
     for row in FLAGS.rows:
         kind, _, truth = row.partition("_")
         spec = DetectorSpec(settings, kind, "truth" if truth else "network", stage=FLAGS.stage)
-        detector, builder, config = load_detector(FLAGS.model_dir, spec)
+        detector, builder = load_detector(run, spec)
         m = runner.evaluate_split(detector, builder, FLAGS.split, os.path.join(out_root, row),
                                   FLAGS.batch_size, FLAGS.max_images, settings.mask_threshold,
                                   num_sheets=2 if kind == "decompnet" else 0,
                                   validation_examples=config.data.validation_examples,
-                                  describe={"model_dir": FLAGS.model_dir})
+                                  model_info={"model_dir": FLAGS.model_dir})
         det = m["detection"]["iou_0.5"]
         seg = m["segmentation"]["iou_0.5"]
-        cell = lambda d, key: " / ".join(f"{d[k][key]:.3f}" for k in sorted(d))  # noqa: E731
-        lines.append(f"| {ROW_NAMES.get(row, row)} | {cell(det, 'ap_voc')} | "
-                     f"{cell(det, 'recall_at_precision_0.84')} | {cell(seg, 'ap_voc')} | "
+        lines.append(f"| {ROW_NAMES.get(row, row)} | {_cell(det, 'ap_voc')} | "
+                     f"{_cell(det, 'recall_at_precision_0.84')} | {_cell(seg, 'ap_voc')} | "
                      f"{m['counting']['accuracy']:.3f} |")
         print(lines[-1], flush=True)
     print("\n".join(lines))

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from decompnet_tf.data.patches import sample_windows
-from decompnet_tf.eval.sliding_window import SlidingWindowDetector, nms
+from decompnet_tf.detectors.sliding_window import SlidingWindowDetector, nms
 from decompnet_tf.models.baseline import PatchClassifier
 from decompnet_tf.ops.windows import window_boxes
 from tfds_builders.decomp_mnist.synth import box_iou

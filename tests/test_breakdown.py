@@ -1,5 +1,6 @@
-"""Tests for decompnet_tf.eval.breakdown: AP50 by object size against pycocotools' areaRng,
-counting by true count and the category maps' recall by size on hand-computed cases."""
+"""decompnet_tf.eval.breakdown: AP50 by object size (the buckets as COCO area ranges, checked
+against one pycocotools run per range), counting by true count and the category maps' recall
+by size on hand-computed cases."""
 
 import contextlib
 import copy
@@ -8,7 +9,7 @@ import io
 import numpy as np
 import pytest
 
-from decompnet_tf.eval import breakdown, coco, metrics
+from decompnet_tf.eval import breakdown, coco
 
 pytest.importorskip("pycocotools")
 
@@ -63,6 +64,14 @@ def _pycocotools_ap50(gt_dict, det_list, area_rng):
             for k in range(p.shape[1])]
 
 
+def _sized(dets, gts):
+    """`ap_by_size` of the dataset, as runner.compute_metrics runs it."""
+    ev = coco.cocoeval(coco.to_coco_groundtruth(gts, SIZE), coco.to_coco_detections(dets, SIZE),
+                       "bbox", breakdown.area_ranges(), breakdown.entry_areas(gts, SIZE),
+                       breakdown.entry_areas(dets, SIZE))
+    return breakdown.ap_by_size(ev, NUM_CLASSES)
+
+
 def _own_size_ap(dets, gts, lo, hi):
     """The naive alternative: keep the ground truth and detections whose own size is in
     [lo, hi), then plain AP (101-point) per category."""
@@ -71,8 +80,10 @@ def _own_size_ap(dets, gts, lo, hi):
         sel = (s >= lo) & (s < hi)
         return {k: np.asarray(v)[sel] for k, v in e.items()}
 
-    r = metrics.evaluate_detections([keep(d) for d in dets], [keep(g) for g in gts],
-                                    NUM_CLASSES)
+    kept_gts, kept_dets = [keep(g) for g in gts], [keep(d) for d in dets]
+    ev = coco.cocoeval(coco.to_coco_groundtruth(kept_gts, SIZE),
+                       coco.to_coco_detections(kept_dets, SIZE))
+    r = coco.pr_curves(ev, 0.5)
     return [r[c]["ap_101"] for c in range(NUM_CLASSES)]
 
 
@@ -80,7 +91,7 @@ def test_ap_by_size_matches_pycocotools_area_ranges():
     gts, dets = _sized_dataset(np.random.default_rng(3))
     gt_dict = coco.to_coco_groundtruth(gts, SIZE)  # no masks: "area" is the box's
     det_list = coco.to_coco_detections(dets, SIZE)
-    ours = breakdown.ap_by_size(dets, gts, NUM_CLASSES, SIZE)
+    ours = _sized(dets, gts)
     assert list(ours) == ["<14", "14-20", "20-28", "28-40", ">=40"]
     checked = 0
     for (lo, hi), (label, bucket) in zip(breakdown.size_buckets(), ours.items()):
@@ -111,7 +122,7 @@ def test_ap_by_size_ignores_as_coco_does():
     gts = [{"boxes": np.array([[0, 0, 10, 10], [50, 50, 80, 80]]) / 100, "classes": [0, 0]}]
     dets = [{"boxes": np.array([[0, 0, 10, 10], [50, 50, 80, 80], [0, 60, 12, 72]]) / 100,
              "classes": [0, 0, 0], "scores": [0.5, 0.9, 0.95]}]
-    out = breakdown.ap_by_size(dets, gts, NUM_CLASSES, SIZE)
+    out = _sized(dets, gts)
     small, large = out["<14"]["per_category"][0], out["28-40"]["per_category"][0]
     # <14: the 12 px false positive (0.95) ranks first -> precision 1/2 at recall 1.
     assert small["num_gt"] == 1 and small["num_det"] == 2 and small["ap_voc"] == 0.5
@@ -164,7 +175,10 @@ def test_category_map_recall_by_size_hand_case():
 def test_breakdown_lines_print_every_bucket_and_count():
     gts, dets = _sized_dataset(np.random.default_rng(1), n_images=6)
     found = [np.ones(len(g["classes"]), bool) for g in gts]
-    b = breakdown.breakdown(dets, gts, ["3", "6", "9"], SIZE, found)
+    ev = coco.cocoeval(coco.to_coco_groundtruth(gts, SIZE), coco.to_coco_detections(dets, SIZE),
+                       "bbox", breakdown.area_ranges(), breakdown.entry_areas(gts, SIZE),
+                       breakdown.entry_areas(dets, SIZE))
+    b = breakdown.breakdown(ev, dets, gts, ["3", "6", "9"], SIZE, found)
     lines = breakdown.breakdown_lines(b, ["3", "6", "9"])
     assert "<14" in lines[0] and ">=40" in lines[0]
     assert lines[1].split()[0] == "all" and lines[2].split()[0] == "'3'"

@@ -1,4 +1,5 @@
-"""Tests for decompnet_tf.eval.coco: COCO export, and our metrics against pycocotools."""
+"""decompnet_tf.eval.coco: COCO export, pycocotools' evaluation and the curves drawn from its
+matches, against a plain reference and hand-computed cases."""
 
 import json
 
@@ -92,32 +93,106 @@ def test_groundtruth_and_detection_export():
         coco.coco_evaluate(no_masks, [], "segm")
 
 
+def _reference_voc_ap(dets, gts, c, iou_threshold, iou_type):
+    """VOC all-point AP of class `c`, written out plainly: per image, detections best first
+    each take the unmatched ground truth of highest IoU (>= the threshold, ties to the last);
+    all detections then sorted by score (stable: image order, then rank in the image)."""
+    def iou(a, b):
+        if iou_type == "segm":
+            inter = np.logical_and(a, b).sum()
+            union = np.logical_or(a, b).sum()
+            return inter / union if union else 0.0
+        ih = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        iw = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ih * iw
+        return ih * iw / union if union else 0.0
+
+    key = "masks" if iou_type == "segm" else "boxes"
+    scored, num_gt = [], 0
+    for det, gt in zip(dets, gts):
+        g = [x for x, k in zip(gt[key], gt["classes"]) if k == c]
+        num_gt += len(g)
+        d = [(s, x) for s, x, k in zip(det["scores"], det[key], det["classes"]) if k == c]
+        d = sorted(d, key=lambda t: -t[0])  # Python's sort is stable.
+        taken = set()
+        for s, x in d:
+            best, j = iou_threshold - 1e-12, None
+            for i, y in enumerate(g):
+                v = iou(x, y)
+                if i not in taken and v >= best:
+                    best, j = v, i
+            if j is not None:
+                taken.add(j)
+            scored.append((s, j is not None))
+    scored.sort(key=lambda t: -t[0])
+    tp = np.cumsum([t for _, t in scored])
+    precision = tp / np.arange(1, len(tp) + 1)
+    recall = tp / num_gt
+    ap, prev = 0.0, 0.0
+    for k in range(len(tp)):
+        ap += (recall[k] - prev) * precision[k:].max()
+        prev = recall[k]
+    return ap
+
+
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
-def test_ap_101_matches_pycocotools(iou_type):
+def test_curves_from_cocoeval_match_a_plain_reference(iou_type):
+    """The curves and VOC AP drawn from pycocotools' per-image matches (`pr_curves`) against
+    the matching written out plainly, at three IoU thresholds; COCO's own 101-point AP50 is
+    what `summary` reports."""
     rng = np.random.default_rng(7)
     with_masks = iou_type == "segm"
     gts, dets = _random_dataset(rng, with_masks=with_masks)
     gt_dict = coco.to_coco_groundtruth(gts, SIZE)
     det_list = coco.to_coco_detections(dets, SIZE, with_masks=with_masks)
     snapshot = json.dumps([gt_dict, det_list])
-    ref = coco.coco_evaluate(gt_dict, det_list, iou_type)
+    ev = coco.cocoeval(gt_dict, det_list, iou_type)
     assert json.dumps([gt_dict, det_list]) == snapshot  # inputs untouched
+    ref = coco.summary(ev, gt_dict["categories"])
+    mixed = 0
+    for t in (0.5, 0.7, 0.9):
+        curves = coco.pr_curves(ev, t)
+        for c, name in enumerate(coco.DEFAULT_CLASS_NAMES):
+            r = curves[c]
+            assert r["ap_voc"] == pytest.approx(
+                _reference_voc_ap(dets, gts, c, t, iou_type), abs=1e-12), (t, c)
+            assert r["num_det"] == sum(int(np.sum(np.asarray(d["classes"]) == c)) for d in dets)
+            mixed += 0 < r["precision"][-1] < 1
+            if t == 0.5:
+                assert r["ap_101"] == pytest.approx(ref["per_category"][name]["AP50"])
+    assert mixed >= 3  # true and false positives alike, not a trivial case
 
-    ours = metrics.evaluate_detections(dets, gts, NUM_CLASSES, 0.5, iou_type)
-    tp_total = sum(int(r["tp"].sum()) for r in ours.values())
-    assert 0 < tp_total < sum(r["num_det"] for r in ours.values())  # a non-trivial mix
-    assert metrics.mean_ap(ours, "ap_101") == pytest.approx(ref["AP50"], abs=1e-3)
-    for c, name in enumerate(coco.DEFAULT_CLASS_NAMES):
-        assert ours[c]["ap_101"] == pytest.approx(ref["per_category"][name]["AP50"], abs=1e-3)
-    ap75 = metrics.mean_ap(metrics.evaluate_detections(dets, gts, 3, 0.75, iou_type), "ap_101")
-    assert ap75 == pytest.approx(ref["AP75"], abs=1e-3)
-    if iou_type == "bbox":  # AP@[.5:.95] as the mean over the 10 thresholds
-        thresholds = np.linspace(0.5, 0.95, 10)
-        aps = [
-            metrics.mean_ap(metrics.evaluate_detections(dets, gts, 3, t, iou_type), "ap_101")
-            for t in thresholds
-        ]
-        assert np.mean(aps) == pytest.approx(ref["AP"], abs=1e-3)
+
+def test_hand_computed_curve():
+    """3 objects; detections .9 TP, .8 FP, .7 TP, .6 FP (listed out of order): precision 1, 1/2,
+    2/3, 1/2; recall 1/3, 1/3, 2/3, 2/3; VOC AP 1/3 + 1/3 * 2/3 = 5/9; COCO's 101-point AP
+    (34 + 33 * 2/3) / 101; recall at precision 0.84: 1/3 (the paper's operating point)."""
+    objects = np.array([[0.0, 0.0, 0.2, 0.2], [0.4, 0.4, 0.6, 0.6], [0.8, 0.8, 1.0, 1.0]])
+    far = np.array([0.0, 0.7, 0.1, 0.8])
+    dets = [{"boxes": np.stack([far, objects[1], objects[0], far]), "classes": [0, 0, 0, 0],
+             "scores": [0.8, 0.7, 0.9, 0.6]}]
+    gts = [{"boxes": objects, "classes": [0, 0, 0]}]
+    ev = coco.cocoeval(coco.to_coco_groundtruth(gts, (100, 100)),
+                       coco.to_coco_detections(dets, (100, 100)))
+    r = coco.pr_curves(ev, 0.5)[0]
+    np.testing.assert_allclose(r["precision"], [1, 1 / 2, 2 / 3, 1 / 2])
+    np.testing.assert_allclose(r["recall"], [1 / 3, 1 / 3, 2 / 3, 2 / 3])
+    assert r["ap_voc"] == pytest.approx(5 / 9)
+    assert r["ap_101"] == pytest.approx(56 / 101)
+    assert (r["num_gt"], r["num_det"]) == (3, 4)
+    assert metrics.recall_at_precision(r["precision"], r["recall"], 0.84) == pytest.approx(1 / 3)
+    assert np.isnan(coco.pr_curves(ev, 0.5)[1]["ap_voc"])  # No object of class 1.
+
+
+def test_an_iou_of_exactly_one_half_in_whole_pixels_matches():
+    """Stored coordinates carry float32 noise (a 9 px side reads 8.999997 px); boxes snap to
+    1e-4 px, so a whole-pixel IoU of exactly 0.5 counts as a match, as its exact value does."""
+    gt = np.array([[23, 30, 39, 39]], np.float32) / np.float32(100)  # 16 x 9 px
+    det = np.array([[22, 28, 46, 40]], np.float32) / np.float32(100)  # 24 x 12 px
+    ev = coco.cocoeval(coco.to_coco_groundtruth([{"boxes": gt, "classes": [0]}], (100, 100)),
+                       coco.to_coco_detections([{"boxes": det, "classes": [0], "scores": [1.0]}],
+                                               (100, 100)))
+    assert coco.pr_curves(ev, 0.5)[0]["ap_voc"] == 1.0
 
 
 def test_empty_detections_give_zeros():

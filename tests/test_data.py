@@ -143,7 +143,7 @@ def test_yardstick_true_maps_are_the_training_targets_with_the_cap():
     """The evaluation's true category maps (`inference.true_category_maps`) are training's
     "category_target": the first `max_per_class` objects of each category, summed at the maps'
     size, also when a category has more objects than that."""
-    from decompnet_tf.inference import true_category_maps
+    from decompnet_tf.detectors.decompnet import true_category_maps
 
     rng = np.random.default_rng(0)
     masks = (rng.random((5, 8, 8, 1)) < 0.4).astype(np.uint8)

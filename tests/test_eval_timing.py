@@ -106,15 +106,15 @@ def _untrained_baseline(model_dir, data_dir):
     import dataclasses
 
     from decompnet_tf.config import Config, DataConfig, TrainConfig
-    from decompnet_tf.model_io import build_classifier, classifier_weights, write_config
+    from decompnet_tf.model_io import Run, build_classifier
 
     config = dataclasses.replace(
         Config(), kind="baseline",
         data=DataConfig(dataset="decomp_mnist/small", data_dir=data_dir),
         train=TrainConfig(model_dir=str(model_dir)))
-    write_config(config)
+    Run.start(config)
     (model_dir / "baseline").mkdir()
-    build_classifier(config).save_weights(classifier_weights(str(model_dir)))
+    build_classifier(config).save_weights(Run.open(str(model_dir)).classifier_weights())
 
 
 @pytest.mark.slow(25)
@@ -125,7 +125,7 @@ def test_compare_evaluates_a_baseline_at_each_window_step(trained_run, small_dat
     _untrained_baseline(base, small_data_dir)
     out = tmp_path / "out"
     proc = run_script("evaluate.py", f"--compare={trained_run},{base}", f"--output_dir={out}",
-                      "--window_step=10,20", "--max_images=4", "--batch_size=4",
+                      "--window_steps=10,20", "--max_images=4", "--batch_size=4",
                       "--num_sheets=0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for step in (10, 20):
@@ -136,6 +136,10 @@ def test_compare_evaluates_a_baseline_at_each_window_step(trained_run, small_dat
                ["windows_per_image"] for s in (10, 20)]
     assert windows[0] > 3 * windows[1]  # A stride twice as long: about 4x fewer windows.
     assert (out / "pr_detection.png").stat().st_size > 0
-    bad = run_script("evaluate.py", f"--model_dir={base}", "--window_step=3,x")
+    bad = run_script("evaluate.py", f"--model_dir={base}", "--window_steps=3,x")
     assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith(
-        "error: --window_step=3,x")
+        "error: --window_steps=3,x")
+    # The former name still works for one version, and says so.
+    old = run_script("evaluate.py", f"--model_dir={base}", "--window_step=3,x")
+    assert "warning: --window_step is deprecated" in old.stderr
+    assert old.stderr.strip().splitlines()[-1].startswith("error: --window_steps=3,x")

@@ -95,24 +95,25 @@ def test_no_model_dir_is_a_usage_error():
 
 def _configured_run(model_dir, dataset):
     from decompnet_tf.config import Config, DataConfig, TrainConfig
-    from decompnet_tf.model_io import write_config
+    from decompnet_tf.model_io import Run
 
-    write_config(Config(data=DataConfig(dataset=dataset),
-                        train=TrainConfig(model_dir=str(model_dir))))
-    return str(model_dir)
+    return Run.start(Config(data=DataConfig(dataset=dataset),
+                            train=TrainConfig(model_dir=str(model_dir))))
 
 
 def test_compare_refuses_models_trained_on_different_datasets(tmp_path):
-    from decompnet_tf.eval.detectors import check_same_dataset
+    from decompnet_tf.detectors import check_same_dataset
 
     a = _configured_run(tmp_path / "a", "decomp_mnist/small")
     b = _configured_run(tmp_path / "b", "decomp_mnist/bundled")
     c = _configured_run(tmp_path / "c", "decomp_mnist/small")
-    proc = _run("evaluate.py", f"--compare={a},{b}", f"--output_dir={tmp_path / 'out'}")
+    proc = _run("evaluate.py", f"--compare={a.model_dir},{b.model_dir}",
+                f"--output_dir={tmp_path / 'out'}")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: the compared models were trained on different datasets")
-    assert f"{a} on decomp_mnist/small" in last and f"{b} on decomp_mnist/bundled" in last
+    assert f"{a.model_dir} on decomp_mnist/small" in last
+    assert f"{b.model_dir} on decomp_mnist/bundled" in last
     assert "--dataset" in last
     assert not (tmp_path / "out").exists()  # Refused before evaluating anything.
     # The same dataset, or one named for all, is accepted.
@@ -186,14 +187,14 @@ def test_flags_out_of_range_are_refused_when_parsed(flag, name):
 
 
 def test_yardsticks_true_category_maps_and_components(trained, tmp_path):
-    """--category_maps=truth feeds the true maps: the connected components of the true maps
+    """--category_source=truth feeds the true maps: the connected components of the true maps
     find most digits of decomp_mnist/small, those of the untrained category network none."""
     runs = {}
     for maps in ("truth", "network"):
         out = tmp_path / maps
         proc = _run("evaluate.py", f"--model_dir={trained}", f"--output_dir={out}",
                     "--split=validation", "--max_images=40", "--detector=components",
-                    f"--category_maps={maps}", "--num_sheets=0")
+                    f"--category_source={maps}", "--num_sheets=0")
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs[maps] = json.load(open(out / "metrics.json"))
     truth, network = runs["truth"], runs["network"]
@@ -206,11 +207,11 @@ def test_yardsticks_true_category_maps_and_components(trained, tmp_path):
     assert network["detection"]["ap50_voc_mean"] < 0.1
     # The instance network on the true maps runs too (its accuracy is untrained here).
     proc = _run("evaluate.py", f"--model_dir={trained}", f"--output_dir={tmp_path / 'dn'}",
-                "--split=validation", "--max_images=16", "--category_maps=truth",
+                "--split=validation", "--max_images=16", "--category_source=truth",
                 "--num_sheets=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.load(open(tmp_path / "dn" / "metrics.json"))
-    assert m["model"]["category_maps"] == "truth" and m["speed"]["images"] == 16
+    assert m["model"]["category_source"] == "truth" and m["speed"]["images"] == 16
 
 
 def _stored(trained, tmp_path, **settings):
@@ -218,10 +219,10 @@ def _stored(trained, tmp_path, **settings):
     import shutil
 
     from decompnet_tf.config import InferenceConfig
-    from decompnet_tf.model_io import write_inference
+    from decompnet_tf.model_io import Run
 
     copy = str(shutil.copytree(trained, tmp_path / "stored"))
-    write_inference(copy, InferenceConfig(**settings))
+    Run.open(copy).with_inference(InferenceConfig(**settings))
     return copy
 
 
@@ -249,15 +250,15 @@ def test_stored_inference_settings_unless_a_flag_is_given(trained, tmp_path):
 
 @pytest.mark.slow(30)
 def test_calibrate_thresholds_write_stores_the_best_pair(trained, tmp_path):
-    from decompnet_tf.model_io import read_config
+    from decompnet_tf.model_io import Run
 
     model_dir = _stored(trained, tmp_path, stop_threshold=0.5, mask_threshold=0.1)
-    before = read_config(model_dir)
+    before = Run.open(model_dir).config
     proc = _run("experiments/calibrate_thresholds.py", f"--model_dir={model_dir}",
                 "--max_images=8", "--stop_thresholds=0.2", "--mask_thresholds=0.4",
                 "--box_source=component", "--write")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    after = read_config(model_dir)
+    after = Run.open(model_dir).config
     assert (after.inference.stop_threshold, after.inference.mask_threshold) == (0.2, 0.4)
     # The box source the thresholds were chosen with is stored with them.
     assert after.inference.box_source == "component"

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from decompnet_tf.config import Config, InferenceConfig, ModelConfig, TrainConfig
+from decompnet_tf.detectors.exported import run_tflite
 from decompnet_tf.export.saved_model import (
     BOX_KEYS,
     LABELS_FILE,
@@ -21,8 +22,7 @@ from decompnet_tf.export.saved_model import (
     export_tflite,
     next_version,
 )
-from decompnet_tf.inference import run_tflite
-from decompnet_tf.model_io import CONFIG_FILE, build_net, final_weights
+from decompnet_tf.model_io import CONFIG_FILE, Run, build_net
 from decompnet_tf.postprocess import detections, with_scores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,8 +51,8 @@ def model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("model")
     config = Config(model=TINY, train=TrainConfig(model_dir=str(path), stages=(1, 2)))
     net = build_net(config)
-    os.makedirs(os.path.dirname(final_weights(str(path), 2)))
-    net.save_weights(final_weights(str(path), 2))
+    os.makedirs(os.path.dirname(Run(str(path), config).final_weights(2)))
+    net.save_weights(Run(str(path), config).final_weights(2))
     (path / CONFIG_FILE).write_text(config.to_json())
     return str(path)
 
@@ -79,9 +79,9 @@ def exported_component(model_dir, tmp_path_factory):
 
 
 def _reference(model_dir, images_uint8, mask_size):
-    from decompnet_tf.model_io import load_trained
+    from decompnet_tf.model_io import Run
 
-    net, _ = load_trained(model_dir)
+    net = Run.open(model_dir).load_net()
     x = tf.image.resize(tf.cast(images_uint8, tf.float32) / 255.0, net.image_size)
     dets = detections(with_scores(net(x, training=False)), 0.0, image_size=mask_size)
     return {k: dets[k].numpy() for k in OUTPUT_KEYS}
@@ -153,9 +153,9 @@ def test_saved_model_in_fresh_process_matches_keras(model_dir, exported, tmp_pat
 
 
 def test_rgb_is_converted_to_grayscale(model_dir):
-    from decompnet_tf.model_io import load_trained
+    from decompnet_tf.model_io import Run
 
-    net, _ = load_trained(model_dir)
+    net = Run.open(model_dir).load_net()
     module = DetectorModule(net, InferenceConfig(stop_threshold=0.0))
     rgb = _images((1, 100, 100, 3), seed=2)
     got = module.serve(tf.constant(rgb))
@@ -209,9 +209,9 @@ def test_paper_architecture_tflite_matches_keras(tmp_path):
 
 
 def test_versions(model_dir, tmp_path):
-    from decompnet_tf.model_io import load_trained
+    from decompnet_tf.model_io import Run
 
-    net, _ = load_trained(model_dir)
+    net = Run.open(model_dir).load_net()
     module = DetectorModule(net)
     assert next_version(str(tmp_path)) == 1
     os.makedirs(tmp_path / "3")
@@ -243,7 +243,7 @@ def test_wrong_dtype_rank_and_bytes(exported):
 
 
 def test_tflite_detector_for_evaluate_batches_images(exported):
-    from decompnet_tf.inference import TFLiteDetector
+    from decompnet_tf.detectors.exported import TFLiteDetector
 
     path = os.path.join(exported, "model.tflite")
     images = _images((3, 100, 100, 1), seed=4).astype(np.float32) / 255.0
@@ -283,11 +283,11 @@ def test_every_export_gives_the_keras_detectors_detections(model_dir, exported,
     """serving_default, serving_boxes and the float TFLite file against DecompDetector (the
     Keras model evaluate.py scores) with the same settings; the labels files name the
     dataset's classes in class id order."""
-    from decompnet_tf.inference import DecompDetector
-    from decompnet_tf.model_io import load_trained
+    from decompnet_tf.detectors.decompnet import DecompDetector
+    from decompnet_tf.model_io import Run
 
     out = exported if box_source == "regressor" else exported_component
-    net, _ = load_trained(model_dir)
+    net = Run.open(model_dir).load_net()
     keras = DecompDetector(net, InferenceConfig(stop_threshold=0.0, box_source=box_source))
     images = _images((2, 100, 100, 1), seed=7)
     ref = keras.predict(images.astype(np.float32) / 255.0)
@@ -311,9 +311,9 @@ def test_every_export_gives_the_keras_detectors_detections(model_dir, exported,
 
 @pytest.mark.parametrize("box_source", ["mask", "component"])
 def test_map_boxes_in_saved_model_and_tflite(model_dir, tmp_path, box_source):
-    from decompnet_tf.model_io import load_trained
+    from decompnet_tf.model_io import Run
 
-    net, _ = load_trained(model_dir)
+    net = Run.open(model_dir).load_net()
     module = DetectorModule(net, InferenceConfig(stop_threshold=0.0, box_source=box_source),
                             class_names=["three", "six", "nine"])
     images = _images((2, 100, 100, 1), seed=5)
@@ -390,17 +390,23 @@ def test_saved_model_detector_scores_as_the_keras_detector(model_dir, exported_c
     """evaluate.py --saved_model: the SavedModel's serving_default through evaluate's runner
     gives the Keras DecompDetector's metrics (same settings as the export)."""
     from decompnet_tf.data.builders import open_builder
+    from decompnet_tf.detectors import (
+        DecompDetector,
+        DetectorSpec,
+        SavedModelDetector,
+        load_detector,
+    )
     from decompnet_tf.eval import runner
-    from decompnet_tf.eval.detectors import DetectorSpec, load_detector
-    from decompnet_tf.inference import DecompDetector, SavedModelDetector
+    from decompnet_tf.model_io import Run
 
+    run = Run.open(model_dir)
     settings = InferenceConfig(stop_threshold=0.0, box_source="component")
     path = os.path.join(exported_component, "1")
-    detector, _, _ = load_detector(model_dir, DetectorSpec(settings, saved_model=path),
-                                   data_dir=small_data_dir)
+    detector, _ = load_detector(run, DetectorSpec(settings, saved_model=path),
+                                data_dir=small_data_dir)
     assert isinstance(detector, SavedModelDetector)
     builder = open_builder("decomp_mnist/small", small_data_dir)
-    keras = DecompDetector(load_detector(model_dir, DetectorSpec(settings),
+    keras = DecompDetector(load_detector(run, DetectorSpec(settings),
                                          data_dir=small_data_dir)[0].net, settings)
 
     def metrics(d, name):
@@ -419,7 +425,7 @@ def test_saved_model_detector_scores_as_the_keras_detector(model_dir, exported_c
     with pytest.raises(ValueError, match="not uint8 pixels / 255"):
         detector.predict(np.full((1, 100, 100, 1), 0.5, np.float32))
     with pytest.raises(FileNotFoundError, match="no saved_model.pb"):
-        load_detector(model_dir, DetectorSpec(settings, saved_model=str(tmp_path)),
+        load_detector(run, DetectorSpec(settings, saved_model=str(tmp_path)),
                       data_dir=small_data_dir)
 
 
@@ -437,14 +443,14 @@ def _flatten(tree, prefix=""):
 
 
 def test_a_baseline_model_dir_is_refused_with_the_reason(tmp_path):
-    from decompnet_tf.model_io import build_classifier, classifier_weights
+    from decompnet_tf.model_io import Run, build_classifier
     from tests.helpers import run_script
 
     model_dir = tmp_path / "baseline"
     config = Config(kind="baseline", train=TrainConfig(model_dir=str(model_dir), stages=(1,)))
     os.makedirs(model_dir / "baseline")
     (model_dir / CONFIG_FILE).write_text(config.to_json())
-    build_classifier(config).save_weights(classifier_weights(str(model_dir)))
+    build_classifier(config).save_weights(Run.open(str(model_dir)).classifier_weights())
     proc = run_script("export.py", f"--model_dir={model_dir}",
                       f"--export_dir={tmp_path / 'out'}")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
@@ -463,8 +469,8 @@ def test_labels_fall_back_to_class_ids_for_an_unknown_dataset(tmp_path):
     config = dataclasses.replace(config, data=dataclasses.replace(config.data,
                                                                   dataset="no_such_dataset"))
     net = build_net(config)
-    os.makedirs(os.path.dirname(final_weights(str(model_dir), 2)))
-    net.save_weights(final_weights(str(model_dir), 2))
+    os.makedirs(os.path.dirname(Run(str(model_dir), config).final_weights(2)))
+    net.save_weights(Run(str(model_dir), config).final_weights(2))
     (model_dir / CONFIG_FILE).write_text(config.to_json())
     proc = run_script("export.py", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'e'}",
                       "--notflite")
@@ -477,18 +483,18 @@ def test_labels_fall_back_to_class_ids_for_an_unknown_dataset(tmp_path):
 def test_export_uses_the_stored_inference_settings(model_dir, tmp_path):
     import shutil
 
-    from decompnet_tf.model_io import load_trained, write_inference
+    from decompnet_tf.model_io import Run
     from tests.helpers import run_script
 
     stored = InferenceConfig(stop_threshold=0.0, box_source="component")
     copy = str(shutil.copytree(model_dir, tmp_path / "run"))
-    write_inference(copy, stored)
+    Run.open(copy).with_inference(stored)
     # No flags: the SavedModel and the TFLite files carry the stored settings.
     proc = run_script("export.py", f"--model_dir={copy}", f"--export_dir={tmp_path / 'e'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert ("inference settings: stop_threshold=0.0 (stored), segmentation_delta=0.1 (stored), "
             "box_source=component (stored)") in proc.stdout
-    net, _ = load_trained(copy)
+    net = Run.open(copy).load_net()
     images = _images((2, 100, 100, 1), seed=6)
     served = tf.saved_model.load(str(tmp_path / "e" / "1")).signatures["serving_default"]
     got = {k: v.numpy() for k, v in served(images=tf.constant(images)).items()}

@@ -108,3 +108,14 @@ def test_every_flag_is_a_train_flag(path):
     # Every value parses and passes the flag's bounds and choices, as train.py would see it.
     fv(["train.py", "--flagfile=" + os.path.join(ROOT, path)])
     assert all(fv[name].present for name in names if name in fv)
+
+
+def test_root_mnist_flags_is_the_papers_flag_file_from_the_repository_root(monkeypatch):
+    """`python train.py --flagfile=mnist.flags`, the command of the project's description,
+    works from the repository root and sets what configs/mnist.flags sets."""
+    monkeypatch.chdir(ROOT)  # absl opens a nested --flagfile relative to the working dir.
+    root, configs = train_flags()[0], train_flags()[0]
+    root(["train.py", "--flagfile=mnist.flags"])
+    configs(["train.py", "--flagfile=configs/mnist.flags"])
+    assert root.flag_values_dict() == configs.flag_values_dict()
+    assert root["instance_units"].present  # The nested file was read, not skipped.

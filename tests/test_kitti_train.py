@@ -37,14 +37,14 @@ def trained(tmp_path_factory):
 
 
 def test_vgg16_backbone_is_frozen_until_stage_three(trained):
-    from decompnet_tf.model_io import build_net, final_weights, read_config
+    from decompnet_tf.model_io import Run, build_net
 
     _, model_dir, _ = trained
-    config = read_config(model_dir)
+    config = Run.open(model_dir).config
     nets = []
     for stage in (1, 2, 3):
         net = build_net(config)
-        net.load_weights(final_weights(model_dir, stage))
+        net.load_weights(Run.open(model_dir).final_weights(stage))
         nets.append(net)
     backbone = [n.category_net.backbone.get_weights() for n in nets]
     decoder = [n.category_net.head.get_weights()[0] for n in nets]

@@ -37,7 +37,7 @@ config = Config(
     data=DataConfig(dataset="decomp_mnist/small", data_dir=DATA_DIR, batch_size=8,
                     train_examples=64, validation_examples=100),
     train=TrainConfig(model_dir=MODEL_DIR, stages=(2,), epochs=(3,), optimizer="adam",
-                      learning_rates=(1e-3,), strategy="multi_worker", category_maps="truth",
+                      learning_rates=(1e-3,), strategy="multi_worker", category_source="truth",
                       checkpoint_steps=2, verbose=2))
 # The input pipeline under this strategy: each worker's first local batch.
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -167,7 +167,7 @@ def test_two_workers_share_a_model_dir_agree_and_a_killed_run_resumes(small_data
 
     import keras
 
-    from decompnet_tf.model_io import build_net, load_trained, read_config
+    from decompnet_tf.model_io import Run, build_net
 
     weights = [np.load(tmp_path / f"weights{i}.npz") for i in range(2)]
     values = [[w[f"arr_{j}"] for j in range(len(w.files) - 1)] for w in weights]
@@ -179,13 +179,13 @@ def test_two_workers_share_a_model_dir_agree_and_a_killed_run_resumes(small_data
         np.testing.assert_allclose(values[0][j], values[1][j], rtol=1e-5, atol=1e-6,
                                    err_msg=str(j))
     # model_dir holds the chief's network,
-    saved = load_trained(str(model_dir))[0].weights
+    saved = Run.open(str(model_dir)).load_net().weights
     assert len(saved) == len(values[0])
     for a, b in zip(values[0], saved):
         np.testing.assert_array_equal(a, b.numpy(), err_msg=b.path)
     # and training moved it: the workers did not merely agree on their initial values.
     keras.utils.set_random_seed(0)  # As run_training does before building the network.
-    fresh = build_net(read_config(str(model_dir))).weights
+    fresh = build_net(Run.open(str(model_dir)).config).weights
     assert any(not np.allclose(values[0][j], fresh[j].numpy())
                for j in np.flatnonzero(trainable))
 

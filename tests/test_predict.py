@@ -21,10 +21,10 @@ ATOL = 1e-4
 
 @pytest.fixture(scope="module")
 def model_dir(trained_run, tmp_path_factory):
-    from decompnet_tf.model_io import write_inference
+    from decompnet_tf.model_io import Run
 
     path = str(shutil.copytree(trained_run, tmp_path_factory.mktemp("predict") / "run"))
-    write_inference(path, STORED)
+    Run.open(path).with_inference(STORED)
     return path
 
 
@@ -60,10 +60,10 @@ def _detections(record):
 @pytest.mark.slow(30)
 def test_predict_writes_the_serving_graphs_detections(model_dir, images):
     from decompnet_tf import viz
+    from decompnet_tf.detectors.decompnet import DecompDetector
     from decompnet_tf.export.saved_model import DetectorModule
-    from decompnet_tf.inference import DecompDetector
-    from decompnet_tf.model_io import load_trained
-    from decompnet_tf.predictions import detect
+    from decompnet_tf.model_io import Run
+    from decompnet_tf.predict_io import detect
 
     out = os.path.join(model_dir, "predictions")  # The default --output_dir.
     paths = [images[n][0] for n in ("digits", "gray", "rgb")]
@@ -73,7 +73,7 @@ def test_predict_writes_the_serving_graphs_detections(model_dir, images):
             "segmentation_delta=0.1 (stored), box_source=component (stored)") in proc.stdout
     result = json.load(open(os.path.join(out, "detections.json")))
     assert result["inference"] == dataclasses.asdict(STORED)
-    net, _ = load_trained(model_dir)
+    net = Run.open(model_dir).load_net()
     module = DetectorModule(net, STORED)
     for record, name in zip(result["images"], ("digits", "gray", "rgb")):
         path, array = images[name]
@@ -122,7 +122,7 @@ def test_a_missing_image_is_a_one_line_error(model_dir, tmp_path):
 
 
 def test_read_image_refuses_what_is_not_an_image_and_drops_alpha(tmp_path):
-    from decompnet_tf.predictions import read_image
+    from decompnet_tf.predict_io import read_image
 
     text = tmp_path / "text.png"
     text.write_text("not an image")
@@ -140,7 +140,7 @@ def test_read_image_refuses_what_is_not_an_image_and_drops_alpha(tmp_path):
 
 def test_class_names_are_none_for_an_unknown_dataset():
     from decompnet_tf.config import Config, DataConfig
-    from decompnet_tf.model_io import class_names
+    from decompnet_tf.model_io import Run
 
     config = Config(data=DataConfig(dataset="no_such_dataset/at_all"))
-    assert class_names(config) is None
+    assert Run("unused", config).class_names() is None

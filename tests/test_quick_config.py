@@ -66,7 +66,7 @@ def test_short_quick_training_stays_within_its_reference(small_data_dir, tmp_pat
     done = run_script(*evaluate)
     assert done.returncode == 0, done.stderr[-3000:]
     truth_dir = os.path.join(model_dir, "eval_truth")
-    done = run_script(*evaluate, "--category_maps=truth", f"--output_dir={truth_dir}")
+    done = run_script(*evaluate, "--category_source=truth", f"--output_dir={truth_dir}")
     assert done.returncode == 0, done.stderr[-3000:]
     got = dict(zip(("ap50", "counting"), _metrics(os.path.join(model_dir, "eval_validation"))))
     got.update(zip(("truth_ap50", "truth_counting"), _metrics(truth_dir)))

@@ -15,16 +15,16 @@ from decompnet_tf.config import Config, DataConfig, InferenceConfig, ModelConfig
 @pytest.mark.slow(30)  # seconds on 2 cores (19 measured; 40 beside other jobs)
 def test_train_resume_evaluate_export_on_ram_filesystem(small_data_dir, tmp_path,
                                                           monkeypatch):
+    from decompnet_tf.detectors import DetectorSpec, load_detector
+    from decompnet_tf.detectors.exported import run_tflite
     from decompnet_tf.engine.loop import run_training
     from decompnet_tf.eval import runner
-    from decompnet_tf.eval.detectors import DetectorSpec, load_detector
     from decompnet_tf.export.saved_model import (
         DetectorModule,
         export_saved_model,
         export_tflite,
     )
-    from decompnet_tf.inference import run_tflite
-    from decompnet_tf.model_io import final_weights, load_trained
+    from decompnet_tf.model_io import Run
 
     monkeypatch.chdir(tmp_path)
     model_dir = f"ram://{tmp_path.name}/run"
@@ -38,7 +38,7 @@ def test_train_resume_evaluate_export_on_ram_filesystem(small_data_dir, tmp_path
     run_training(config, log=first.append, validation_steps=2)
     exists = tf.io.gfile.exists
     for stage in (1, 2):
-        assert exists(final_weights(model_dir, stage))
+        assert exists(Run.open(model_dir).final_weights(stage))
         for name in ("backup/latest.weights.h5", "backup/training_metadata.json",
                      "history.json"):
             assert exists(f"{model_dir}/stage{stage}/{name}"), name
@@ -52,11 +52,12 @@ def test_train_resume_evaluate_export_on_ram_filesystem(small_data_dir, tmp_path
         f"stage {s}: finished earlier, weights loaded from {model_dir}/stage{s}" for s in (1, 2)]
     assert not any("epoch(s)" in line for line in again), again
 
-    detector, builder, loaded = load_detector(model_dir, DetectorSpec())
+    run = Run.open(model_dir)
+    detector, builder = load_detector(run, DetectorSpec())
     out_dir = f"{model_dir}/eval_validation"
     m = runner.evaluate_split(detector, builder, "validation", out_dir, batch_size=4,
                               max_images=8, num_sheets=1,
-                              validation_examples=loaded.data.validation_examples)
+                              validation_examples=run.config.data.validation_examples)
     assert m["speed"]["images"] == 8
     for name in ("metrics.json", "groundtruth_coco.json", "detections_coco.json",
                  "segmentation_results_coco.json", "pr_detection.png", "pr_segmentation.png",
@@ -65,7 +66,7 @@ def test_train_resume_evaluate_export_on_ram_filesystem(small_data_dir, tmp_path
     with tf.io.gfile.GFile(f"{out_dir}/pr_detection.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
-    net, _ = load_trained(model_dir)
+    net = Run.open(model_dir).load_net()
     module = DetectorModule(net, InferenceConfig())
     export_dir = f"ram://{tmp_path.name}/exported"
     assert export_saved_model(module, export_dir) == f"{export_dir}/1"

@@ -1,5 +1,6 @@
 """train.py end to end on decomp_mnist/small: a killed run resumes from its checkpoint."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from tests.helpers import ROOT, TINY_FLAGS, kill_after_first_epoch, run_script
 
 # Stage 1 only, 3 epochs of 20 steps: long enough to be killed after the first.
 KILL_FLAGS = [*TINY_FLAGS, "--train_examples=320", "--batch_size=16", "--stages=1",
-              "--epochs=3", "--learning_rates=0.01"]
+              "--epochs=3", "--learning_rates=0.01", "--lr_decay=0.5"]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,10 @@ def test_killed_run_resumes_from_checkpoint(data_dir, tmp_path):
     assert "Epoch 1/3" not in log and "Epoch 2/3" in log and "Epoch 3/3" in log
     # 320 images / 16 = 20 steps per epoch; the restored optimizer counted the first epoch's.
     assert _iterations(model_dir) == 60
+    # The rate decays per epoch of the stage, the resumed epochs' as an uninterrupted run's.
+    with open(os.path.join(model_dir, "stage1", "history.json")) as f:
+        rates = json.load(f)["learning_rate"]
+    assert rates == pytest.approx([0.01 * 0.5, 0.01 * 0.25], rel=1e-6)
     assert os.path.isfile(os.path.join(model_dir, "stage1", "final.weights.h5"))
     # A finished run is not trained again.
     again = subprocess.run(_cmd(data_dir, model_dir), capture_output=True, text=True, env=env,
@@ -58,9 +63,9 @@ def _copy(run, tmp_path, name="copy"):
 
 def _rerun(model_dir, *extra):
     """train.py again with the flags of the shared `trained_run` (conftest.py)."""
-    from decompnet_tf.model_io import read_config
+    from decompnet_tf.model_io import Run
 
-    data_dir = read_config(model_dir).data.data_dir
+    data_dir = Run.open(model_dir).config.data.data_dir
     return run_script("train.py", f"--data_dir={data_dir}", f"--model_dir={model_dir}",
                       *TINY_FLAGS, "--stages=1,2", "--epochs=1,1", "--learning_rates=0.01,0.01",
                       *extra)
@@ -78,7 +83,7 @@ def test_changed_model_flags_are_refused(trained_run, tmp_path):
 
 
 def test_damaged_final_weights_retrain_that_stage(trained_run, tmp_path):
-    from decompnet_tf.model_io import load_trained
+    from decompnet_tf.model_io import Run
 
     model_dir = _copy(trained_run, tmp_path)
     weights = os.path.join(model_dir, "stage2", "final.weights.h5")
@@ -89,7 +94,7 @@ def test_damaged_final_weights_retrain_that_stage(trained_run, tmp_path):
     log = done.stdout + done.stderr
     assert "stage 1: finished earlier" in log
     assert "stage2/final.weights.h5 is damaged; training the stage again" in log
-    net, _ = load_trained(model_dir)  # Readable again.
+    net = Run.open(model_dir).load_net()  # Readable again.
     assert net.built
 
 
@@ -102,11 +107,11 @@ def test_init_category_from_shares_stage_one(trained_run, data_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "category network initialised from" in done.stdout + done.stderr
     # Stage 2 freezes the category network: the variant's equals the source's exactly.
-    from decompnet_tf.model_io import build_net, final_weights, load_trained, read_config
+    from decompnet_tf.model_io import Run, build_net
 
-    net, _ = load_trained(second)
-    source = build_net(read_config(first))
-    source.load_weights(final_weights(first, 2))
+    net = Run.open(second).load_net()
+    source = build_net(Run.open(first).config)
+    source.load_weights(Run.open(first).final_weights(2))
     for a, b in zip(net.category_net.get_weights(), source.category_net.get_weights()):
         assert (a == b).all()
     assert net.stop_head and net.config.instance_recurrence == "lstm"
@@ -120,14 +125,14 @@ def test_init_category_from_shares_stage_one(trained_run, data_dir, tmp_path):
 def test_zero_epochs_save_the_untrained_stage(data_dir, tmp_path):
     """--epochs=...,0 is an untrained reference for a stage (tests/test_quick_config.py's
     floors were measured against one): the stage's weights are written, not a crash."""
-    from decompnet_tf.model_io import final_weights, load_trained
+    from decompnet_tf.model_io import Run
 
     model_dir = str(tmp_path / "zero")
     done = run_script("train.py", f"--data_dir={data_dir}", f"--model_dir={model_dir}",
                       *TINY_FLAGS, "--stages=1,2", "--epochs=0,0")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert all(os.path.isfile(final_weights(model_dir, s)) for s in (1, 2))
-    net, _ = load_trained(model_dir)
+    assert all(os.path.isfile(Run.open(model_dir).final_weights(s)) for s in (1, 2))
+    net = Run.open(model_dir).load_net()
     assert net.built
 
 
@@ -136,13 +141,13 @@ def test_rerun_keeps_stored_inference_settings_unless_their_flags_are_given(trai
     """train.py stores its inference flags in config.json; a rerun on the finished run keeps
     what calibrate_thresholds.py --write stored there, but for the flags it is given."""
     from decompnet_tf.config import InferenceConfig
-    from decompnet_tf.model_io import read_config, write_inference
+    from decompnet_tf.model_io import Run
 
-    assert read_config(trained_run).inference == InferenceConfig()  # Trained with the defaults.
+    assert Run.open(trained_run).config.inference == InferenceConfig()  # Trained with the defaults.
     model_dir = _copy(trained_run, tmp_path)
-    write_inference(model_dir, InferenceConfig(stop_threshold=0.7, mask_threshold=0.3))
+    Run.open(model_dir).with_inference(InferenceConfig(stop_threshold=0.7, mask_threshold=0.3))
     done = _rerun(model_dir, "--box_source=component")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "stage 2: finished earlier" in done.stdout + done.stderr
-    assert read_config(model_dir).inference == InferenceConfig(
+    assert Run.open(model_dir).config.inference == InferenceConfig(
         stop_threshold=0.7, mask_threshold=0.3, box_source="component")

@@ -164,7 +164,7 @@ def test_stage_two_on_true_maps_ignores_the_category_network():
     images, targets = tiny_dataset(4)
     net = DecompNet(ModelConfig(**{**TINY, "box_dropout": 0.0}))
     net.build()
-    truth = DecompTrainer(net, 2, LossConfig(), category_maps="truth")
+    truth = DecompTrainer(net, 2, LossConfig(), category_source="truth")
     network = DecompTrainer(net, 2, LossConfig())
     before = truth.compute_terms(images, targets, training=False)[0]
     uses_net = network.compute_terms(images, targets, training=False)[0]
@@ -176,7 +176,7 @@ def test_stage_two_on_true_maps_ignores_the_category_network():
     changed = network.compute_terms(images, targets, training=False)[0]
     assert any(abs(float(changed[k]) - float(uses_net[k])) > 1e-6 for k in uses_net)
     with pytest.raises(ValueError, match="only stage 2 can decompose the true"):
-        DecompTrainer(net, 3, LossConfig(), category_maps="truth")
+        DecompTrainer(net, 3, LossConfig(), category_source="truth")
 
 
 @pytest.mark.parametrize("stage,stop_head,dice,giou", [
@@ -225,3 +225,28 @@ def test_category_size_weighting_with_pooled_instance_maps():
     plain = DecompTrainer(net, 1, LossConfig()).compute_terms(images, pooled, False)[0]
     assert np.isfinite(float(terms["category"]))
     assert abs(float(terms["category"]) - float(plain["category"])) > 1e-6
+
+
+def test_training_counts_at_the_stored_stop_threshold(small_data_dir, tmp_path, monkeypatch):
+    """The count accuracy training logs is the one evaluate.py reports: the trainer counts
+    with the run's stored inference stop threshold, not the default."""
+    from decompnet_tf.config import Config, DataConfig, InferenceConfig, ModelConfig, TrainConfig
+    from decompnet_tf.engine import loop
+
+    seen = []
+
+    class Recording(loop.DecompTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self.stop_threshold)
+
+    monkeypatch.setattr(loop, "DecompTrainer", Recording)
+    config = Config(
+        model=ModelConfig(steps=2, instance_units=8, instance_filters=2, box_hidden=8),
+        data=DataConfig(dataset="decomp_mnist/small", data_dir=small_data_dir, batch_size=4,
+                        train_examples=8, validation_examples=8),
+        train=TrainConfig(model_dir=str(tmp_path / "run"), stages=(2,), epochs=(0,),
+                          learning_rates=(0.01,), verbose=0),
+        inference=InferenceConfig(stop_threshold=0.35))
+    loop.run_training(config, log=lambda _: None, validation_steps=1)
+    assert seen == [0.35]

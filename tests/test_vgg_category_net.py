@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from decompnet_tf.config import Config, ModelConfig, TrainConfig
-from decompnet_tf.model_io import build_net, final_weights, load_trained, write_config
+from decompnet_tf.model_io import Run, build_net
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.models.vgg_category_net import (
     FETCH_COMMAND,
@@ -82,14 +82,15 @@ def test_a_trained_vgg16_model_loads_without_the_imagenet_file(tmp_path, monkeyp
     model_dir = str(tmp_path / "run")
     config = _vgg_config(model_dir)
     # A trained run: its config.json (backbone_weights='imagenet') and stage weights.
-    write_config(config)
+    Run.start(config)
     trained = build_net(config, pretrained_backbone=False)
     for stage in (1, 2):
-        os.makedirs(os.path.dirname(final_weights(model_dir, stage)))
-        trained.save_weights(final_weights(model_dir, stage))
+        os.makedirs(os.path.dirname(Run.open(model_dir).final_weights(stage)))
+        trained.save_weights(Run.open(model_dir).final_weights(stage))
     images = np.random.default_rng(0).random((1, 64, 64, 3)).astype("float32")
     expected = trained(images)["category_maps"]
-    net, loaded_config = load_trained(model_dir)
+    run = Run.open(model_dir)
+    net, loaded_config = run.load_net(), run.config
     assert loaded_config.model.backbone_weights == "imagenet"
     np.testing.assert_allclose(net(images)["category_maps"], expected, atol=1e-5)
     # So does the saved model.keras (keras.models.load_model).

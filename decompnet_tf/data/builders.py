@@ -1,14 +1,8 @@
 """Opening the project's TFDS datasets, and the logical splits every script reads.
 
-Splits ("train", "validation", "test"):
-- "test": the dataset's held-out test split, read once per reported model (decomp_kitti's is
-  the standard val set, TFDS split "validation", since KITTI's own test set has no labels);
-- "validation": model selection, threshold calibration, ablations and training-time validation
-  read it. decomp_mnist (2.0.0 on) has its own, made of digits no training image uses: the
-  first `validation_examples` of its images (0: all). A dataset without one (decomp_kitti)
-  holds out the LAST `validation_examples` images of its training split, never trained on;
-- "train": the training split, less any images held out (then `train_examples` keeps its
-  first N).
+"test" is read once per reported model (decomp_kitti's is TFDS "validation": KITTI's test set
+has no labels). "validation", for choosing settings, is the first `validation_examples` of the
+dataset's validation split (0: all) or, without one, the LAST training images, out of "train".
 """
 
 from __future__ import annotations
@@ -19,9 +13,7 @@ SPLITS = ("train", "validation", "test")
 
 
 def open_builder(dataset: str, data_dir: str | None = None, prepare: bool = True):
-    """The TFDS builder of `dataset` ("decomp_mnist/bundled", "decomp_kitti/cars", ...), with
-    the project's builders registered; `prepare` builds it first if needed (offline for
-    decomp_mnist; decomp_kitti reads the user's manual download)."""
+    """The TFDS builder of `dataset` (e.g. "decomp_kitti/cars"), built first if `prepare`."""
     import tensorflow_datasets as tfds
 
     import tfds_builders  # noqa: F401  (registers decomp_mnist and decomp_kitti)
@@ -39,20 +31,8 @@ def is_kitti(dataset: str) -> bool:
 
 def tfds_split(dataset: str, split: str, validation_examples: int,
                splits: Mapping[str, int] | None = None) -> str:
-    """The TFDS split string of a logical split (see the module docstring).
-
-    Args:
-      dataset: TFDS name.
-      split: "train", "validation" or "test".
-      validation_examples: V, the validation images: the first V of the dataset's own
-        validation split (0: all), or without one, training images held out (0: none).
-      splits: the dataset's TFDS splits and their sizes ({"train": 30000, ...}); without it
-        the dataset counts as having no validation split of its own.
-
-    Raises:
-      ValueError: an unknown split, or held-out validation images that leave nothing to train
-        on / are asked for while V = 0.
-    """
+    """The TFDS split string of a logical split; `splits`: the TFDS split sizes (None: no
+    validation split). Raises ValueError when the held-out count leaves no split to read."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if split == "test":

@@ -1,10 +1,5 @@
-"""decomp_kitti examples -> the decomp_mnist example format that `prepare_example` packs.
-
-KITTI has no instance masks, so each car's target mask is its box mask M(b) (the pixels whose
-centres lie in the box, as in eq. 5's detection score), drawn at the category-map size; the
-padded 384x1248 canvas of the builder is resized to the model's input size (boxes are
-normalised to the canvas, so they stay consistent). Pure functions: eager or inside tf.data.
-"""
+"""decomp_kitti examples -> the format `prepare_example` packs; a car's mask is its box mask
+M(b) (eq. 5), as KITTI has no instance masks."""
 
 from __future__ import annotations
 
@@ -14,18 +9,9 @@ from decompnet_tf.ops.boxes import box_mask
 
 
 def kitti_example(example: dict, image_size: tuple[int, int], map_size: tuple[int, int]):
-    """One decomp_kitti example -> {"image", "objects": {"mask", "bbox", "label"}}.
-
-    Args:
-      example: the builder's features: "image" uint8 [384, 1248, 3], "objects": {"bbox"
-        float32 [n, 4] (ymin, xmin, ymax, xmax normalised to the canvas), "label" int64 [n]}.
-      image_size: (H, W) the model's input size.
-      map_size: (h, w) of the category maps (where the box masks are drawn).
-
-    Returns:
-      {"image": float32 [H, W, 3] in [0, 255], "objects": {"mask": float32 [n, h, w, 1],
-       "bbox": float32 [n, 4], "label": int64 [n]}}.
-    """
+    """Builder features -> {"image": float32 [H, W, 3] in [0, 255], "objects": {"mask": float32
+    [n, h, w, 1], "bbox": [n, 4] (ymin, xmin, ymax, xmax) normalised, "label": [n]}}, with
+    (H, W) = `image_size` and (h, w) = `map_size`."""
     image = tf.cast(example["image"], tf.float32)
     if tuple(image.shape[:2]) != tuple(image_size):
         image = tf.image.resize(image, image_size, method="area")

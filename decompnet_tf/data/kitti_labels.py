@@ -1,21 +1,12 @@
 """KITTI object-detection labels: pure parsing and the official difficulty rules.
 
-Pure Python, importing nothing of the project: the TFDS builder (tfds_builders/decomp_kitti)
-parses the user's label files with it and stores each object's difficulty, and the evaluation
-(decompnet_tf/eval/kitti.py) applies the same DIFFICULTIES, so neither reaches into the other.
-
-A label line (KITTI object devkit, readme.txt) has 15 space-separated fields:
+Imports nothing of the project, so the TFDS builder and the evaluation share DIFFICULTIES. A label
+line (object devkit, readme.txt) has 15 fields; a result line adds a 16th, the score:
 
     type truncated occluded alpha left top right bottom height width length x y z rotation_y
 
-type: Car, Van, Truck, Pedestrian, Person_sitting, Cyclist, Tram, Misc or DontCare;
-truncated: float 0 (not) .. 1 (fully truncated); occluded: int 0 fully visible, 1 partly,
-2 largely occluded, 3 unknown; alpha: observation angle; left/top/right/bottom: the 2D box in
-pixels (0-based, sub-pixel floats; the devkit uses them as they are: width right - left, height
-bottom - top, no +1); then the 3D dimensions (m), location (m) and rotation_y.
-
-A result file (what the devkit scores, one ``%06d.txt`` per image) has the same 15 fields and a
-16th, the detection's score; `parse_label_line` reads both.
+truncated: 0..1; occluded: 0 visible, 1 partly, 2 largely, 3 unknown; the 2D box is in pixels,
+0-based sub-pixel floats that the devkit uses as they are (height = bottom - top, no +1).
 """
 
 from __future__ import annotations
@@ -37,10 +28,7 @@ class KittiLabelError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class KittiObject:
-    """One labelled object (or detection); box in pixels (left, top, right, bottom).
-
-    score is the 16th field of a result file (the detection's confidence); None for labels.
-    """
+    """One labelled object, or a detection with its `score`; box (left, top, right, bottom), px."""
 
     type: str
     truncated: float
@@ -54,16 +42,12 @@ class KittiObject:
 
     @property
     def height(self) -> float:
-        """Box height in pixels, bottom - top in float64 (no +1): the devkit's size criterion
-        (evaluate_object.cpp, cleanData: `gt[i].box.y2 - gt[i].box.y1`, doubles read with %lf)."""
+        """Box height in pixels, bottom - top (no +1): the devkit's size criterion (cleanData)."""
         return self.box[3] - self.box[1]
 
 
 def parse_label_line(line: str, path: str = "<label>", lineno: int = 1) -> KittiObject:
-    """Parses one label line (15 fields) or result line (16: the score last).
-
-    Raises KittiLabelError naming path:lineno and the problem.
-    """
+    """Parse one label line (15 fields) or result line (16, the score last)."""
     fields = line.split()
     where = f"{path}:{lineno}"
     if len(fields) < 15:
@@ -96,13 +80,7 @@ def parse_label_file(text: str, path: str = "<label>") -> list[KittiObject]:
 
 
 def difficulty(obj: KittiObject) -> int:
-    """0 easy, 1 moderate, 2 hard (the easiest level whose limits the object meets), or -1 when
-    it meets none (too small, too occluded or too truncated: ignored by the evaluation).
-
-    As the devkit (evaluate_object.cpp, cleanData), a ground-truth box must be strictly taller
-    than the minimum: it ignores `height<=MIN_HEIGHT[difficulty]`, so a car exactly 25.00 px tall
-    is ignored at moderate and hard.
-    """
+    """0 easy, 1 moderate, 2 hard: the easiest level whose limits `obj` meets; -1 for none."""
     for level, (_, min_height, max_occ, max_trunc) in enumerate(DIFFICULTIES):
         if obj.height > min_height and obj.occluded <= max_occ and obj.truncated <= max_trunc:
             return level

@@ -1,14 +1,6 @@
-"""Training windows for the sliding-window baseline (section 3.1): pure NumPy.
-
-"We take random image patches with >= 0.5 IoU overlap with ground truth boxes as positive
-examples (Girshick et al., 2014)". Positives are squares around each object (side = the
-object's longer side x U(0.8, 1.25), centre shifted by up to a quarter side) kept when their IoU
-with the object is >= 0.5; negatives ("background") are random squares whose IoU with every
-object is below `background_iou` (0.3), so that near misses of 0.3-0.5 teach neither class.
-Sizes stay within the windows' [min_size, max_size], as at test time. Only the windows are
-drawn here: their pixels come from the one crop every patch the classifier sees goes through
-(`models.baseline.crop_windows`), so training and detection see a window alike.
-"""
+"""Training windows for the sliding-window baseline (section 3.1), in NumPy: positives are
+jittered squares with IoU >= 0.5 with their object (the paper, after Girshick et al. 2014),
+background squares have IoU < `background_iou` with every object (near misses teach neither)."""
 
 from __future__ import annotations
 
@@ -21,14 +13,8 @@ def sample_windows(image_size: tuple[int, int], boxes: np.ndarray, labels: np.nd
                    rng: np.random.Generator, num_classes: int = 3,
                    positives_per_object: int = 2, negatives: int = 8, min_size: float = 10,
                    max_size: float = 56, background_iou: float = 0.3, tries: int = 30):
-    """Training windows of one image.
-
-    Args:
-      image_size: (H, W) in px; boxes: [n, 4] (ymin, xmin, ymax, xmax) normalised; labels: [n].
-    Returns:
-      (float32 [k, 4] windows (ymin, xmin, ymax, xmax) normalised, int64 [k] labels) with
-      background = num_classes.
-    """
+    """Windows of one image ((H, W) px, boxes [n, 4] normalised, labels [n]): float32 [k, 4]
+    (ymin, xmin, ymax, xmax) normalised and int64 [k] labels, background = `num_classes`."""
     h, w = image_size
     scale = np.array([h, w, h, w], np.float64)
     px = boxes.astype(np.float64) * scale

@@ -1,9 +1,4 @@
-"""The tf.data pipeline of training: TFDS examples -> (images, per-category targets).
-
-Serves decomp_mnist and decomp_kitti (whose examples are first turned into box-mask examples by
-`decomp_kitti.kitti_example`). Pure preprocessing (`prepare_example`) works eagerly and inside
-`tf.data`; `make_dataset` wires it to TFDS with shuffling, batching and prefetching.
-"""
+"""The tf.data pipeline of training: TFDS examples -> (images, per-category targets)."""
 
 from __future__ import annotations
 
@@ -15,18 +10,9 @@ from decompnet_tf.data.builders import is_kitti, open_builder, split_of
 
 def category_masks(masks: tf.Tensor, labels: tf.Tensor, num_classes: int,
                    map_size: tuple[int, int], max_per_class: int):
-    """Instance masks grouped by category at the response maps' size: the training targets'
-    masks and, summed (`category_maps`), the true category maps (training's
-    "category_target" and the evaluation yardstick's, `inference.true_category_maps`).
+    """Masks [n, H, W, 1] grouped by category, area-averaged to `map_size`, first M per category.
 
-    Args:
-      masks: [n, H, W, 1] 0/1 masks (any numeric dtype); area-averaged down to `map_size`.
-      labels: int [n] in [0, C).
-      max_per_class: M; each category keeps its first M objects, later ones are dropped.
-
-    Returns:
-      (float32 [C, M, h, w] masks, zero-padded; per category the int64 indices of the objects
-      kept; int32 [C] their counts).
+    Returns (float32 [C, M, h, w] zero-padded, per category int64 kept indices, int32 [C] counts).
     """
     masks = tf.cast(masks, tf.float32)
     if tuple(masks.shape[1:3]) != tuple(map_size):
@@ -45,32 +31,23 @@ def category_masks(masks: tf.Tensor, labels: tf.Tensor, num_classes: int,
 
 
 def category_maps(masks_c: tf.Tensor) -> tf.Tensor:
-    """float32 [h, w, C]: per category the SUM of its masks (section 2.1), from
-    `category_masks`' [C, M, h, w]."""
+    """float32 [h, w, C]: each category's masks summed (section 2.1), from [C, M, h, w]."""
     return tf.transpose(tf.reduce_sum(masks_c, axis=1), (1, 2, 0))
 
 
 def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
                     max_per_class: int, instance_size: tuple[int, int] | None = None):
-    """One TFDS example -> (image, targets).
+    """One TFDS example -> (image float32 [H, W, channels] in [0, 1], targets).
 
     Args:
-      example: {"image": uint8 [H, W, 1], "objects": {"mask": uint8 [n, H, W, 1] (0/1),
-        "bbox": float32 [n, 4] (ymin, xmin, ymax, xmax), "label": int64 [n]}}.
-      num_classes: C; labels must lie in [0, C).
-      map_size: (h, w) of the response maps; masks are area-averaged down to it (soft masks).
-      max_per_class: M, the per-category padding size; further objects are dropped
-        (`category_masks`).
-      instance_size: (h', w') of the instance maps when the model pools the category maps
-        (`DecompNet.instance_pool`); default (h, w).
+        example: "image" uint8 [H, W, 1]; "objects" with "mask" uint8 [n, H, W, 1] (0/1), "bbox"
+            float32 [n, 4] (ymin, xmin, ymax, xmax) and "label" int64 [n] in [0, C).
+        instance_size: (h', w') of pooled instance maps (default `map_size`, (h, w)).
 
     Returns:
-      image: float32 [H, W, channels] in [0, 1].
-      targets: {"masks": float32 [C, M, h', w'], "boxes": float32 [C, M, 4],
-        "valid": int32 [C, M], 1 for real objects (first), 0 for padding (int, not bool: Keras
-        averages a first batch across replicas under tf.distribute, which bool cannot do),
-        "category_target": float32 [h, w, C] (the SUM of the category's masks, sec. 2.1),
-        "num_objects": int32 [C]}.
+        targets: float32 "masks" [C, M, h', w'], "boxes" [C, M, 4] and "category_target" [h, w, C],
+        int32 "valid" [C, M] (not bool: Keras averages a first batch across replicas) and int32
+        "num_objects" [C].
     """
     image = tf.cast(example["image"], tf.float32) / 255.0
     objects = example["objects"]
@@ -98,23 +75,19 @@ def prepare_example(example: dict, num_classes: int, map_size: tuple[int, int],
 
 
 def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, training: bool,
-                 repeat: bool = False, image_size=None, instance_size=None) -> tf.data.Dataset:
-    """Batched (images [B, H, W, channels], targets as in `prepare_example` with a batch axis).
+                 repeat: bool = False, image_size=None, instance_size=None,
+                 seed: int = 0) -> tf.data.Dataset:
+    """Batched (images [B, H, W, channels], `prepare_example`'s targets) of a logical `split`,
+    shuffled by `seed` (the run's, `TrainConfig.seed`) when `training`.
 
-    Args:
-      split: a logical split, "train", "validation" or "test" (`builders.tfds_split`).
-      training: shuffle (and keep only the first `config.train_examples` images of "train",
-        in the split's fixed read order; decomp_mnist's decoded once and held in memory).
-
-    decomp_kitti examples are first turned into box-mask examples at `image_size` (required
-    for it) by `decomp_kitti.kitti_example`.
+    decomp_kitti examples first become box-mask examples at `image_size` (`kitti_example`).
     """
     import tensorflow_datasets as tfds
 
     from decompnet_tf.data.decomp_kitti import kitti_example
 
     builder = open_builder(config.dataset, config.data_dir)
-    read_config = tfds.ReadConfig(shuffle_seed=config.seed)
+    read_config = tfds.ReadConfig(shuffle_seed=seed)
     # train_examples keeps the first N images of the split's fixed read order (its shards
     # interleaved in order): the same N every epoch and run. Shuffled files would put other
     # images first each epoch.
@@ -126,12 +99,11 @@ def make_dataset(config: DataConfig, split: str, num_classes: int, map_size, tra
         ds = ds.take(config.train_examples)
         if not kitti:
             # The same N examples every epoch, in the same order: decode them once and keep
-            # them (decoding the PNGs is most of the pipeline's work; 5,000 decomp_mnist
-            # examples take about 0.2 GB; decomp_kitti's are some 40 times larger). Before
-            # the shuffle, so every epoch is still shuffled anew.
+            # them (decoding the PNGs is most of the pipeline's work; decomp_kitti's images are
+            # far larger). Before the shuffle, so every epoch is still shuffled anew.
             ds = ds.cache()
     if training:
-        ds = ds.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     if kitti and image_size is None:

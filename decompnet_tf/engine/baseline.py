@@ -1,12 +1,11 @@
 """Training the sliding-window baseline's patch classifier (section 3.1).
 
-Positives and random background squares are sampled once from the training images
-(`decompnet_tf.data.patches`); with `hard_negatives` on, rounds of R-CNN's hard-negative mining
-(`decompnet_tf.data.hard_negatives`) add the windows the current classifier mistakes for a
-digit as background, and every batch holds `background_share` background.
+Positives and random background are sampled once (`data.patches`); with `hard_negatives`,
+rounds of R-CNN's hard-negative mining (`data.hard_negatives`) add mistaken windows.
 
-model_dir/ config.json, baseline/backup/ (state.json and the last epoch's weights with the
-optimizer's: a rerun resumes there), baseline/final.weights.h5, logs/baseline.
+Its model dir (`model_io.Run`) holds config.json, baseline/backup/ (state.json and the last
+epoch's weights with the optimizer's: a rerun resumes there), baseline/final.weights.h5 and
+logs/baseline.
 """
 
 from __future__ import annotations
@@ -25,12 +24,7 @@ from decompnet_tf.data.builders import open_builder
 from decompnet_tf.data.hard_negatives import balanced_order, mine_hard_negatives
 from decompnet_tf.data.patches import sample_windows
 from decompnet_tf.engine.optimizers import make_optimizer
-from decompnet_tf.model_io import (
-    build_classifier,
-    classifier_weights,
-    load_weights,
-    write_config,
-)
+from decompnet_tf.model_io import Run, build_classifier, load_weights
 from decompnet_tf.models.baseline import PatchClassifier, crop_windows
 from decompnet_tf.ops.windows import window_boxes
 
@@ -38,9 +32,8 @@ STATE_FILE = "state.json"
 
 
 def load_images(config: Config, split: str, limit: int):
-    """The first `limit` images (0: all) of the logical `split` ("train" or "validation",
-    `decompnet_tf.data.builders`): (uint8 [N, H, W], [n_i, 4] boxes and [n_i] labels per
-    image)."""
+    """(uint8 [N, H, W], per image [n_i, 4] boxes, per image [n_i] labels) of the first
+    `limit` images (0: all) of the logical `split`, "train" or "validation"."""
     import tensorflow_datasets as tfds
     from tqdm import tqdm
 
@@ -59,25 +52,24 @@ def load_images(config: Config, split: str, limit: int):
 
 
 def sample_set(config: Config, images, boxes, labels, seed: int):
-    """(patches uint8 [k, P, P], labels [k]): the random sampler's windows over the given
-    images (`data.patches.sample_windows`), cropped as the detector crops its windows."""
-    b = config.baseline
+    """(patches uint8 [k, P, P], labels [k]) of `data.patches.sample_windows` over `images`."""
+    base = config.baseline
     rng = np.random.default_rng(seed)
     windows, ids, out = [], [], []
     for i, (box, label) in enumerate(zip(boxes, labels)):
         w, lab = sample_windows(images.shape[1:3], box, label, rng, config.model.num_classes,
-                                b.positives_per_object, b.negatives_per_image, b.min_size,
-                                b.max_size, b.background_iou)
+                                base.positives_per_object, base.negatives_per_image, base.min_size,
+                                base.max_size, base.background_iou)
         windows.append(w)
         ids.append(np.full(len(w), i))
         out.append(lab)
-    return (crop_patches(images, np.concatenate(windows), np.concatenate(ids), b.patch_size),
+    return (crop_patches(images, np.concatenate(windows), np.concatenate(ids), base.patch_size),
             np.concatenate(out))
 
 
 def window_scorer(net: PatchClassifier, windows: np.ndarray, batch: int = 8192):
-    """images uint8 [b, H, W] -> probabilities float32 [b, K, C + 1] of every window: what
-    the current classifier makes of the detector's windows, about `batch` crops per call."""
+    """A function: images uint8 [b, H, W] -> float32 [b, K, C + 1] probabilities of the K
+    `windows`, about `batch` crops per call."""
     w = tf.constant(windows)
     probs = tf.function(net.window_probs, reduce_retracing=True)
     per_call = max(1, batch // len(windows))
@@ -92,10 +84,11 @@ def window_scorer(net: PatchClassifier, windows: np.ndarray, batch: int = 8192):
 
 def crop_patches(images: np.ndarray, windows: np.ndarray, image_ids: np.ndarray,
                  patch_size: int, chunk: int = 16384) -> np.ndarray:
-    """uint8 [m, P, P]: window m of image image_ids[m] (images uint8 [N, H, W], windows [m, 4]
-    normalised), through `models.baseline.crop_windows`, the crop the detector scores its
-    windows with: every training patch (positives, random and mined background) sees the same
-    resampling as a test window. Rounded to uint8 to store; `chunk` windows per call."""
+    """uint8 [m, P, P]: window m (normalised [m, 4]) of image `image_ids[m]` (uint8 [N, H, W]).
+
+    Cropped with `models.baseline.crop_windows`, so training patches get the same resampling
+    as the detector's test windows.
+    """
     out = np.zeros((len(windows), patch_size, patch_size), np.uint8)
     for s in range(0, len(windows), chunk):
         ids, inverse = np.unique(image_ids[s:s + chunk], return_inverse=True)
@@ -128,60 +121,59 @@ def _write_state(backup: str, state: dict) -> None:
 
 
 def run_baseline_training(config: Config, log: Callable[[str], None] = print) -> PatchClassifier:
-    """Trains the patch classifier; a rerun resumes from its last finished epoch or skips if
-    done."""
-    t, b = config.train, config.baseline
+    """Trains the patch classifier; a rerun resumes after its last finished epoch."""
+    train, base = config.train, config.baseline
     num_classes = config.model.num_classes
-    write_config(config)
+    run = Run.start(config)
     for line in device_report():
         log(line)
-    keras.utils.set_random_seed(t.seed)
+    keras.utils.set_random_seed(train.seed)
     net = build_classifier(config)
-    if tf.io.gfile.exists(classifier_weights(t.model_dir)):
-        load_weights(net, classifier_weights(t.model_dir), t.model_dir)
-        log(f"baseline: finished earlier, weights in {classifier_weights(t.model_dir)}")
+    if tf.io.gfile.exists(run.classifier_weights()):
+        load_weights(net, run.classifier_weights(), train.model_dir)
+        log(f"baseline: finished earlier, weights in {run.classifier_weights()}")
         return net
     images, boxes, labels = load_images(config, "train", config.data.train_examples)
-    x, y = sample_set(config, images, boxes, labels, t.seed)
+    x, y = sample_set(config, images, boxes, labels, train.seed)
     vimages, vboxes, vlabels = load_images(config, "validation", 200)
-    vx, vy = sample_set(config, vimages, vboxes, vlabels, t.seed + 1)
+    vx, vy = sample_set(config, vimages, vboxes, vlabels, train.seed + 1)
     log(f"baseline: {len(x)} sampled training patches ({(y == num_classes).mean():.0%} "
         "background)")
-    windows = window_boxes(images.shape[1:3], b.min_size, b.max_size, b.step)
+    windows = window_boxes(images.shape[1:3], base.min_size, base.max_size, base.step)
     model = LogitsModel(net, name="patch_classifier_logits")
-    model.compile(optimizer=make_optimizer(t, t.learning_rates[0]),
+    model.compile(optimizer=make_optimizer(train, train.learning_rates[0]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    backup = os.path.join(t.model_dir, "baseline", "backup")
+    backup = run.classifier_backup()
     tf.io.gfile.makedirs(backup)
     state = _read_state(backup)
     start, pool = 0, np.zeros((0, 2), np.int64)
     if state:
         model.optimizer.build(model.trainable_variables)
-        load_weights(model, os.path.join(backup, state["weights"]), t.model_dir)
+        load_weights(model, os.path.join(backup, state["weights"]), train.model_dir)
         start, pool = state["epoch"], np.array(state["hard"], np.int64).reshape(-1, 2)
         log(f"baseline: resumed after epoch {start} ({len(pool)} mined negatives)")
     score = window_scorer(net, windows)
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(t.model_dir, "logs", "baseline"))
+    tensorboard = keras.callbacks.TensorBoard(run.logs_dir("baseline"))
     val = _to_dataset(vx, vy, config.data.batch_size * 4)
     batch = config.data.batch_size * 4
-    for epoch in range(start, t.epochs[0]):
-        rng = np.random.default_rng([t.seed, epoch])
-        if b.hard_negatives and epoch > 0 and epoch % b.mine_every == 0:
-            ids = np.sort(rng.choice(len(images), min(b.mine_images, len(images)),
+    for epoch in range(start, train.epochs[0]):
+        rng = np.random.default_rng([train.seed, epoch])
+        if base.hard_negatives and epoch > 0 and epoch % base.mine_every == 0:
+            ids = np.sort(rng.choice(len(images), min(base.mine_images, len(images)),
                                      replace=False))
             found = mine_hard_negatives(images, boxes, labels, ids, windows, score, num_classes,
-                                        b.hard_negatives_per_image, b.hard_negative_min_score,
-                                        b.hard_negative_iou, b.background_iou)
-            pool = np.concatenate([pool, found])[-b.hard_negative_pool:]
+                                        base.hard_negatives_per_image, base.hard_negative_min_score,
+                                        base.hard_negative_iou, base.background_iou)
+            pool = np.concatenate([pool, found])[-base.hard_negative_pool:]
             log(f"baseline: epoch {epoch + 1}: mined {len(found)} hard negatives from "
                 f"{len(ids)} images ({len(pool)} kept)")
         ex = np.concatenate([x, crop_patches(images, windows[pool[:, 1]], pool[:, 0],
-                                             b.patch_size)])
+                                             base.patch_size)])
         ey = np.concatenate([y, np.full(len(pool), num_classes, np.int64)])
-        order = balanced_order(ey, batch, b.background_share, num_classes, rng)
+        order = balanced_order(ey, batch, base.background_share, num_classes, rng)
         model.fit(_to_dataset(ex[order], ey[order], batch), epochs=epoch + 1,
-                  initial_epoch=epoch, validation_data=val, verbose=t.verbose, shuffle=False,
+                  initial_epoch=epoch, validation_data=val, verbose=train.verbose, shuffle=False,
                   callbacks=[tensorboard])
         name = f"epoch{epoch + 1}.weights.h5"
         model.save_weights(os.path.join(backup, name))
@@ -189,8 +181,8 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
         if state and state["weights"] != name:
             tf.io.gfile.remove(os.path.join(backup, state["weights"]))
         state = {"weights": name}
-    net.save_weights(classifier_weights(t.model_dir))
-    log(f"baseline classifier: {classifier_weights(t.model_dir)}")
+    net.save_weights(run.classifier_weights())
+    log(f"baseline classifier: {run.classifier_weights()}")
     return net
 
 

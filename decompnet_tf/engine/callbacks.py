@@ -1,5 +1,4 @@
-"""Callbacks of the training loops: checkpoints, the lambda/gamma warm-up, learning-rate decay,
-and TensorBoard images of the response and instance maps."""
+"""Callbacks of the training loops: checkpoints, the lambda/gamma warm-up, TensorBoard maps."""
 
 from __future__ import annotations
 
@@ -33,29 +32,14 @@ class LossWeightSchedule(keras.callbacks.Callback):
         self.model.gamma.assign(self.warmup if first else self.gamma)
 
 
-class EpochDecay(keras.callbacks.Callback):
-    """Learning rate = base * decay ** epoch (epoch counted within the stage, so a resumed run
-    gets the same rate as an uninterrupted one)."""
-
-    def __init__(self, base: float, decay: float):
-        super().__init__()
-        self.base, self.decay = base, decay
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.optimizer.learning_rate.assign(self.base * self.decay**epoch)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
-
-
 def map_sheet(image, category_maps, instance_maps=None, boxes=None, max_steps=6):
-    """One row per category: input | category map | first instance maps with their boxes.
+    """A uint8 RGB sheet, one row per category: input | category map | first instance maps.
 
     Args:
-      image: [H, W, 1] in [0, 1]; category_maps: [h, w, C]; instance_maps: [C, T, h, w];
-      boxes: [C, T, 4] (ymin, xmin, ymax, xmax).
-    Returns: uint8 RGB sheet.
+      image: [H, W, 1] in [0, 1].
+      category_maps: [h, w, C].
+      instance_maps: [C, T, h, w].
+      boxes: [C, T, 4] (ymin, xmin, ymax, xmax) normalised, drawn on the instance maps.
     """
     size = max(1, 100 // image.shape[0])  # Small inputs are enlarged to ~100 px tiles.
     tile_hw = (image.shape[0] * size, image.shape[1] * size)

@@ -1,7 +1,4 @@
-"""tf.distribute strategies by name; the project never builds its own distribution layer.
-
-Also: which worker writes the run's model_dir (`is_chief`, `write_dir`).
-"""
+"""tf.distribute strategies by name, and which worker writes the run's model_dir."""
 
 from __future__ import annotations
 
@@ -16,12 +13,7 @@ from decompnet_tf.config import STRATEGIES
 
 
 def get_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
-    """Returns the strategy called `name` (one of STRATEGIES).
-
-    default: no distribution (tf.distribute's default strategy); mirrored: all local GPUs
-    (or the CPU); multi_worker: MultiWorkerMirroredStrategy configured by TF_CONFIG; tpu:
-    TPUStrategy on the TPU named by `tpu` (empty: the local one).
-    """
+    """The strategy called `name` (one of STRATEGIES); `tpu` names the TPU (empty: local)."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -37,21 +29,14 @@ def get_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process writes the run's model_dir: always, except under
-    MultiWorkerMirroredStrategy, where only the chief does (the cluster's "chief" task, or
-    worker 0 when it has none)."""
+    """Whether this process writes model_dir: only the chief under MultiWorkerMirroredStrategy."""
     return bool(strategy.extended.should_checkpoint)
 
 
 @contextlib.contextmanager
 def write_dir(model_dir: str, strategy: tf.distribute.Strategy) -> Iterator[str]:
-    """The folder this process writes the run's files into: model_dir on the chief; on any
-    other worker a fresh local temporary folder, removed on exit.
-
-    tf.distribute's multi-worker pattern: every worker runs the same saves (saving can read
-    variables through collective ops, which hang unless all workers take part), but only the
-    chief's land in model_dir, so workers never overwrite each other's files there.
-    """
+    """Where this process writes: model_dir on the chief, else a temporary folder removed on
+    exit. Every worker runs the same saves (collective ops hang unless all take part)."""
     if is_chief(strategy):
         yield model_dir
         return

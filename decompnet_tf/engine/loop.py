@@ -1,15 +1,6 @@
-"""The training loop: stages in order, each resumable from its checkpoints.
-
-model_dir/
-  config.json               the frozen Config of the run (evaluate.py / export.py rebuild from it)
-  stage{N}/backup/          the latest checkpoint of stage N (weights, optimizer, epoch)
-  stage{N}/final.weights.h5 the network after stage N; a rerun skips finished stages
-  logs/stage{N}/            TensorBoard scalars (every loss term) and images of the maps
-  model.keras               the trained DecompNet after the last stage
-
-model_dir may be on any filesystem tf.io.gfile knows (gs://, ram://). Under
-MultiWorkerMirroredStrategy only the chief writes it (`distribute.write_dir`); the other workers
-read the chief's files to skip finished stages and resume.
+"""The training loop: stages in order, each resumable from its checkpoints, into a model dir
+(`model_io.Run` names its files). Only the chief writes it (`distribute.write_dir`); other
+workers read it to skip finished stages and resume.
 """
 
 from __future__ import annotations
@@ -27,37 +18,26 @@ import tensorflow as tf
 from decompnet_tf.config import Config, TrainConfig
 from decompnet_tf.console import device_report
 from decompnet_tf.data.pipeline import make_dataset, num_examples
-from decompnet_tf.engine.callbacks import Backup, EpochDecay, LossWeightSchedule, MapImages
+from decompnet_tf.engine.callbacks import Backup, LossWeightSchedule, MapImages
 from decompnet_tf.engine.distribute import get_strategy, is_chief, write_dir
 from decompnet_tf.engine.optimizers import make_optimizer
 from decompnet_tf.engine.trainer import DecompTrainer, resolve_solver
-from decompnet_tf.model_io import (
-    DamagedCheckpointError,
-    build_net,
-    final_weights,
-    finished_stages,
-    load_weights,
-    read_config,
-    write_config,
-)
+from decompnet_tf.model_io import DamagedCheckpointError, Run, build_net, load_weights
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.models.vgg_category_net import resolve_backbone_weights
 
 
 def init_category(net: DecompNet, source_dir: str, log: Callable[[str], None]) -> None:
     """Copies the category network of another run (its last finished stage) into `net`."""
-    source = read_config(source_dir)
-    done = finished_stages(source_dir, source.train.stages)
-    if not done:
+    source = Run.open(source_dir)
+    if not source.finished_stages():
         raise FileNotFoundError(f"init_category_from={source_dir}: no finished stage there")
-    other = build_net(source, pretrained_backbone=False)
-    load_weights(other, final_weights(source_dir, done[-1]), source_dir)
     try:
-        net.category_net.set_weights(other.category_net.get_weights())
+        net.category_net.set_weights(source.load_net(min_stage=1).category_net.get_weights())
     except ValueError as e:
         raise ValueError(f"init_category_from={source_dir}: its category network differs from "
                          f"this run's ({e}); use the same category settings") from None
-    log(f"category network initialised from {final_weights(source_dir, done[-1])}")
+    log(f"category network initialised from {source.final_weights(source.finished_stages()[-1])}")
 
 
 def check_stage_settings(train: TrainConfig) -> None:
@@ -73,27 +53,27 @@ def run_training(config: Config, log: Callable[[str], None] = print,
                  strategy: tf.distribute.Strategy | None = None) -> DecompNet:
     """Runs the configured stages; reruns with the same config resume where they stopped.
 
-    strategy: one the caller already made (default: `config.train.strategy`'s). A process
-    should make one MultiWorkerMirroredStrategy only: a second one re-enables collective ops
-    and can hang its workers."""
-    t = config.train
-    check_stage_settings(t)
-    solver = resolve_solver(t.matching_solver, t.jit_compile, t.strategy)
+    Args:
+      strategy: one the caller already made (default: `config.train.strategy`). A process should
+        make one MultiWorkerMirroredStrategy only: a second can hang its workers.
+    """
+    train = config.train
+    check_stage_settings(train)
+    solver = resolve_solver(train.matching_solver, train.jit_compile, train.strategy)
     if config.model.backbone == "vgg16":
         resolve_backbone_weights(config.model.backbone_weights)  # A missing file: stop here.
-    strategy = strategy or get_strategy(t.strategy, t.tpu)
+    strategy = strategy or get_strategy(train.strategy, train.tpu)
     for line in device_report(strategy):
         log(line)
-    if is_chief(strategy):  # The chief checks and writes config.json; other workers never do.
-        write_config(config)
-    keras.utils.set_random_seed(t.seed)
-    with write_dir(t.model_dir, strategy) as out:
-        return _train_stages(config, strategy, solver, out, log, validation_steps)
+    # The chief checks and writes config.json; other workers never do.
+    run = Run.start(config) if is_chief(strategy) else Run(train.model_dir, config)
+    keras.utils.set_random_seed(train.seed)
+    with write_dir(train.model_dir, strategy) as out:
+        return _train_stages(run, strategy, solver, out, log, validation_steps)
 
 
 def copy_checkpoint(source: str, target: str) -> None:
-    """Copies the files of a Backup folder (another worker's, the chief's) into `target`, where
-    this worker's Backup callback resumes from them; nothing when there is none."""
+    """Copies the chief's Backup folder into `target`, for this worker to resume from."""
     if source == target or not tf.io.gfile.isdir(source):
         return
     tf.io.gfile.makedirs(target)
@@ -105,11 +85,8 @@ def copy_checkpoint(source: str, target: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class StageData:
-    """What every stage trains and validates on.
-
-    train: the repeated, shuffled training batches; validation: `validation_steps` batches of
-    the validation split; steps: batches per epoch; preview: float32 [<=4, H, W, ch],
-    the first validation images, whose maps TensorBoard shows."""
+    """What every stage trains and validates on; `preview` is float32 [<=4, H, W, ch], the
+    first validation images, whose maps TensorBoard shows; `steps` are batches per epoch."""
 
     train: tf.data.Dataset
     validation: tf.data.Dataset
@@ -124,7 +101,7 @@ def make_stage_data(config: Config, net: DecompNet, validation_steps: int,
     sizes = dict(image_size=net.image_size, instance_size=net.instance_size)
     start = time.perf_counter()
     train_ds = make_dataset(config.data, "train", c, map_size, training=True, repeat=True,
-                            **sizes)
+                            seed=config.train.seed, **sizes)
     # The validation split, never the test split (decompnet_tf.data.builders).
     val_ds = make_dataset(config.data, "validation", c, map_size, training=False,
                           **sizes).take(validation_steps)
@@ -137,93 +114,92 @@ def make_stage_data(config: Config, net: DecompNet, validation_steps: int,
     return StageData(train_ds, val_ds, steps, preview)
 
 
-def skip_finished_stage(net: DecompNet, model_dir: str, stage: int, chief: bool,
+def skip_finished_stage(net: DecompNet, run: Run, stage: int, chief: bool,
                         log: Callable[[str], None]) -> bool:
-    """The resume-or-skip decision: True when model_dir holds the stage's final weights and
-    they loaded into `net` (skip the stage); False when it must be trained: no final weights
-    (it resumes from its last checkpoint in stage{N}/backup, if any), or a damaged file (cut
-    short by a full disk or a partial copy), which the chief removes first."""
-    if not finished_stages(model_dir, [stage]):
+    """True when the stage's final weights loaded into `net` (skip it); False to train it.
+
+    A damaged final weights file is removed by the chief and the stage trained again.
+    """
+    if not run.finished_stages([stage]):
         return False
-    path = final_weights(model_dir, stage)
+    path = run.final_weights(stage)
     try:
-        load_weights(net, path, model_dir)
+        load_weights(net, path, run.model_dir)
     except DamagedCheckpointError:
         log(f"stage {stage}: {path} is damaged; training the stage again from its last "
             "checkpoint")
         if chief:
             tf.io.gfile.remove(path)
         return False
-    log(f"stage {stage}: finished earlier, weights loaded from "
-        f"{os.path.join(model_dir, f'stage{stage}')}")
+    log(f"stage {stage}: finished earlier, weights loaded from {run.stage_dir(stage)}")
     return True
 
 
-def train_stage(config: Config, net: DecompNet, index: int, data: StageData,
+def train_stage(run: Run, net: DecompNet, index: int, data: StageData,
                 strategy: tf.distribute.Strategy, solver: str, out: str,
                 log: Callable[[str], None]) -> None:
-    """Trains stage `config.train.stages[index]` of `net` (resuming from its checkpoint in
-    model_dir when there is one) and writes its final weights and history into `out`."""
-    t = config.train
-    stage, lr = t.stages[index], t.learning_rates[index]
-    stage_dir = os.path.join(t.model_dir, f"stage{stage}")
-    out_dir = os.path.join(out, f"stage{stage}")
-    log(f"stage {stage}: {t.epochs[index]} epoch(s) of {data.steps} steps, batch "
-        f"{config.data.batch_size}, {t.optimizer} lr {lr}"
-        + (f", {solver} matching solver" if stage > 1 else "") + (", XLA" if t.jit_compile else ""))
+    """Trains stage `config.train.stages[index]`, resuming from its checkpoint; writes into
+    `out`."""
+    config, train = run.config, run.config.train
+    stage, lr = train.stages[index], train.learning_rates[index]
+    log(f"stage {stage}: {train.epochs[index]} epoch(s) of {data.steps} steps, batch "
+        f"{config.data.batch_size}, {train.optimizer} lr {lr}"
+        + (f", {solver} matching solver" if stage > 1 else "")
+        + (", XLA" if train.jit_compile else ""))
     with strategy.scope():
         # The true maps are stage 2's input only: stage 3 is end to end.
-        source = t.category_maps if stage == 2 else "network"
-        trainer = DecompTrainer(net, stage, config.loss, source, solver)
-        trainer.compile(optimizer=make_optimizer(config.train, lr), jit_compile=t.jit_compile)
+        source = train.category_source if stage == 2 else "network"
+        trainer = DecompTrainer(net, stage, config.loss, source, solver,
+                                stop_threshold=config.inference.stop_threshold)
+        trainer.compile(optimizer=make_optimizer(config.train, lr), jit_compile=train.jit_compile)
     # Another worker resumes from the chief's checkpoint (the chief has not written since:
     # it cannot take a training step without this worker).
-    copy_checkpoint(os.path.join(stage_dir, "backup"), os.path.join(out_dir, "backup"))
+    copy_checkpoint(run.backup_dir(stage), run.backup_dir(stage, root=out))
     callbacks = [
-        Backup(os.path.join(out_dir, "backup"), save_freq=t.checkpoint_steps or "epoch",
+        Backup(run.backup_dir(stage, root=out), save_freq=train.checkpoint_steps or "epoch",
                delete_checkpoint=False),
         LossWeightSchedule(config.loss.warmup_weight, config.loss.lam, config.loss.gamma),
-        EpochDecay(lr, t.lr_decay),
-        keras.callbacks.TensorBoard(os.path.join(out, "logs", f"stage{stage}"),
-                                    update_freq=50),
-        MapImages(os.path.join(out, "logs", f"stage{stage}", "maps"), data.preview, stage),
+        # The rate decays per epoch of the stage, so a resumed run gets an uninterrupted one's.
+        keras.callbacks.LearningRateScheduler(lambda epoch: lr * train.lr_decay**epoch),
+        keras.callbacks.TensorBoard(run.logs_dir(stage, root=out), update_freq=50),
+        MapImages(os.path.join(run.logs_dir(stage, root=out), "maps"), data.preview, stage),
     ]
     began = time.perf_counter()
     # shuffle=False: make_dataset shuffles (Keras would only warn that it cannot).
-    trainer.fit(data.train, epochs=t.epochs[index], steps_per_epoch=data.steps, shuffle=False,
-                validation_data=data.validation, callbacks=callbacks, verbose=t.verbose)
+    trainer.fit(data.train, epochs=train.epochs[index], steps_per_epoch=data.steps, shuffle=False,
+                validation_data=data.validation, callbacks=callbacks, verbose=train.verbose)
     # Zero epochs (an untrained reference for a later stage) never made the stage's folder.
-    tf.io.gfile.makedirs(out_dir)
-    net.save_weights(final_weights(out, stage))
+    tf.io.gfile.makedirs(run.stage_dir(stage, root=out))
+    net.save_weights(run.final_weights(stage, root=out))
     log(f"stage {stage}: done in {(time.perf_counter() - began) / 60:.1f} min")
-    with tf.io.gfile.GFile(os.path.join(out_dir, "history.json"), "w") as f:
+    with tf.io.gfile.GFile(run.history_file(stage, root=out), "w") as f:
         json.dump({k: [float(v) for v in vs] for k, vs in trainer.history.history.items()},
                   f, indent=1)
 
 
-def save_model(net: DecompNet, out: str, model_dir: str, log: Callable[[str], None]) -> None:
-    """Writes out/model.keras, the trained DecompNet after the last stage."""
-    if tf.io.gfile.exists(os.path.join(out, "model.keras")):
+def save_model(net: DecompNet, run: Run, out: str, log: Callable[[str], None]) -> None:
+    """Writes model.keras, the trained DecompNet after the last stage, into `out`."""
+    path = run.model_file(root=out)
+    if tf.io.gfile.exists(path):
         # Replaced, not rewritten: TensorFlow's ram:// filesystem appends to a rewritten file.
-        tf.io.gfile.remove(os.path.join(out, "model.keras"))
-    net.save(os.path.join(out, "model.keras"))
-    log(f"trained model: {os.path.join(model_dir, 'model.keras')}")
+        tf.io.gfile.remove(path)
+    net.save(path)
+    log(f"trained model: {run.model_file()}")
 
 
-def _train_stages(config: Config, strategy: tf.distribute.Strategy, solver: str, out: str,
+def _train_stages(run: Run, strategy: tf.distribute.Strategy, solver: str, out: str,
                   log: Callable[[str], None], validation_steps: int) -> DecompNet:
-    """run_training's stages: reads model_dir (finished stages, checkpoints), writes into `out`
-    (model_dir on the chief, a temporary folder on other workers)."""
-    t = config.train
+    """run_training's stages: reads the model dir, writes into `out` (`distribute.write_dir`)."""
+    config, train = run.config, run.config.train
     with strategy.scope():
         net = build_net(config)
-        if t.init_category_from:
-            init_category(net, t.init_category_from, log)
+        if train.init_category_from:
+            init_category(net, train.init_category_from, log)
     data = make_stage_data(config, net, validation_steps, log)
     chief = is_chief(strategy)
-    for i, stage in enumerate(t.stages):
-        if skip_finished_stage(net, t.model_dir, stage, chief, log):
+    for i, stage in enumerate(train.stages):
+        if skip_finished_stage(net, run, stage, chief, log):
             continue
-        train_stage(config, net, i, data, strategy, solver, out, log)
-    save_model(net, out, t.model_dir, log)
+        train_stage(run, net, i, data, strategy, solver, out, log)
+    save_model(net, run, out, log)
     return net

@@ -1,5 +1,4 @@
-"""The optimizer both training loops build (decompNet's stages, `engine.trainer` / `engine.loop`,
-and the sliding-window baseline's classifier, `engine.baseline`)."""
+"""The optimizer of both training loops (decompNet's stages and the baseline's classifier)."""
 
 from __future__ import annotations
 
@@ -9,8 +8,7 @@ from decompnet_tf.config import TrainConfig
 
 
 def make_optimizer(train: TrainConfig, lr: float) -> keras.optimizers.Optimizer:
-    """The run's optimizer at learning rate `lr`: SGD with momentum or Adam, with the run's
-    gradient-norm clipping (both the decompNet stages and the baseline use it)."""
+    """SGD with momentum or Adam at learning rate `lr`, with the run's gradient-norm clipping."""
     clipnorm = train.clipnorm or None
     if train.optimizer == "sgd":
         return keras.optimizers.SGD(lr, momentum=train.momentum, clipnorm=clipnorm)

@@ -1,11 +1,7 @@
 """DecompTrainer: a keras.Model wrapping DecompNet with the paper's losses in `train_step`.
 
-One trainer per training stage (Appendix B): stage 1 trains the category network alone, stage 2
-the instance network and box regressor with the category network frozen, stage 3 everything.
-The bipartite matching runs once per batch on the host (`matching.match`, through
-`tf.numpy_function`); under `tf.distribute` each replica matches its own part of the batch.
-With `category_maps="truth"` stage 2 decomposes the true category maps (the sum of the masks)
-instead of the category network's.
+One trainer per training stage (Appendix B): 1 the category network, 2 the instance network and
+box regressor, 3 everything. The matching (`matching.match`) runs once per batch, per replica.
 """
 
 from __future__ import annotations
@@ -32,9 +28,8 @@ XLA_NEEDS_GRAPH = (
 
 
 def resolve_solver(solver: str, jit_compile: bool, strategy: str) -> str:
-    """The solver a run uses: "auto" is the graph one when the step is compiled by XLA (asked
-    for, or on a TPU) and scipy otherwise (the fastest on CPUs, benchmarks/); "scipy" under
-    XLA is refused with the fix."""
+    """The matching solver a run uses: "auto" is "graph" under XLA (asked for, or a TPU), else
+    "scipy" (the fastest on CPUs, benchmarks/); "scipy" under XLA is refused."""
     compiled = jit_compile or strategy == "tpu"
     if solver == "auto":
         return "graph" if compiled else "scipy"
@@ -47,8 +42,7 @@ def resolve_solver(solver: str, jit_compile: bool, strategy: str) -> str:
 
 
 def stage_terms(stage: int, stop_head: bool, loss_config: LossConfig) -> tuple[str, ...]:
-    """The names of the loss terms a stage computes (`losses` names): what
-    `DecompTrainer.compute_terms` returns and the trainer tracks, so the two cannot disagree."""
+    """The `losses` names of the terms a stage computes and the trainer tracks."""
     if stage == 1:
         return (losses.CATEGORY,)
     return ((losses.INSTANCE_MATCHED, losses.INSTANCE_SUM, losses.BOX)
@@ -58,8 +52,8 @@ def stage_terms(stage: int, stop_head: bool, loss_config: LossConfig) -> tuple[s
             + ((losses.CATEGORY,) if stage == 3 else ()))
 
 
-def fold(x):
-    """[B, C, ...] -> [B*C, ...]: categories folded into the batch."""
+def merge_categories(x):
+    """[B, C, ...] -> [B*C, ...]: each (image, category) pair one row of the batch."""
     shape = tf.shape(x)
     return tf.reshape(x, tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0))
 
@@ -67,34 +61,31 @@ def fold(x):
 class DecompTrainer(BuildWithoutBatch, keras.Model):
     """Computes the loss terms of one stage and applies them with the stage's optimizer.
 
-    Data: (images [B, H, W, 1], targets) from `decompnet_tf.data.pipeline.make_dataset`.
-    Logged metrics: every loss term, "loss" (the weighted total), and for stages >= 2
-    "count_accuracy" (the steps `postprocess.emitted` reports at `stop_threshold`, the rule
-    evaluation applies, counted against the truth).
+    Data: (images [B, H, W, ch], targets) from `data.pipeline.make_dataset`. Logs every term,
+    "loss" (the weighted total) and, from stage 2, "count_accuracy" at `stop_threshold`.
 
     Args:
-      category_maps: "network" (the paper) or "truth": what stage 2 decomposes.
-      solver: the matching's solver, "scipy" (host) or "graph" (in-graph, XLA / TPU;
-        `resolve_solver`).
+      category_source: "network" (the paper) or "truth": what stage 2 decomposes.
+      solver: "scipy" (host) or "graph" (XLA / TPU), see `resolve_solver`.
     """
 
     def __init__(self, net: DecompNet, stage: int, loss_config: LossConfig,
-                 category_maps: str = "network", solver: str = "scipy",
+                 category_source: str = "network", solver: str = "scipy",
                  stop_threshold: float = InferenceConfig.stop_threshold, **kwargs):
         super().__init__(**kwargs)
         if stage not in (1, 2, 3):
             raise ValueError(f"stage must be 1, 2 or 3, got {stage}")
-        if category_maps not in CATEGORY_SOURCES:
-            raise ValueError(f"category_maps must be one of {CATEGORY_SOURCES}, got "
-                             f"{category_maps!r}")
-        if category_maps == "truth" and stage != 2:
+        if category_source not in CATEGORY_SOURCES:
+            raise ValueError(f"category_source must be one of {CATEGORY_SOURCES}, got "
+                             f"{category_source!r}")
+        if category_source == "truth" and stage != 2:
             raise ValueError("only stage 2 can decompose the true category maps "
-                             "(category_maps='truth'): stage 3 trains end to end on the "
+                             "(category_source='truth'): stage 3 trains end to end on the "
                              "category network's")
         self.net = net
         self.stage = stage
         self.loss_config = loss_config
-        self.category_maps = category_maps
+        self.category_source = category_source
         self.solver = solver
         self.stop_threshold = stop_threshold
         # lambda and gamma change after the first epoch (LossWeightSchedule callback).
@@ -116,8 +107,8 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
         self.built = True  # Its only weights are the (built) network's and lam/gamma.
 
     def compile(self, optimizer, jit_compile: bool = False, **kwargs):
-        """keras.Model.compile with XLA off unless asked for (never Keras's "auto", which
-        picks XLA on a GPU), and a clear error where XLA meets the host solver."""
+        """keras.Model.compile with XLA off unless asked for (Keras's "auto" picks it on a GPU,
+        where the scipy solver cannot run)."""
         if jit_compile and self.stage >= 2 and self.solver == "scipy":
             raise ValueError(XLA_NEEDS_GRAPH)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
@@ -130,18 +121,17 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
         return self.net(images, training=training)
 
     def compute_terms(self, images, targets, training):
-        """Loss terms {name: scalar} of this stage (the names `self.terms`), plus the network
-        outputs."""
+        """({name: scalar loss term} of `self.terms`, the network's outputs)."""
         cfg = self.loss_config
         self.net.check_images(images)
         cat = self.net.category_net(images, training=training and self.stage != 2)
         cat_maps = cat["category_maps"]
         if self.stage == 1:
             return self._category_term(cat_maps, targets), cat
-        source = targets["category_target"] if self.category_maps == "truth" else cat_maps
+        source = targets["category_target"] if self.category_source == "truth" else cat_maps
         out = self.net.decompose(source, training=training, images=images)
-        pred = fold(out["instance_maps"])  # [B*C, T, h, w]
-        gt, valid, boxes = (fold(targets[k]) for k in ("masks", "valid", "boxes"))
+        pred = merge_categories(out["instance_maps"])  # [B*C, T, h, w]
+        gt, valid, boxes = (merge_categories(targets[k]) for k in ("masks", "valid", "boxes"))
         tpu = isinstance(self.distribute_strategy, tf.distribute.TPUStrategy)
         free = cfg.unmatched_steps == "free"
         # The matching minimises the matched term's own distance, floor included.
@@ -151,12 +141,12 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
                            boxes, self.solver, tf.float32 if tpu else tf.float64, free)
         terms = {**losses.instance_losses(pred, gt, assignment, p_matched, cfg.instance_loss,
                                           cfg.size_weighting, p_sum, cfg.unmatched_steps),
-                 **losses.box_loss(fold(out["boxes_xywh"]), boxes, assignment, cfg.box_loss,
-                                   losses.BOX_GIOU in self.terms)}
+                 **losses.box_loss(merge_categories(out["boxes_xywh"]), boxes, assignment,
+                                   cfg.box_loss, losses.BOX_GIOU in self.terms)}
         if losses.INSTANCE_DICE in self.terms:
             terms.update(losses.dice_loss(pred, gt, assignment))
         if losses.STOP in self.terms:
-            terms.update(losses.stop_loss(fold(out["objectness"]), assignment))
+            terms.update(losses.stop_loss(merge_categories(out["objectness"]), assignment))
         if losses.CATEGORY in self.terms:
             terms.update(self._category_term(cat_maps, targets))
         return terms, {"category_maps": cat_maps, **out}

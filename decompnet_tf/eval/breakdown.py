@@ -1,12 +1,9 @@
 """Where a detector fails: AP50 per object size, counting per true count, and the category
-maps' recall per object size (NumPy only; formats as in :mod:`decompnet_tf.eval.metrics`).
+maps' recall per object size.
 
-An object's size is ``sqrt(box area)`` in pixels of the image, its box being the normalised
-``(ymin, xmin, ymax, xmax)`` scaled by the image size. Sizes fall into the half-open buckets
-``[0, 14), [14, 20), [20, 28), [28, 40), [40, inf)`` (``SIZE_EDGES``). Bucketing is by box
-area even where the COCO ground-truth file's ``"area"`` is the mask's pixel count, so
-pycocotools reproduces :func:`ap_by_size` from ground truth exported without masks (except
-for objects within float32 noise of an edge, see :func:`box_sizes`).
+An object's size is `sqrt(box area)` in pixels; sizes fall into the half-open buckets
+[0, 14), [14, 20), [20, 28), [28, 40), [40, inf) (`SIZE_EDGES`), by box area even where the
+COCO ground truth's "area" is the mask's pixel count. pycocotools does the matching.
 """
 
 from __future__ import annotations
@@ -16,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from decompnet_tf.eval import metrics
-from decompnet_tf.ops.np_boxes import box_iou_np
+from decompnet_tf.eval import coco, metrics
 
 SIZE_EDGES = (14.0, 20.0, 28.0, 40.0)  # px; digits on decomp_mnist span about 10-45 px.
 MAP_THRESHOLD = 0.5  # ComponentsDetector's default: a map pixel above it is "on".
@@ -36,110 +32,51 @@ def bucket_label(lo: float, hi: float) -> str:
     return f">={lo:g}" if np.isinf(hi) else f"{lo:g}-{hi:g}"
 
 
-def box_sizes(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """``sqrt(box area)`` in px, float64 ``[N]``, of normalised yxyx boxes ``[N, 4]``."""
+def box_areas(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """Box areas in px**2, float64 [N], of normalised yxyx boxes [N, 4]."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     h, w = image_size
     # Sides rounded to 1e-3 px: the datasets' float32 coordinates put a 14 px side at
     # 13.99999 or 14.00001 px at random, which would scatter such objects across an edge.
     bh = np.round(np.maximum(b[:, 2] - b[:, 0], 0) * h, 3)
     bw = np.round(np.maximum(b[:, 3] - b[:, 1], 0) * w, 3)
-    return np.sqrt(bh * bw)
+    return bh * bw
 
 
-def match_in_range(scores: np.ndarray, ious: np.ndarray, gt_ignore: np.ndarray,
-                   det_outside: np.ndarray, iou_threshold: float):
-    """COCO's matching with an area range (pycocotools ``evaluateImg``) for one image and class.
-
-    Detections, best first, each claim the unclaimed ground truth of highest IoU (``>=`` the
-    threshold, ties to the last), preferring any in-range ground truth over an ignored one.
-    A detection matched to an ignored ground truth, or unmatched and outside the range, is
-    ignored; an unmatched one inside the range is a false positive.
-
-    Args:
-        scores: float ``[D]``; ious: float ``[D, G]``; gt_ignore: bool ``[G]`` (outside the
-            range); det_outside: bool ``[D]``; iou_threshold: as in ``match_detections``.
-
-    Returns:
-        ``(tp, ignored)``: bool ``[D]`` each, in descending score order (``score_order``).
-    """
-    order = metrics.score_order(scores)
-    thr = min(float(iou_threshold), 1.0 - 1e-10) - metrics.IOU_EPS
-    gt_ignore = np.asarray(gt_ignore, dtype=bool)
-    taken = np.zeros(len(gt_ignore), dtype=bool)
-    tp = np.zeros(len(order), dtype=bool)
-    ignored = np.zeros(len(order), dtype=bool)
-    for k, d in enumerate(order):
-        g = -1
-        for pool in (~gt_ignore, gt_ignore):  # in-range ground truth first, as pycocotools
-            cand = np.where(taken | ~pool, -np.inf, ious[d])  # [G]
-            j = len(cand) - 1 - int(np.argmax(cand[::-1])) if cand.size else -1
-            if j >= 0 and cand[j] >= thr:
-                g = j
-                break
-        if g >= 0:
-            taken[g] = True
-            tp[k], ignored[k] = not gt_ignore[g], bool(gt_ignore[g])
-        else:
-            ignored[k] = bool(det_outside[d])
-    return tp, ignored
+def box_sizes(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """`sqrt(box area)` in px, float64 [N], of normalised yxyx boxes [N, 4]."""
+    return np.sqrt(box_areas(boxes, image_size))
 
 
-def ap_by_size(dets: Sequence[Mapping[str, Any]], gts: Sequence[Mapping[str, Any]],
-               num_classes: int, image_size: tuple[int, int],
-               iou_threshold: float = 0.5) -> dict[str, dict[str, Any]]:
-    """Box AP per size bucket, defined as COCO's ``areaRng`` (``[lo**2, hi**2)`` in px**2):
-    ground truth outside the bucket is ignored, and so are detections that match ignored
-    ground truth or match nothing and lie outside the bucket.
+def area_ranges() -> dict[str, tuple[float, float]]:
+    """The size buckets as COCO area ranges: {label: (lo**2, hi**2)} in px**2, half-open."""
+    return {bucket_label(lo, hi): (lo**2, hi**2) for lo, hi in size_buckets()}
 
-    Args:
-        dets, gts: per-image mappings with ``"boxes"`` (normalised yxyx), ``"classes"`` and,
-            for detections, ``"scores"``.
-        image_size: ``(H, W)`` in px.
+
+def entry_areas(entries: Sequence[Mapping[str, Any]], image_size: tuple[int, int]) -> np.ndarray:
+    """`box_areas` of every box of `entries`, image after image: the order of the COCO
+    annotations and results `coco.to_coco_groundtruth` / `to_coco_detections` write."""
+    return np.concatenate([box_areas(e["boxes"], image_size) for e in entries] or [np.zeros(0)])
+
+
+def ap_by_size(ev, num_classes: int) -> dict[str, dict[str, Any]]:
+    """Box AP50 per size bucket from a `coco.cocoeval` run with `area_ranges` and box areas:
+    ground truth outside a bucket is ignored, and so are detections matched to it or matching
+    nothing outside the bucket (COCO's area ranges).
 
     Returns:
-        ``{label: {"per_category": {c: {"ap_voc", "ap_101", "num_gt", "num_det"}},
-        "ap_voc_mean", "ap_101_mean", "num_gt"}}`` per bucket (``bucket_label``); AP is NaN
-        where the bucket has no ground truth of the category; the means skip NaN.
+        {label: {"per_category": {c: {"ap_voc", "ap_101", "num_gt", "num_det"}},
+        "ap_voc_mean", "ap_101_mean", "num_gt"}}; AP is NaN where a bucket has no ground
+        truth of the category, and the means skip it.
     """
     out = {}
-    for lo, hi in size_buckets():
-        tps = [[] for _ in range(num_classes)]
-        scs = [[] for _ in range(num_classes)]
-        num_gt = np.zeros(num_classes, dtype=np.int64)
-        for det, gt in zip(dets, gts):
-            g_cls = np.asarray(gt["classes"], dtype=np.int64).reshape(-1)
-            d_cls = np.asarray(det["classes"], dtype=np.int64).reshape(-1)
-            g_box = np.asarray(gt["boxes"], dtype=np.float64).reshape(-1, 4)
-            d_box = np.asarray(det["boxes"], dtype=np.float64).reshape(-1, 4)
-            d_scores = np.asarray(det["scores"], dtype=np.float64).reshape(-1)
-            g_size, d_size = box_sizes(g_box, image_size), box_sizes(d_box, image_size)
-            for c in range(num_classes):
-                gi, di = np.flatnonzero(g_cls == c), np.flatnonzero(d_cls == c)
-                g_out = (g_size[gi] < lo) | (g_size[gi] >= hi)
-                num_gt[c] += int((~g_out).sum())
-                if len(di) == 0:
-                    continue
-                di = di[metrics.score_order(d_scores[di])]
-                ious = box_iou_np(d_box[di], g_box[gi]) if len(gi) else np.zeros((len(di),
-                                                                                         0))
-                tp, ign = match_in_range(d_scores[di], ious, g_out,
-                                         (d_size[di] < lo) | (d_size[di] >= hi), iou_threshold)
-                tps[c].append(tp[~ign])
-                scs[c].append(d_scores[di][~ign])
-        per = {}
-        for c in range(num_classes):
-            s = np.concatenate(scs[c]) if scs[c] else np.zeros(0)
-            tp = np.concatenate(tps[c]) if tps[c] else np.zeros(0, dtype=bool)
-            tp = tp[metrics.score_order(s)]
-            p, r = metrics.pr_curve(tp, int(num_gt[c]))
-            none = num_gt[c] == 0
-            per[c] = {"ap_voc": float("nan") if none else metrics.ap_voc(p, r),
-                      "ap_101": float("nan") if none else metrics.ap_101(p, r),
-                      "num_gt": int(num_gt[c]), "num_det": len(tp)}
-        out[bucket_label(lo, hi)] = {
-            "per_category": per, "ap_voc_mean": metrics.mean_ap(per, "ap_voc"),
-            "ap_101_mean": metrics.mean_ap(per, "ap_101"), "num_gt": int(num_gt.sum())}
+    for label in area_ranges():
+        curves = coco.pr_curves(ev, 0.5, label)
+        per = {c: {k: curves[c][k] for k in ("ap_voc", "ap_101", "num_gt", "num_det")}
+               for c in range(num_classes)}
+        out[label] = {"per_category": per, "ap_voc_mean": metrics.mean_ap(per, "ap_voc"),
+                      "ap_101_mean": metrics.mean_ap(per, "ap_101"),
+                      "num_gt": sum(p["num_gt"] for p in per.values())}
     return out
 
 
@@ -219,13 +156,13 @@ def recall_by_size(found: Sequence[np.ndarray], gts: Sequence[Mapping[str, Any]]
     return out
 
 
-def breakdown(dets, gts, class_names, image_size, found=None) -> dict[str, Any]:
-    """metrics.json's "breakdown": ``"ap50_by_size"`` (:func:`ap_by_size`),
-    ``"counting_by_true_count"`` and, given ``found`` (per image bool ``[G]``),
-    ``"category_map_recall_by_size"``."""
+def breakdown(sized, dets, gts, class_names, image_size, found=None) -> dict[str, Any]:
+    """metrics.json's "breakdown": "ap50_by_size" (`ap_by_size` of the `coco.cocoeval` run
+    `sized`), "counting_by_true_count" and, given `found` (per image bool [G]),
+    "category_map_recall_by_size"."""
     c = len(class_names)
     out = {"size_edges_px": list(SIZE_EDGES),
-           "ap50_by_size": ap_by_size(dets, gts, c, image_size),
+           "ap50_by_size": ap_by_size(sized, c),
            "counting_by_true_count": counting_by_true_count(
                metrics.count_per_class(dets, c), metrics.count_per_class(gts, c))}
     if found is not None:

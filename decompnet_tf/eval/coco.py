@@ -1,18 +1,10 @@
-"""COCO-format export and ``pycocotools`` evaluation (the reference our own metrics match).
+"""COCO-format export and `pycocotools` evaluation (the reference our own metrics match).
 
-Input formats are those of :mod:`decompnet_tf.eval.metrics`: per-image mappings with
-``"classes"`` int ``[N]``, ``"boxes"`` float ``[N, 4]`` ``(ymin, xmin, ymax, xmax)`` normalised to
-[0, 1], optional ``"masks"`` bool ``[N, H, W]`` and, for detections, ``"scores"`` float ``[N]``.
-
-COCO ids: image ``i`` of the list gets ``image_id = i + 1``, class ``c`` gets
-``category_id = c + 1`` and annotations are numbered from 1 (pycocotools treats a matched id of
-0 as "unmatched", so 0 must never be used). Boxes become absolute pixel ``[x, y, w, h]``
-(``x = xmin * W``, ``w = (xmax - xmin) * W``, no +1, rounded to 1e-6 px), so pycocotools' box
-IoU equals the IoU of the normalised boxes. Masks become compressed RLE with ``counts`` as
-``str`` (JSON-safe).
-
-``pycocotools`` must be installed (``pip install .[dev]``); it is imported lazily so the rest of
-the package does not depend on it.
+Inputs are `eval.metrics`' per-image mappings: "classes" int [N], "boxes" float [N, 4]
+(ymin, xmin, ymax, xmax) normalised, optional "masks" bool [N, H, W], for detections "scores".
+Image, category and annotation ids start at 1: pycocotools reads a matched id 0 as unmatched.
+Boxes become pixel [x, y, w, h] without +1, so COCO's IoU equals the normalised boxes' IoU.
+`pycocotools` is imported lazily, so only evaluation needs it.
 """
 
 from __future__ import annotations
@@ -25,23 +17,25 @@ from typing import Any
 
 import numpy as np
 
+from decompnet_tf.eval import metrics
+
 DEFAULT_CLASS_NAMES: tuple[str, ...] = ("3", "6", "9")
 
 
 def _pixel_xywh(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """Normalised yxyx ``[N, 4]`` -> absolute pixel ``[x, y, w, h]`` float64 ``[N, 4]``."""
+    """Normalised yxyx [N, 4] -> pixel [x, y, w, h] float64 [N, 4]."""
     h, w = image_size
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     xywh = np.stack(
         [b[:, 1] * w, b[:, 0] * h, (b[:, 3] - b[:, 1]) * w, (b[:, 2] - b[:, 0]) * h], axis=-1
     )
-    # Rounding to 1e-6 px undoes the normalisation's float noise (7 / 48 * 48 = 7.000000000000001),
-    # so pixel-integral boxes stay integral and exact-threshold IoUs (0.5, 0.75) stay exact.
-    return np.round(xywh, 6)
+    # Rounding to 1e-4 px undoes the float32 noise of stored normalised coordinates (a 9 px side
+    # reads 8.999997), so pixel-integral boxes stay integral and an IoU of exactly 0.5 matches.
+    return np.round(xywh, 4)
 
 
 def _encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
-    """Binary masks ``[N, H, W]`` -> compressed RLEs ``{"size": [H, W], "counts": str}``."""
+    """Binary masks [N, H, W] -> compressed RLEs {"size": [H, W], "counts": str}."""
     from pycocotools import mask as mask_utils
 
     m = np.asarray(masks)
@@ -56,7 +50,7 @@ def _encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
 def _boxes_and_rles(
     entry: Mapping[str, Any], n: int, image_size: tuple[int, int], with_masks: bool
 ) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
-    """Pixel ``[n, 4]`` xywh boxes (from ``"boxes"``, else from the masks) and optional RLEs."""
+    """Pixel xywh boxes [n, 4] (from "boxes", else from the masks) and optional RLEs."""
     from pycocotools import mask as mask_utils
 
     rles = None
@@ -82,20 +76,8 @@ def to_coco_groundtruth(
     image_size: tuple[int, int],
     class_names: Sequence[str] = DEFAULT_CLASS_NAMES,
 ) -> dict[str, Any]:
-    """Builds a COCO ground-truth dataset dict (what ``instances_*.json`` holds).
-
-    Args:
-        gts: one mapping per image: ``"classes"`` int ``[G]``, ``"boxes"`` float ``[G, 4]``
-            normalised yxyx, optional ``"masks"`` bool ``[G, H, W]``. Segmentations are written
-            only when every entry has ``"masks"``.
-        image_size: ``(H, W)`` in pixels, shared by all images.
-        class_names: name of class id ``c`` at index ``c``.
-
-    Returns:
-        ``{"info", "images", "annotations", "categories"}``; each annotation has ``id``,
-        ``image_id``, ``category_id``, ``bbox`` ``[x, y, w, h]`` (pixels), ``area`` (mask pixel
-        count with masks, else box area), ``iscrowd = 0`` and, with masks, ``segmentation`` RLE.
-    """
+    """A COCO ground-truth dataset dict (what `instances_*.json` holds) of images of one
+    (H, W) `image_size`; with segmentations (and mask areas) only when every entry has "masks"."""
     from pycocotools import mask as mask_utils
 
     h, w = int(image_size[0]), int(image_size[1])
@@ -133,19 +115,8 @@ def to_coco_groundtruth(
 def to_coco_detections(
     dets: Sequence[Mapping[str, Any]], image_size: tuple[int, int], with_masks: bool = False
 ) -> list[dict[str, Any]]:
-    """Builds a COCO results list (what ``loadRes`` reads).
-
-    Args:
-        dets: one mapping per image (same order as the ground truth): ``"classes"`` int ``[D]``,
-            ``"scores"`` float ``[D]``, ``"boxes"`` float ``[D, 4]`` normalised yxyx (may be
-            omitted when ``with_masks``; the box is then the mask's bounding box) and, when
-            ``with_masks``, ``"masks"`` bool ``[D, H, W]``.
-        image_size: ``(H, W)`` in pixels.
-        with_masks: add ``segmentation`` RLEs (needed for ``iou_type="segm"``).
-
-    Returns:
-        ``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"[, "segmentation"]}]``.
-    """
+    """A COCO results list (what `loadRes` reads) of `dets`, in the ground truth's image order;
+    `with_masks` adds "segmentation" RLEs, and a detection without "boxes" gets its mask's."""
     h, w = int(image_size[0]), int(image_size[1])
     results = []
     for i, det in enumerate(dets):
@@ -174,22 +145,17 @@ def _mean_valid(p: np.ndarray) -> float:
     return float(valid.mean()) if valid.size else float("nan")
 
 
-def coco_evaluate(
-    gt_dict: Mapping[str, Any], det_list: Sequence[Mapping[str, Any]], iou_type: str = "bbox"
-) -> dict[str, Any]:
-    """Runs ``pycocotools`` ``COCOeval`` (area range "all", ``maxDets`` 100) with prints silenced.
+def cocoeval(gt_dict: Mapping[str, Any], det_list: Sequence[Mapping[str, Any]],
+             iou_type: str = "bbox", area_ranges: Mapping[str, tuple[float, float]] | None = None,
+             gt_areas: Sequence[float] | None = None, det_areas: Sequence[float] | None = None):
+    """A finished pycocotools `COCOeval` (evaluate, accumulate, summarize; silenced) of the two
+    functions' outputs (not modified; `det_list` may be empty).
 
     Args:
-        gt_dict: output of :func:`to_coco_groundtruth` (not modified).
-        det_list: output of :func:`to_coco_detections` (not modified); may be empty, which
-            pycocotools' ``loadRes`` rejects, so an empty result set is built directly (every AP
-            with ground truth is then 0).
-        iou_type: ``"bbox"`` or ``"segm"``.
-
-    Returns:
-        ``{"AP": AP@[.5:.95], "AP50", "AP75", "stats": the 12 COCO summary numbers,
-        "per_category": {name: {"category_id", "AP", "AP50", "AP75"}}}``. Values pycocotools
-        reports as -1 (undefined: no ground truth) are NaN.
+        iou_type: "bbox" or "segm".
+        area_ranges: {label: (lo, hi)} in px**2, added to COCO's four, each half-open [lo, hi).
+        gt_areas, det_areas: per annotation / result (in their order), the areas the ranges
+            test instead of COCO's own (the mask's pixels, the box's w * h).
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -200,45 +166,104 @@ def coco_evaluate(
         raise ValueError("iou_type='segm' needs ground truth built from masks")
     gt_dict = copy.deepcopy(dict(gt_dict))  # COCOeval writes into the annotations
     det_list = copy.deepcopy(list(det_list))  # loadRes writes ids/areas into the results
+    if gt_areas is not None:
+        for ann, area in zip(gt_dict["annotations"], gt_areas, strict=True):
+            ann["area"] = float(area)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = gt_dict
         coco_gt.createIndex()
         if det_list:
             coco_dt = coco_gt.loadRes(det_list)
-        else:
+        else:  # loadRes rejects an empty list.
             coco_dt = COCO()
-            coco_dt.dataset = {
-                "images": list(gt_dict["images"]),
-                "categories": copy.deepcopy(gt_dict["categories"]),
-                "annotations": [],
-            }
+            coco_dt.dataset = {"images": list(gt_dict["images"]), "annotations": [],
+                               "categories": copy.deepcopy(gt_dict["categories"])}
             coco_dt.createIndex()
+        if det_areas is not None:  # loadRes keeps the results' order, ids 1..N.
+            for ann, area in zip(coco_dt.dataset["annotations"], det_areas, strict=True):
+                ann["area"] = float(area)
         ev = COCOeval(coco_gt, coco_dt, iouType=iou_type)
+        for label, (lo, hi) in (area_ranges or {}).items():
+            # COCO's ranges are closed; the largest float below hi makes them half-open.
+            ev.params.areaRng.append([lo, float(np.nextafter(hi, -np.inf))])
+            ev.params.areaRngLbl.append(label)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
+    return ev
+
+
+def summary(ev, categories: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """metrics.json's "coco" entry of a finished `cocoeval` (area "all", `maxDets` 100).
+
+    Returns:
+        {"AP": AP@[.5:.95], "AP50", "AP75", "stats": the 12 COCO numbers, "per_category":
+        {name: {"category_id", "AP", "AP50", "AP75"}}}; undefined values (-1) are NaN.
+    """
     params = ev.params
     precision = ev.eval["precision"]  # [T, R, K, A, M]
-    t50 = int(np.flatnonzero(np.isclose(params.iouThrs, 0.5))[0])
-    t75 = int(np.flatnonzero(np.isclose(params.iouThrs, 0.75))[0])
+    t50, t75 = _iou_index(ev, 0.5), _iou_index(ev, 0.75)
     a_all = list(params.areaRngLbl).index("all")
     m_100 = list(params.maxDets).index(100)
-    names = {c["id"]: str(c["name"]) for c in gt_dict["categories"]}
+    names = {c["id"]: str(c["name"]) for c in categories}
     per_category = {}
     for k, cat_id in enumerate(params.catIds):
         p = precision[:, :, k, a_all, m_100]  # [T, R]
         per_category[names.get(cat_id, str(cat_id))] = {
-            "category_id": int(cat_id),
-            "AP": _mean_valid(p),
-            "AP50": _mean_valid(p[t50]),
-            "AP75": _mean_valid(p[t75]),
-        }
+            "category_id": int(cat_id), "AP": _mean_valid(p), "AP50": _mean_valid(p[t50]),
+            "AP75": _mean_valid(p[t75])}
     stats = [_nan_if_undefined(s) for s in ev.stats]
-    return {
-        "AP": stats[0],
-        "AP50": stats[1],
-        "AP75": stats[2],
-        "stats": stats,
-        "per_category": per_category,
-    }
+    return {"AP": stats[0], "AP50": stats[1], "AP75": stats[2], "stats": stats,
+            "per_category": per_category}
+
+
+def coco_evaluate(gt_dict: Mapping[str, Any], det_list: Sequence[Mapping[str, Any]],
+                  iou_type: str = "bbox") -> dict[str, Any]:
+    """`summary` of one plain `cocoeval` run."""
+    return summary(cocoeval(gt_dict, det_list, iou_type), gt_dict["categories"])
+
+
+def _iou_index(ev, iou: float) -> int:
+    found = np.flatnonzero(np.isclose(ev.params.iouThrs, iou))
+    if not len(found):
+        raise ValueError(f"IoU {iou} is not one of COCOeval's thresholds {ev.params.iouThrs}")
+    return int(found[0])
+
+
+def pr_curves(ev, iou: float = 0.5, area: str = "all") -> dict[int, dict[str, Any]]:
+    """Per class id (0-based), the precision-recall curve of a finished `cocoeval` at one IoU
+    threshold and area range, drawn from its per-image matches as `accumulate` draws them:
+    each image's best `maxDets` (100) detections pooled, sorted by score (stable), the ignored
+    ones (matched to out-of-range ground truth, or unmatched and out of range) left out.
+
+    Returns:
+        {class: {"precision", "recall": float64 [K] (`metrics.pr_curve`), "num_gt", "num_det",
+        "ap_voc": all-point VOC AP, "ap_101": COCO's 101-point AP}}; the APs (and recall) are
+        NaN for a class without ground truth in the range.
+    """
+    params = ev.params
+    t = _iou_index(ev, iou)
+    a = list(params.areaRngLbl).index(area)
+    m = list(params.maxDets).index(100)
+    max_dets = params.maxDets[m]
+    images, areas = len(params.imgIds), len(params.areaRng)
+    out = {}
+    for k, cat_id in enumerate(params.catIds):
+        evals = [e for e in ev.evalImgs[(k * areas + a) * images:(k * areas + a + 1) * images]
+                 if e is not None]
+        scores = np.concatenate([e["dtScores"][:max_dets] for e in evals] or [np.zeros(0)])
+        order = np.argsort(-scores, kind="mergesort")
+        matched = np.concatenate([e["dtMatches"][t, :max_dets] for e in evals]
+                                 or [np.zeros(0)])[order]
+        ignored = np.concatenate([e["dtIgnore"][t, :max_dets] for e in evals]
+                                 or [np.zeros(0, bool)])[order].astype(bool)
+        num_gt = int(sum(np.count_nonzero(e["gtIgnore"] == 0) for e in evals))
+        precision, recall = metrics.pr_curve(matched[~ignored] != 0, num_gt)
+        q = ev.eval["precision"][t, :, k, a, m]
+        out[int(cat_id) - 1] = {
+            "precision": precision, "recall": recall, "num_gt": num_gt,
+            "num_det": int((~ignored).sum()),
+            "ap_voc": metrics.ap_voc(precision, recall) if num_gt else float("nan"),
+            "ap_101": float(q.mean()) if num_gt else float("nan")}
+    return out

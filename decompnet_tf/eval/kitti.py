@@ -1,22 +1,10 @@
-"""KITTI's official 2D detection protocol for cars (devkit cpp/evaluate_object.cpp), in numpy.
+"""KITTI's official 2D car detection protocol (devkit cpp/evaluate_object.cpp), in numpy.
 
-Per difficulty (easy / moderate / hard, `data.kitti_labels.DIFFICULTIES`):
-- a ground-truth car counts when it meets the difficulty's limits (box height above the
-  minimum, occlusion, truncation); a car that does not, and every object of a neighbouring class
-  (Van for Car), is "ignored": a detection matched to it is neither a true nor a false positive;
-- a detection lower than the difficulty's minimum height is ignored likewise;
-- a detection is a true positive when its IoU with a counted car exceeds 0.7 (strictly, as in
-  the devkit); unmatched detections are false positives unless they lie in a DontCare region
-  (intersection over the detection's own area > 0.7);
-- scores are thresholded at the devkit's 41 sampled recall points; precision is replaced by
-  its running maximum from the right, and AP averages it over recall 1/40..1 ("R40", the
-  current devkit) or over 0, 0.1, ..., 1 ("R11", the original one).
-
-Boxes are (ymin, xmin, ymax, xmax), normalised or in pixels alike (IoU and the DontCare ratio
-do not change when the axes are scaled); heights are in original pixels.
-
-`write_results` writes the same detections in the devkit's result format (one ``%06d.txt`` per
-image, boxes in original-image pixels), so the official tools can score them too.
+Per difficulty (`DIFFICULTIES`), cars outside its limits, neighbouring classes (Van for Car) and
+detections below its minimum height are ignored: a match with one counts neither way. A match
+needs IoU > 0.7; unmatched detections in a DontCare region are not false positives. AP averages
+the running-max precision over recall 1/40..1 ("R40") or 0, 0.1, ..., 1 ("R11"). Boxes are yxyx,
+normalised or in pixels alike (IoU does not depend on scale); heights are in original pixels.
 """
 
 from __future__ import annotations
@@ -37,17 +25,12 @@ def _iou(a, b):
     return box_iou_np(a, b)[0], box_ioa_np(a, b)[0]
 
 
-def _flags(det, gt, level):
-    """ignored_gt: 0 counted, 1 ignored; ignored_det: 0 counted, 1 ignored (too small).
+def _ignore_masks(det, gt, level):
+    """int [G] ignored ground truths and int [D] ignored detections (1: ignored), as cleanData.
 
-    As evaluate_object.cpp (cleanData): a ground truth is ignored when
-    `height<=MIN_HEIGHT[difficulty]` (a car exactly 25.00 px tall is ignored at moderate), or its
-    occlusion or truncation exceeds the maximum; a detection when `height<MIN_HEIGHT[difficulty]`
-    (the devkit truncates the detection's height to an integer first, which gives the same
-    decision for an integer minimum). Where gt carries "difficulty" (the builder's, decided on
-    the label file's doubles as the devkit does), a car counts at the levels from it up: the
-    limits are nested, and float32 heights and truncations cannot always repeat that decision
-    (32.02 - 7.02 is 25.000000000000004 in doubles, counted, but 25.0 in float32).
+    A car is ignored at `height <= min`, a detection at `height < min`. The builder's "difficulty",
+    where given, decides instead: the builder computes it on the label file's doubles, which float32
+    cannot always repeat (32.02 - 7.02 is 25.000000000000004 in doubles, 25.0 in float32).
     """
     _, min_h, max_occ, max_trunc = DIFFICULTIES[level]
     if "difficulty" in gt:
@@ -63,7 +46,7 @@ def _flags(det, gt, level):
 
 def _statistics(det, gt, level, min_overlap, threshold, compute_fp):
     """One image at one score threshold: (tp, fp, fn, scores of true positives)."""
-    ignored_gt, ignored_det = _flags(det, gt, level)
+    ignored_gt, ignored_det = _ignore_masks(det, gt, level)
     below = det["scores"] < threshold
     assigned = np.zeros(len(det["scores"]), bool)
     tp = fp = fn = 0
@@ -115,20 +98,17 @@ def _thresholds(scores, n_gt):
 
 
 def kitti_ap(dets: list[dict], gts: list[dict], level: int, min_overlap: float = 0.7) -> dict:
-    """AP of one class at one difficulty (0 easy, 1 moderate, 2 hard).
+    """AP of one class at difficulty `level` (0 easy, 1 moderate, 2 hard).
 
-    dets[i]: {"boxes" [D, 4], "scores" [D], "heights" [D] (px)}.
-    gts[i]: {"boxes" [G, 4], "heights" [G] (px), "occluded" [G], "truncated" [G],
-             "neighbour" bool [G] (True: a neighbouring class such as Van), "dontcare" [K, 4],
-             optionally "difficulty" int [G] (0 easy, 1 moderate, 2 hard, -1 none: when given,
-             it decides which cars count instead of heights, occlusion and truncation)}.
-    Returns {"ap_r40", "ap_r11", "precision" [41], "recall" [41], "num_gt"}; NaN APs when no
-    ground truth counts at this difficulty.
+    `dets[i]`: "boxes" [D, 4], "scores" [D], "heights" [D] (px). `gts[i]`: "boxes" [G, 4],
+    "heights" [G] (px), "occluded" [G], "truncated" [G], bool "neighbour" [G], "dontcare" [K, 4],
+    optionally int "difficulty" [G] (-1: none). Returns "ap_r40" and "ap_r11" (NaN when no car
+    counts), "precision" [41], "recall" [41] and "num_gt".
     """
     pairs = list(zip(dets, gts))
     scores, n_gt = [], 0
     for det, gt in pairs:
-        ignored_gt, _ = _flags(det, gt, level)
+        ignored_gt, _ = _ignore_masks(det, gt, level)
         n_gt += int((ignored_gt == 0).sum())
         scores += _statistics(det, gt, level, min_overlap, -np.inf, False)[3]
     precision = np.zeros(N_SAMPLE_PTS)
@@ -149,12 +129,9 @@ def kitti_ap(dets: list[dict], gts: list[dict], level: int, min_overlap: float =
 
 
 def groundtruth_from_example(example: dict, ignore_names, class_id: int = 0) -> dict:
-    """A decomp_kitti example (numpy) -> the `gts[i]` dict of :func:`kitti_ap` for one class.
+    """A decomp_kitti example (numpy) -> the `gts[i]` of `kitti_ap` for class `class_id`.
 
-    Objects of other classes (cars_vans' vans when evaluating cars) and the builder's ignore
-    regions of neighbouring types are neighbours; DontCare regions are DontCare. Boxes stay
-    normalised to the canvas (IoU and the DontCare ratio do not change with the scale). The
-    builder's "difficulty" decides which cars count (see `_flags`); others get -1.
+    Other classes' objects and non-DontCare ignore regions are neighbours; boxes stay normalised.
     """
     objs, ignore = example["objects"], example["ignore"]
     own = objs["label"] == class_id
@@ -173,24 +150,12 @@ def groundtruth_from_example(example: dict, ignore_names, class_id: int = 0) -> 
 
 
 def canvas_scale(canvas_size, original_size) -> float:
-    """The factor the builder scaled the original image by before padding it onto the canvas:
-    min(1, canvas / original) per axis (`decomp_kitti_dataset_builder.fit_image`)."""
+    """The builder's image scale, min(1, canvas / original) per axis (`fit_image`)."""
     return min(1.0, canvas_size[0] / original_size[0], canvas_size[1] / original_size[1])
 
 
 def to_original_pixels(boxes, canvas_size, original_size) -> np.ndarray:
-    """Boxes normalised to the builder's canvas -> the same boxes in original-image pixels.
-
-    Args:
-      boxes: [n, 4] (ymin, xmin, ymax, xmax) normalised to the canvas.
-      canvas_size: (height, width) of the canvas (the builder's image_size, 384x1248).
-      original_size: (height, width) of the KITTI image (the example's "original_size").
-
-    Returns:
-      float64 [n, 4] (ymin, xmin, ymax, xmax) in original pixels: the inverse of the builder's
-      `label box * scale / canvas`. Not clipped to the image, so a box that reaches into the
-      padding keeps the IoU it was scored with.
-    """
+    """Canvas-normalised yxyx `boxes` [n, 4] -> float64 original pixels, unclipped (as scored)."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     scale = canvas_scale(canvas_size, original_size)
     return boxes * np.array([canvas_size[0], canvas_size[1]] * 2, np.float64) / scale
@@ -198,23 +163,7 @@ def to_original_pixels(boxes, canvas_size, original_size) -> np.ndarray:
 
 def detections_for_class(boxes, scores, classes, canvas_size, original_size,
                          class_id: int = 0, image_id: str | bytes | None = None) -> dict:
-    """One image's detections (boxes normalised to the builder's canvas) -> `dets[i]`.
-
-    Args:
-      boxes: [D, 4] (ymin, xmin, ymax, xmax) normalised to the canvas.
-      scores: [D] detection scores.
-      classes: [D] class ids; only `class_id`'s detections are kept.
-      canvas_size: (height, width) of the builder's canvas.
-      original_size: (height, width) of the KITTI image.
-      class_id: the class evaluated (0: Car).
-      image_id: the KITTI image's id ("000123", str or the TFDS example's bytes); needed by
-        `write_results` to name the image's result file.
-
-    Returns:
-      {"boxes" [d, 4] (normalised, as given), "scores" [d], "heights" [d] (original pixels),
-       "pixel_boxes" float64 [d, 4] (ymin, xmin, ymax, xmax in original pixels),
-       "image_id" str or None}.
-    """
+    """One image's detections of `class_id` (yxyx, normalised to the canvas) -> `dets[i]`."""
     keep = np.asarray(classes) == class_id
     boxes = np.asarray(boxes, float).reshape(-1, 4)[keep]
     pixel_boxes = to_original_pixels(boxes, canvas_size, original_size)
@@ -226,20 +175,7 @@ def detections_for_class(boxes, scores, classes, canvas_size, original_size,
 
 
 def result_lines(pixel_boxes, scores, type_name: str = "Car") -> list[str]:
-    """One image's detections as lines of the devkit's result format.
-
-    Each line is `type -1 -1 -10 left top right bottom -1 -1 -1 -1000 -1000 -1000 -10 score`
-    (16 fields, read by evaluate_object.cpp's loadDetections with fscanf): truncation and
-    occlusion unknown (-1), alpha -10 (no orientation: the devkit then skips AOS), no 3D box.
-
-    Args:
-      pixel_boxes: [n, 4] (ymin, xmin, ymax, xmax) in original-image pixels.
-      scores: [n] detection scores.
-      type_name: the KITTI type the detections are of ("Car").
-
-    Returns:
-      n lines without newlines; boxes with 4 decimals, scores with 6.
-    """
+    """Devkit result-format lines (alpha -10: no AOS) for yxyx `pixel_boxes` [n, 4] and `scores`."""
     boxes = np.asarray(pixel_boxes, np.float64).reshape(-1, 4)
     scores = np.asarray(scores, np.float64).reshape(-1)
     if len(boxes) != len(scores):
@@ -263,19 +199,10 @@ def result_file_name(image_id: str | bytes) -> str:
 
 
 def write_results(folder: str, dets: list[dict], type_name: str = "Car") -> list[str]:
-    """Writes `dets` as the devkit's result files: one `%06d.txt` per image in `folder`.
+    """Write `dets` as one devkit result file per image in `folder`; return the paths.
 
-    Every image gets its file, an empty one when it has no detections (the devkit fails on a
-    missing file). Earlier `NNNNNN.txt` files in `folder` are removed first, so the folder holds
-    exactly these images (some devkit variants evaluate the ids they find there).
-
-    Args:
-      folder: the output folder (created if needed).
-      dets: `detections_for_class` results, each with its "image_id" and "pixel_boxes".
-      type_name: the KITTI type written for every detection ("Car").
-
-    Returns:
-      The paths written, in the order of `dets`.
+    Images without detections get an empty file (the devkit fails on a missing one), and old
+    `NNNNNN.txt` files go first (some devkit variants evaluate every id they find in the folder).
     """
     names = [result_file_name(d.get("image_id")) for d in dets]
     if len(set(names)) != len(names):

@@ -1,7 +1,8 @@
-"""Evaluating a detector on decomp_kitti with KITTI's official protocol for cars
-(`decompnet_tf.eval.kitti`): metrics.json (AP R40 and R11 for easy / moderate / hard at IoU
-0.7), pr_kitti.png (one PR curve per difficulty) and kitti_results/ (one %06d.txt per image in
-the devkit's result format, so the official tools can score the same detections)."""
+"""Evaluating a detector on decomp_kitti with KITTI's official car protocol (`eval.kitti`).
+
+Writes metrics.json (AP R40 and R11, easy / moderate / hard, IoU 0.7), pr_kitti.png and
+kitti_results/ (one %06d.txt per image in the devkit's format, for the official tools).
+"""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def kitti_batches(builder, tfds_name: str, image_size, batch_size: int, max_imag
 
 def evaluate_kitti_split(detector, builder, tfds_name: str, image_size, out_dir: str,
                          batch_size: int = 8, max_images: int = 0,
-                         describe: dict | None = None) -> dict:
+                         model_info: dict | None = None) -> dict:
     """Runs `detector` over a TFDS split of decomp_kitti and writes the protocol's results to
     `out_dir`; returns the metrics."""
     import tensorflow as tf
@@ -75,7 +76,7 @@ def evaluate_kitti_split(detector, builder, tfds_name: str, image_size, out_dir:
     m = {"kitti_car_iou_0.7": {name: {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                                       for k, v in r.items()} for name, r in results.items()},
          "speed": speed(loop.seconds, loop.timed_images, batch_size),
-         "model": {**detector.describe(), **(describe or {}), "split": tfds_name}}
+         "model": {**detector.describe(), **(model_info or {}), "split": tfds_name}}
     with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(m, f, indent=1, default=float)
     curves = {"decompNet": {i: (r["recall"], r["precision"], r["ap_r40"])

@@ -1,5 +1,4 @@
-"""Figures of the paper's evaluation: qualitative sheets (Figs. 3 and 6) and precision-recall
-curves (Figs. 4 and 5). Inputs are numpy arrays; outputs are PNG files."""
+"""The paper's figures: qualitative sheets (Figs. 3 and 6) and precision-recall curves (4, 5)."""
 
 from __future__ import annotations
 
@@ -19,20 +18,14 @@ def qualitative_sheet(image: np.ndarray, instance_maps: np.ndarray, boxes: np.nd
                       emitted: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray,
                       class_names, tile: int = 100, segmentation: bool = False,
                       mask_threshold: float = 0.1) -> np.ndarray:
-    """One image as in Figure 3 (or Figure 6 with `segmentation=True`).
-
-    One row per category: the input; the sum of the emitted instance maps; then the instance
-    maps in emission order up to the one after the last emitted (the stop map), the emitted
-    ones with their predicted box in red, all with the category's true boxes in green. With
-    `segmentation`, only the emitted maps, thresholded at `mask_threshold` (the paper's 0.1),
-    as in Figure 6.
+    """One image as in Figure 3, or Figure 6 (emitted maps above `mask_threshold`) with
+    `segmentation`: a uint8 RGB sheet, one row per category, predicted boxes red, true green.
 
     Args:
-      image: [H, W, 1] or RGB [H, W, 3] in [0, 1]; instance_maps: [C, T, h, w]; boxes:
-      [C, T, 4] (ymin, xmin, ymax, xmax normalised); emitted: bool [C, T], the steps that are
-      detections (`postprocess.emitted`: a prefix under the paper's stop rule); gt_boxes:
-      [n, 4]; gt_labels: int [n]; class_names: C names.
-    Returns: uint8 RGB [C * (tile + pad), ..., 3].
+      image: [H, W, 1] or [H, W, 3] in [0, 1].
+      instance_maps: [C, T, h, w].
+      boxes: [C, T, 4] (ymin, xmin, ymax, xmax) normalised; `gt_boxes` [n, 4] likewise.
+      emitted: bool [C, T], the steps that are detections (`postprocess.emitted`).
     """
     c, t = instance_maps.shape[:2]
     emitted = np.asarray(emitted, bool)
@@ -71,8 +64,8 @@ def qualitative_sheet(image: np.ndarray, instance_maps: np.ndarray, boxes: np.nd
 def boxes_sheet(image: np.ndarray, det_boxes: np.ndarray, det_classes: np.ndarray,
                 det_scores: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray,
                 class_names, min_score: float = 0.5, tile: int = 200) -> np.ndarray:
-    """For detectors without instance maps (the baseline): one tile per category with its
-    detections scoring >= min_score in red and its true boxes in green."""
+    """For detectors without instance maps: one tile per category, detections scoring >=
+    `min_score` red, true boxes green."""
     tiles = []
     for k in range(len(class_names)):
         rgb = viz.draw_boxes(_tile(image[..., 0], tile), gt_boxes[gt_labels == k],
@@ -83,12 +76,10 @@ def boxes_sheet(image: np.ndarray, det_boxes: np.ndarray, det_classes: np.ndarra
 
 
 def pr_figure(curves: dict, title: str, path: str, class_names) -> None:
-    """Per-category precision-recall curves, one panel per category (Figures 4 and 5).
+    """Writes precision-recall curves to the PNG `path`, one panel per category (Figs. 4, 5).
 
     Args:
-      curves: {legend label: {class id: (recall [K], precision [K], ap)}}, several models or
-        several IoU thresholds on the same axes.
-      title: figure title; path: PNG to write; class_names: panel titles.
+      curves: {legend label: {class id: (recall [K], precision [K], ap)}}.
     """
     import matplotlib
 

@@ -1,5 +1,5 @@
-"""Runs a detector (`decompnet_tf.eval.detectors.Detector`) over a dataset split and writes
-the paper's metrics, COCO files and plots."""
+"""Runs a `detectors.Detector` over a dataset split; writes the paper's metrics, COCO files and
+plots."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from collections.abc import Callable
 import numpy as np
 
 from decompnet_tf.console import cpu_kind
+from decompnet_tf.detectors import Detector
 from decompnet_tf.eval import breakdown, coco, metrics
-from decompnet_tf.eval.detectors import Detector
 
 SEGM_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # Figure 5.
 PAPER_PRECISION = 0.84  # Section 3.1: "0.74 recall with very high 0.84 precision" (digit 3).
 
 
 def iterate_examples(split_ds, batch_size: int, max_images: int = 0):
-    """Yields (images float32 [B, H, W, 1], list of ground-truth dicts) from TFDS examples."""
+    """Yields (images float32 [B, H, W, ch] in [0, 1], ground-truth dicts) from TFDS examples."""
     images, gts = [], []
     for i, ex in enumerate(split_ds):
         if max_images and i >= max_images:
@@ -37,19 +37,14 @@ def iterate_examples(split_ds, batch_size: int, max_images: int = 0):
 
 
 class PredictionLoop:
-    """Calls a detector on every batch and times the model calls alone (not the data reading
-    or the metrics): iterate over `loop(batches)` for (images, gts, outputs); then `seconds`
-    and `timed_images` hold the timed totals and `images` counts every image. Shared by the
-    decomp_mnist and KITTI evaluations.
+    """Yields (images, gts, outputs) per batch of `loop(batches)`, timing the model calls alone.
 
-    The first batch is predicted twice, untimed and then timed: tracing a model's tf.function
-    is not its speed. Batches of another size than the first (the last, short one) are
-    predicted untimed, since a new shape retraces; padding them instead would make outputs
-    depend on what a detector does with padding. Outputs are the same either way.
+    The first batch is also predicted untimed before (tracing is not speed), and batches of
+    another size (a retrace) are untimed, rather than padded. `seconds` and `timed_images` hold
+    the timed totals, `images` all images.
 
     Args:
-      detector: what to run.
-      progress: called with the number of images after each batch (a progress bar).
+      progress: called with the number of images after each batch.
     """
 
     def __init__(self, detector: Detector, progress: Callable | None = None):
@@ -75,14 +70,12 @@ class PredictionLoop:
 
 def run_detector(detector: Detector, batches, mask_threshold: float,
                  progress: Callable | None = None):
-    """Predicts every batch; returns per-image detections, ground truth and model-call timing.
-
-    Each detection dict holds "category_map_found" bool [G] (per ground-truth object of its
-    image, see `breakdown.found_in_category_maps`) when the detector outputs "category_maps".
+    """Predicts every batch.
 
     Returns:
-      (dets, gts, seconds in the timed model calls, the images those calls predicted, first
-      batch's raw outputs for the sheets); PredictionLoop says which calls are timed.
+      (per-image detection dicts, gts, timed seconds, timed images (`PredictionLoop`), the
+      first batch's (images, gts, outputs)). With "category_maps" output, a detection dict also
+      holds "category_map_found" bool [G] (`breakdown.found_in_category_maps`).
     """
     dets, gts, first = [], [], None
     loop = PredictionLoop(detector, progress)
@@ -107,8 +100,7 @@ def run_detector(detector: Detector, batches, mask_threshold: float,
 
 
 def speed(loop_seconds: float, images: int, batch_size: int) -> dict:
-    """metrics.json's "speed" entry; `images`: the images predicted in `loop_seconds`. "cpu"
-    names the CPU kind (`console.cpu_kind`): times differ 1.5-4x between kinds."""
+    """metrics.json's "speed" entry for `images` predicted in `loop_seconds`, with the CPU kind."""
     return {"images_per_second": images / loop_seconds, "ms_per_image":
             1000 * loop_seconds / images, "batch_size": batch_size, "images": images,
             "cpu_cores": os.cpu_count(), "cpu": cpu_kind()}
@@ -125,8 +117,7 @@ def _curves(results):
 
 @dataclasses.dataclass
 class CocoFiles:
-    """The COCO payloads `write_results` writes beside metrics.json: the ground truth
-    (dataset dict), the box detections and, with masks, the mask detections (result lists)."""
+    """The COCO payloads written beside metrics.json (a dataset dict and result lists)."""
 
     groundtruth: dict
     detections: list
@@ -134,41 +125,39 @@ class CocoFiles:
 
 
 def compute_metrics(dets, gts, class_names, image_size) -> tuple[dict, CocoFiles]:
-    """Every number for one model: detection, segmentation, counting, and the
-    breakdown by object size and true count (`breakdown.breakdown`).
-
-    Returns:
-      (metrics, the COCO payloads they were computed from).
-    """
+    """(metrics, their COCO payloads): detection, segmentation, counting, and the breakdown by
+    object size and true count. pycocotools matches every detection: one run per kind gives
+    COCO's summary, one more for boxes bucketed by their own area."""
     c = len(class_names)
-    box = metrics.evaluate_detections(dets, gts, c, 0.5, "bbox")
-    out = {"detection": {"iou_0.5": _curves(box),
-                         "ap50_voc_mean": metrics.mean_ap(box, "ap_voc")}}
     gt_coco = coco.to_coco_groundtruth(gts, image_size, class_names)
     det_coco = coco.to_coco_detections(dets, image_size)
     files = CocoFiles(gt_coco, det_coco)
-    out["detection"]["coco"] = coco.coco_evaluate(gt_coco, det_coco, "bbox")
+    sized = coco.cocoeval(gt_coco, det_coco, "bbox", breakdown.area_ranges(),
+                          breakdown.entry_areas(gts, image_size),
+                          breakdown.entry_areas(dets, image_size))
+    box = coco.pr_curves(sized, 0.5)
+    out = {"detection": {"iou_0.5": _curves(box), "ap50_voc_mean": metrics.mean_ap(box, "ap_voc"),
+                         "coco": coco.coco_evaluate(gt_coco, det_coco, "bbox")}}
     counts = metrics.counting_metrics(metrics.count_per_class(dets, c),
                                       metrics.count_per_class(gts, c))
     out["counting"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                        for k, v in counts.items()}
     if all("masks" in d for d in dets) and all(g["masks"] is not None for g in gts):
         mask_dets = [{**d, "scores": d["mask_scores"]} for d in dets]
-        out["segmentation"] = {
-            f"iou_{t}": _curves(metrics.evaluate_detections(mask_dets, gts, c, t, "segm"))
-            for t in SEGM_THRESHOLDS}
         segm_coco = coco.to_coco_detections(mask_dets, image_size, with_masks=True)
-        out["segmentation"]["coco"] = coco.coco_evaluate(gt_coco, segm_coco, "segm")
+        segm = coco.cocoeval(gt_coco, segm_coco, "segm")
+        out["segmentation"] = {f"iou_{t}": _curves(coco.pr_curves(segm, t))
+                               for t in SEGM_THRESHOLDS}
+        out["segmentation"]["coco"] = coco.summary(segm, gt_coco["categories"])
         files.segmentation = segm_coco
     found = ([d["category_map_found"] for d in dets]
              if dets and all("category_map_found" in d for d in dets) else None)
-    out["breakdown"] = breakdown.breakdown(dets, gts, class_names, image_size, found)
+    out["breakdown"] = breakdown.breakdown(sized, dets, gts, class_names, image_size, found)
     return out, files
 
 
 def summary_row(name: str, m: dict, class_names, reference_ms: float | None = None) -> str:
-    """One console table row: AP50 and recall at P=0.84 per class, counting, speed, and with
-    `reference_ms` (the first model's of the same run) the ms per image over it."""
+    """One console table row; with `reference_ms`, also the ms per image relative to it."""
     det = m["detection"]["iou_0.5"]
     cells = [f"{det[k]['ap_voc']:.3f}/{det[k]['recall_at_precision_0.84']:.3f}"
              for k in range(len(class_names))]
@@ -186,8 +175,7 @@ def breakdown_lines(name: str, m: dict, class_names) -> list[str]:
 
 
 def table_header(class_names, compare: bool = False) -> str:
-    """The console table's header; `compare`: with the column of ms per image relative to the
-    first model (`summary_row`'s `reference_ms`)."""
+    """The console table's header; `compare` adds `summary_row`'s relative-speed column."""
     per = "  ".join(f"'{n}' AP50/R@.84" for n in class_names)
     return (f"{'model':<24} {per}   {'segm AP50':<20} count   ms/img"
             + (" vs first" if compare else ""))
@@ -195,16 +183,14 @@ def table_header(class_names, compare: bool = False) -> str:
 
 def evaluate_split(detector: Detector, builder, split: str, out_dir: str, batch_size: int = 32,
                    max_images: int = 0, mask_threshold: float = 0.1, num_sheets: int = 4,
-                   validation_examples: int = 0, describe: dict | None = None) -> dict:
-    """Runs `detector` over a logical split of decomp_mnist and writes everything evaluate.py
-    promises to `out_dir`: metrics.json, the COCO files, PR plots (Figures 4, 5) and
-    qualitative sheets (Figures 3, 6). Returns the metrics.
+                   validation_examples: int = 0, model_info: dict | None = None) -> dict:
+    """Writes metrics.json, COCO files, PR plots (Figures 4, 5) and sheets (Figures 3, 6) of
+    `detector` on a logical split to `out_dir`; returns the metrics.
 
     Args:
-      split: "train", "validation" or "test" (`decompnet_tf.data.builders.tfds_split`).
+      split: "train", "validation" or "test" (`data.builders.tfds_split`).
       max_images: the first N images of the split (0: all).
-      validation_examples: the training images held out as the validation split.
-      describe: more entries for metrics.json's "model".
+      model_info: more entries for metrics.json's "model".
     """
     import tensorflow_datasets as tfds
     from tqdm import tqdm
@@ -227,7 +213,7 @@ def evaluate_split(detector: Detector, builder, split: str, out_dir: str, batch_
                                                     bar.update)
     m, files = compute_metrics(dets, gts, names, image_size)
     m["speed"] = speed(seconds, n, batch_size)
-    m["model"] = {**detector.describe(), **(describe or {}), "dataset": builder.info.full_name,
+    m["model"] = {**detector.describe(), **(model_info or {}), "dataset": builder.info.full_name,
                   "digit_source": builder.info.metadata.get("digit_source"),
                   "split": split, "tfds_split": tfds_name, "mask_threshold": mask_threshold}
     write_results(out_dir, m, files)

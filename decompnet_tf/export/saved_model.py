@@ -1,10 +1,7 @@
 """The whole detector as a SavedModel (TF Serving's layout) and as TFLite models.
 
-The exported graph holds everything: decoding (serve_encoded), grayscale conversion, resizing,
-the network with its T recurrent steps unrolled, the stop rule, box regression and scores.
-Clients send images and read detections in the TF Object Detection API's names; the class
-names travel with the model as a labels file (line i = class id i): assets/labels.txt in the
-SavedModel, labels.txt beside the TFLite files.
+The graph holds decoding, resizing, the unrolled network, the stop rule and scores; outputs use
+the TF Object Detection API's names. Class names travel as a labels file (line i: class id i).
 """
 
 from __future__ import annotations
@@ -28,23 +25,15 @@ BOX_KEYS = tuple(k for k in OUTPUT_KEYS if k != "detection_masks")
 class DetectorModule(tf.Module):
     """Serving signatures around a trained DecompNet.
 
-    serving_default(images: uint8 [batch, height, width, channels]), channels 1 or 3 (RGB is
-    converted to grayscale), any batch >= 1 and size: images are resized in the graph to the
-    model's input, so boxes are normalised to the original image; masks come back at the
-    original height x width.
-    serve_encoded(encoded_images: string [batch]) PNG or JPEG bytes (sizes may differ within a
-    batch); masks come back at the instance maps' size.
-    serve_boxes(images), exported as serving_boxes: serving_default without detection_masks
-    (a few hundred bytes per image instead of N * H * W floats).
-    Outputs: detection_boxes float32 [batch, N, 4] (ymin, xmin, ymax, xmax normalised),
-    detection_classes int32 [batch, N] (0-based: class_names[i] is class i),
-    detection_scores float32 [batch, N], detection_masks float32 [batch, N, H, W] in [0, 1],
-    num_detections int32 [batch]; N = C * T.
+    serving_default(images): uint8 [B, height, width, 1 or 3] of any size, resized in the graph, so
+    boxes are normalised to the original image and masks come back at its size. serve_encoded
+    (string [B] PNG or JPEG bytes): masks at the instance maps' size. serving_boxes(images):
+    serving_default without the masks. Outputs are `postprocess.detections`' (N = C * T).
 
     Args:
-      net: a trained DecompNet.
-      settings: the inference settings (stop threshold, box source, eq. 6's delta).
-      class_names: the C class names, written as the labels file (default "0", "1", ...).
+        net: a trained DecompNet.
+        settings: the inference settings (stop threshold, box source, eq. 6's delta).
+        class_names: the C class names, written as the labels file (default "0", "1", ...).
     """
 
     def __init__(self, net: DecompNet, settings: InferenceConfig | None = None,
@@ -61,8 +50,7 @@ class DetectorModule(tf.Module):
         self.class_names = tuple(names)
 
     def _normalise(self, images):
-        """uint8 [B, H, W, 1 or 3] -> float32 [B, h, w, channels] at the model's size (its
-        channels: 1, or 3 for the VGG16 backbone), with clear errors."""
+        """uint8 [B, H, W, 1 or 3] -> float32 [B, h, w, channels] at the model's size, checked."""
         # A loaded signature does not check its input's rank, and the static rank (4, from the
         # signature) folds rank assertions away: EnsureShape checks the real tensor at run time.
         images = tf.ensure_shape(images, [None, None, None, None], name="images_rank_4")
@@ -119,14 +107,13 @@ class DetectorModule(tf.Module):
         return self._detect(self._normalise(images), None)
 
     def tflite_outputs(self, images):
-        """float32 [1, H, W, channels] in [0, 1] at the model's input size -> the outputs as a tuple
-        in OUTPUT_KEYS order (masks at H x W): the TFLite model's output order."""
+        """float32 [1, H, W, channels] in [0, 1] -> the outputs as a tuple, in OUTPUT_KEYS order."""
         dets = self._detect(images, self.net.image_size)
         return tuple(dets[k] for k in OUTPUT_KEYS)
 
 
 def write_labels(class_names: list[str] | tuple[str, ...], path: str) -> str:
-    """Writes the labels file (line i = the name of class id i); returns its path."""
+    """Write the labels file (line i: the name of class id i); return its path."""
     with tf.io.gfile.GFile(path, "w") as f:
         f.write("".join(f"{name}\n" for name in class_names))
     return path
@@ -142,8 +129,7 @@ def next_version(export_dir: str) -> int:
 
 
 def export_saved_model(module: DetectorModule, export_dir: str, version: int | None = None):
-    """Writes export_dir/<version>/ with serving_default, serve_encoded and serving_boxes, and
-    the labels file as <version>/assets/labels.txt; returns its path."""
+    """Write export_dir/<version>/ (three signatures, assets/labels.txt); return its path."""
     version = version or next_version(export_dir)
     path = os.path.join(export_dir, str(version))
     if tf.io.gfile.exists(path):
@@ -161,16 +147,11 @@ def export_saved_model(module: DetectorModule, export_dir: str, version: int | N
 
 
 def export_tflite(module: DetectorModule, path: str, quantize: bool = False) -> int:
-    """Converts the batch-1 float graph (recurrent steps unrolled) to TFLite; returns bytes.
+    """Convert the batch-1 float graph to TFLite at `path`, labels.txt beside it; return its bytes.
 
-    Input: float32 [1, h, w, channels] in [0, 1]; outputs in OUTPUT_KEYS order (see
-    `decompnet_tf.inference.run_tflite`), the boxes from the module's box_source (the
-    component labelling's while loop becomes a TFLite WHILE). The labels file is written
-    beside it (labels.txt).
-    The variables are frozen into constants first: converting Keras 3 variables through a
-    SavedModel gave NaN batch-norm constants here (TF 2.21). Control flow is kept as functional
-    While ops (lowering it to Switch/Merge made the converter fail). quantize=True applies
-    dynamic-range quantisation (int8 weights, float activations).
+    Variables are frozen into constants first (converting Keras 3 variables through a SavedModel
+    gives NaN batch-norm constants in TF 2.21), and control flow stays functional While ops (the
+    converter fails on Switch/Merge). `quantize` applies dynamic-range quantisation (int8 weights).
     """
     h, w = module.net.image_size
     fn = tf.function(module.tflite_outputs).get_concrete_function(

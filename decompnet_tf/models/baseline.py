@@ -1,15 +1,5 @@
-"""The network of the paper's CNN baseline (section 3.1): a patch classifier on CategoryNet's
-trunk. It is applied to square sliding windows (`decompnet_tf.ops.windows`) by
-`decompnet_tf.eval.sliding_window.SlidingWindowDetector`, which ends with non-maximum
-suppression.
-
-"We trained a deep CNN for classification with 4 categories, 3, 6, 9, and background. The
-structure of this CNN is the same as the one we used for category decomposition": here the six
-encoder convolutions of CategoryNet (Appendix B), then global average pooling and a softmax over
-C + 1 classes (background last). Windows are "square boxes of 5 different sizes" between the
-known minimum and maximum object size, "at step size 3 or 5 pixels", scored by the classifier,
-then "non-maximal suppression ... with threshold 0.3".
-"""
+"""The patch classifier of the paper's CNN baseline (section 3.1), "the same [structure] as the
+one we used for category decomposition": CategoryNet's encoder, average pooling, C + 1 logits."""
 
 from __future__ import annotations
 
@@ -23,9 +13,9 @@ from decompnet_tf.models.layers import ConvBlock
 
 def crop_windows(images: tf.Tensor, windows: tf.Tensor, patch_size: int,
                  box_indices: tf.Tensor | None = None) -> tf.Tensor:
-    """Patches float32 [b * K, P, P, 1] of windows [K, 4] (ymin, xmin, ymax, xmax normalised)
-    on every image of `images` float32 [b, H, W, 1], image-major, bilinear crop_and_resize to
-    P = `patch_size`; with `box_indices` int32 [K], window k of image box_indices[k] only."""
+    """Bilinear crops float32 [b * K, P, P, 1], image-major, of windows [K, 4] (ymin, xmin,
+    ymax, xmax normalised) on images float32 [b, H, W, 1]; with `box_indices` int32 [K],
+    window k on image box_indices[k] only ([K, P, P, 1])."""
     if box_indices is None:
         b, k = tf.shape(images)[0], tf.shape(windows)[0]
         box_indices = tf.repeat(tf.range(b), k)
@@ -35,8 +25,7 @@ def crop_windows(images: tf.Tensor, windows: tf.Tensor, patch_size: int,
 
 @keras.saving.register_keras_serializable(package="decompnet_tf")
 class PatchClassifier(keras.Model):
-    """patches float32 [batch, P, P, 1] in [0, 1] -> {"logits": [batch, C + 1]} (background
-    is the last class)."""
+    """Patches float32 [B, P, P, 1] in [0, 1] -> {"logits": [B, C + 1]}, background last."""
 
     def __init__(self, num_classes: int = 3, patch_size: int = 32, **kwargs):
         super().__init__(**kwargs)
@@ -62,9 +51,7 @@ class PatchClassifier(keras.Model):
         return {"logits": self.classify(self.pool(x))}
 
     def window_probs(self, images: tf.Tensor, windows: tf.Tensor) -> tf.Tensor:
-        """Class probabilities float32 [b, K, C + 1] (background last) of every window [K, 4]
-        on every image float32 [b, H, W, 1] in [0, 1]: what the detector ranks at test time and
-        what hard-negative mining ranks in training."""
+        """Probabilities float32 [b, K, C + 1] of windows [K, 4] on images [b, H, W, 1]."""
         crops = crop_windows(images, windows, self.patch_size)
         probs = tf.nn.softmax(self(crops, training=False)["logits"])
         return tf.reshape(probs, [tf.shape(images)[0], tf.shape(windows)[0], -1])

@@ -1,10 +1,4 @@
-"""BoxRegressor: instance map -> box (paper section 2.3).
-
-"A simple feed forward neural network that was constructed by 1 hidden layer with 4K hidden
-units", with dropout, predicting (x, y, w, h): the box centre, width and height, each scaled to
-[0, 1] (a sigmoid output). `decompnet_tf.ops.boxes.xywh_to_yxyx` converts to the project's
-(ymin, xmin, ymax, xmax) convention.
-"""
+"""BoxRegressor: instance map -> box (paper section 2.3), one hidden layer with dropout."""
 
 from __future__ import annotations
 
@@ -15,8 +9,8 @@ from keras import layers, ops
 
 @keras.saving.register_keras_serializable(package="decompnet_tf")
 class BoxRegressor(layers.Layer):
-    """Call: instance maps [batch, h, w, 1] (or any [batch, ...] input, e.g. a recurrent state
-    [batch, units]) -> boxes [batch, 4] (x, y, w, h) in [0, 1]."""
+    """Instance maps [B, h, w, 1] (or any [B, ...], e.g. a recurrent state) -> boxes [B, 4]:
+    centre x, y, width, height in [0, 1] (`ops.boxes.xywh_to_yxyx` converts them)."""
 
     def __init__(self, hidden: int = 4096, dropout: float = 0.5, **kwargs):
         super().__init__(**kwargs)

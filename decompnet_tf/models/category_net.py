@@ -1,19 +1,11 @@
 """CategoryNet: the category decomposition network (paper section 2.1, Appendix B).
 
-All-convolutional, strided convolutions instead of pooling, deconvolutions back to half or full
-input resolution, and a final 1x1 layer with one output channel per category:
-
     conv(1,32,5,2)-conv(32,32,5,2)-conv(32,64,3,2)-conv(64,64,3,1)-conv(64,64,3,2)-conv(64,64,3,1)
     -deconv(64,64,3,2) x3 [-deconv(64,64,3,2) for full resolution] -deconv(64,C,1,1)
 
-Batch norm and ReLU follow every layer but the last, whose response maps are linear (they
-regress the sum of the category's instance masks, which exceeds 1 where objects overlap).
-After each upsampling the map is cropped to the size of the encoder map at that resolution, so
-any input size works (100x100 reaches 7x7 at the bottleneck; KITTI-like 384x1248 reaches 24x78)
-and the output is exactly ceil(H/2) x ceil(W/2) ("decomp") or H x W ("decomp full").
-
-`skips=True` (not in the paper) concatenates the encoder map of the same
-resolution to each upsampled map, U-Net style, which sharpens the response maps.
+The last layer is linear: it regresses the sum of the category's masks, above 1 where objects
+overlap. Each upsampled map is cropped to the encoder map's size, so any input size works.
+`skips=True` (not in the paper) concatenates that encoder map, U-Net style.
 """
 
 from __future__ import annotations
@@ -29,11 +21,8 @@ ENCODER = ((32, 5, 2), (32, 5, 2), (64, 3, 2), (64, 3, 1), (64, 3, 2), (64, 3, 1
 
 @keras.saving.register_keras_serializable(package="decompnet_tf")
 class CategoryNet(keras.Model):
-    """Image -> one response map per category.
-
-    Call: images float32 [batch, H, W, 1] in [0, 1] -> {"category_maps": [batch, h, w, C]} with
-    (h, w) = (ceil(H/2), ceil(W/2)) when full_resolution is False, else (H, W).
-    """
+    """Images float32 [B, H, W, 1] in [0, 1] -> {"category_maps": [B, h, w, C]}, (h, w) =
+    (ceil(H/2), ceil(W/2)), or (H, W) with `full_resolution`."""
 
     def __init__(self, num_classes: int = 3, full_resolution: bool = False,
                  skips: bool = False, decoder_filters: int = 64, **kwargs):

@@ -1,21 +1,10 @@
 """DecompNet: CategoryNet -> InstanceCell x T per category -> BoxRegressor (Figure 1).
 
-The one place where the three networks are composed. Categories are folded into the batch, so
-one InstanceCell (shared across categories, section 5) decomposes every category map; its
-encoder runs once per category map and its recurrent step T times (`InstanceCell.encode` /
-`step`).
-
-Settings are one `decompnet_tf.config.ModelConfig` (each documented there): `backbone` picks
-the category network ("mnist": `CategoryNet`, grayscale, Appendix B; "vgg16": `VGGCategoryNet`,
-RGB, Appendix A's KITTI network). `instance_pool` > 1 average-pools the category maps before
-the decomposition: at KITTI's 384x1248 the half-resolution maps are 192x624, and the instance
-cell's fully connected recurrent layer on their 24x78x32 bottleneck would hold 123M weights;
-pooling by 4 gives 48x156 maps and a 6x20x32 bottleneck. The instance maps, boxes' masks and
-training targets are then at the pooled size, unless `instance_fine` gates the full-resolution
-category maps with the upsampled gates of the pooled decomposition.
-
-The network returns maps, boxes and stop signals; scores (eq. 5, 6) and the stop rule live in
-`decompnet_tf.postprocess`.
+Categories are folded into the batch, so one InstanceCell (shared across categories, section 5)
+decomposes every category map; settings are one `ModelConfig`. `instance_pool` > 1 average-pools
+the category maps first: at KITTI's 384x1248, the cell's fully connected recurrent layer on the
+24x78x32 bottleneck would hold 123M weights. `instance_fine` then gates the full-resolution maps
+with the upsampled gates. Scores (eq. 5, 6) and the stop rule live in `postprocess`.
 """
 
 from __future__ import annotations
@@ -36,23 +25,17 @@ from decompnet_tf.ops.boxes import xywh_to_yxyx
 
 @keras.saving.register_keras_serializable(package="decompnet_tf")
 class DecompNet(keras.Model):
-    """images [batch, H, W, channels] float32 in [0, 1] -> dict of named outputs:
+    """images float32 [B, H, W, channels] in [0, 1] -> dict of named outputs.
 
-    - "category_maps": [batch, h, w, C] response maps (h, w = H/2, W/2 or H, W);
-    - "instance_maps": [batch, C, T, h', w'] the T instance maps per category, in emission
-      order; (h', w') = `instance_size`;
-    - "boxes": [batch, C, T, 4] (ymin, xmin, ymax, xmax) normalised, from the regressor's
-      (x, y, w, h), which "boxes_xywh" [batch, C, T, 4] holds as regressed (section 2.3);
-    - "peaks": [batch, C, T] the maximum of each instance map (the paper's stop signal);
-    - "objectness": [batch, C, T] only with `stop_head`: a sigmoid on each step's top
-      recurrent state (with `stop_input="state_residual"` also on what the earlier steps left
-      of the category map), trained to say "this step holds an object" (not in the paper).
+    "category_maps" [B, h, w, C]; "instance_maps" [B, C, T, h', w'] in emission order (h', w' =
+    `instance_size`); "boxes" [B, C, T, 4] (ymin, xmin, ymax, xmax) normalised, and "boxes_xywh" as
+    regressed (section 2.3); "peaks" [B, C, T], each map's maximum (the paper's stop signal); with
+    `stop_head` (not in the paper), "objectness" [B, C, T], a sigmoid on each step's top state.
 
     Args:
-      config: a `ModelConfig`, or its fields as a dict (what `get_config` stores).
-      pretrained_backbone: False when trained weights will be loaded over the network (a
-        saved model, a training run's stage): the VGG16 backbone's initial weights file is
-        then not read, nor needed.
+        config: a `ModelConfig`, or its fields as a dict (what `get_config` stores).
+        pretrained_backbone: False when trained weights will be loaded over the network, so the
+            VGG16 backbone's initial weights file is not needed.
     """
 
     def __init__(self, config: ModelConfig | dict | None = None,
@@ -132,7 +115,7 @@ class DecompNet(keras.Model):
         super().build((None, *self.image_size, self.channels))
 
     def check_images(self, images):
-        """Raises a clear ValueError for images that do not fit the model (static shapes)."""
+        """Raise a clear ValueError for images that do not fit the model (static shapes)."""
         shape = tuple(images.shape)
         if len(shape) != 4 or shape[-1] != self.channels or tuple(shape[1:3]) != self.image_size:
             kind = "RGB" if self.channels == 3 else "grayscale"
@@ -152,18 +135,21 @@ class DecompNet(keras.Model):
                 **self.decompose(category_maps, training, images)}
 
     def decompose(self, category_maps, training=None, images=None):
-        """Category maps [batch, h, w, C] -> the instance outputs of `call` (all but
-        "category_maps"). Encodes each map once, then unrolls the T recurrent steps.
+        """Category maps [B, h, w, C] -> `call`'s outputs but "category_maps".
 
-        images: [batch, H, W, channels], needed with `instance_image` (the cell's context)."""
+        `images` [B, H, W, channels] are needed with `instance_image` (the cell's context).
+        """
         cfg = self.config
         h, w = self.instance_size
         c, t = cfg.num_classes, cfg.steps
-        fold = lambda m: ops.reshape(ops.transpose(m, (0, 3, 1, 2)),  # noqa: E731
-                                     (-1, m.shape[1], m.shape[2], 1))  # [B*C, h, w, 1]
-        pool = lambda m: m if cfg.instance_pool == 1 else ops.average_pool(  # noqa: E731
-            m, cfg.instance_pool, cfg.instance_pool, padding="same")
-        inputs = fold(pool(category_maps))
+        def maps_to_batch(m):  # [B, h, w, C] -> [B*C, h, w, 1]: one map per row.
+            return ops.reshape(ops.transpose(m, (0, 3, 1, 2)), (-1, m.shape[1], m.shape[2], 1))
+
+        def pool(m):
+            return m if cfg.instance_pool == 1 else ops.average_pool(
+                m, cfg.instance_pool, cfg.instance_pool, padding="same")
+
+        inputs = maps_to_batch(pool(category_maps))
         if cfg.instance_image:
             if images is None:
                 raise ValueError("instance_image: decompose() needs the images too")
@@ -173,7 +159,7 @@ class DecompNet(keras.Model):
         encoded = self.cell.encode(inputs, training=training)
         states = self.cell.get_initial_state(ops.shape(encoded["inputs"])[0])
         maps, objectness, queries = [], [], []
-        full = fold(category_maps) if cfg.instance_fine else None  # [B*C, h, w, 1]
+        full = maps_to_batch(category_maps) if cfg.instance_fine else None
         if cfg.stop_head and cfg.stop_input == "state_residual":
             # What the earlier steps left of the category map, at the instance maps' size.
             left = ops.relu(full if cfg.instance_fine else inputs[..., :1])
@@ -205,9 +191,10 @@ class DecompNet(keras.Model):
 
     @staticmethod
     def _with_residual(state, left, step_map):
-        """The stop head's input with `stop_input="state_residual"`: [state, log(1 + pixel sum
-        of what is left of the category map), log(1 + pixel sum of this step's map)], and what
-        is left after this step. state [N, S]; left and step_map [N, h, w, 1]."""
+        """The stop head's input [state, log1p(mass left), log1p(step map's mass)] and what is left.
+
+        state [N, S]; left and step_map [N, h, w, 1].
+        """
         step_map = ops.relu(step_map)  # Linear maps may dip below 0.
         mass = lambda m: ops.log1p(ops.sum(m, axis=(1, 2)))  # noqa: E731  [N, 1]
         features = ops.concatenate([state, mass(left), mass(step_map)], axis=-1)

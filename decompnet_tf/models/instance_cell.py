@@ -1,66 +1,11 @@
-"""InstanceCell: one step of the instance decomposition network (section 2.2, Fig. 2 third
-variant, Appendix B).
+"""InstanceCell: one step of the instance decomposition network (section 2.2, Fig. 2, App. B).
 
     conv(1,32,5,2)-conv(32,32,3,2)-conv(32,32,3,2)-rnn-fc(2048)-rnn-fc(2048)
     -deconv(32,32,3,2)-deconv(32,32,3,2)-deconv(32,32,5,2)-deconv(32,1,1,1)
 
-Appendix B prints the deconvolutions with stride 1, but also says "the stride 2 was used for
-down and upsampling", and stride-1 layers cannot bring a 7x7 bottleneck back to the 50x50
-response map; we read them as stride 2, mirroring the encoder, and crop after each one to the
-encoder map of that size (see `layers.crop_like`).
-
-The two fully connected recurrent layers are the memory of what was already emitted:
-h1_t = relu(W1 enc(x) + U1 h1_{t-1} + b1), h2_t = relu(W2 h1_t + U2 h2_{t-1} + b2). A dense
-layer maps h2_t back to the bottleneck grid for the decoder. Every step sees the same input,
-the category response map being decomposed; only the state changes, so the cell emits one
-instance per step and (ideally) an all-zero map once every instance was emitted.
-
-Batch norm follows the encoder's convolutions (their input is the same at every step), but by
-default not the decoder's (`decoder_norm=False`): the decoder's activations differ from step to
-step (an object at step 1, an empty stop map at the end), so one set of moving statistics for
-all steps does not match any step at inference. Measured on the overfit test: trained
-with decoder batch norm, the maps were bright in training mode and dim in inference mode
-(peaks 1.0 vs 0.27 on the same image). `decoder_norm=True` restores Appendix B's "after every
-layer".
-
-`skips=True` (not in the paper) concatenates the step's encoder maps to
-the decoder maps of the same size: the recurrent bottleneck then only has to say WHICH blob to
-emit, not redraw its shape through 2048 numbers.
-
-`gated=True` (not in the paper) makes each instance map a selection from
-the response map it decomposes: map = sigmoid(head) * clip(input, 0, 1). The cell then only
-decides which pixels of the category map belong to this step's object; it does not have to
-redraw their intensity, and a map cannot light up where the category map is dark.
-
-The encoder's input, the category map being decomposed, is the same at every step, so
-`encode` runs once per category and `step` runs T times on its output (`call` = both, for the
-Keras RNN contract); the paper's network computes the same thing T times.
-
-`decoder` picks how a step's bottleneck becomes a map:
-- "deconv": the paper's deconvolutions, run at every step.
-- "dynamic" (not in the paper): the deconvolutions run ONCE per category (in `encode`), giving
-  per-pixel embeddings E [h, w, filters] plus two coordinate channels; each step turns its
-  recurrent state into the weights of a tiny per-pixel network (1x1 convolutions
-  filters + 2 -> 8 -> 1, as CondInst's dynamic mask head, Tian et al. 2020), so a step costs a
-  few dense layers instead of a decoder. With the coordinates, 4 hidden units can already draw
-  a box-shaped selection (relu ramps on each side); the embeddings separate what a box holds.
-
-`canvas=True` (dynamic decoder only; not in the paper, after Ren & Zemel 2017's recurrent
-instance segmentation) carries the sum of the maps emitted so far (gradient stopped) as a last
-state: each step sees it, area-pooled to the bottleneck grid, beside the encoder's output, and
-the per-pixel network sees it beside the embeddings, so a step knows what is already explained
-without a hard subtraction (gating each step by the residual, what is left unexplained, lost
-localisation).
-
-`recurrence` picks the bottleneck (section 5 names the last two as future work for images with
-many objects):
-- "rnn": the paper's two fully connected relu RNN layers (above); states [h1, h2].
-- "lstm": two fully connected LSTM layers of `units` (gates i, f, o, candidate g; forget bias
-  +1); states [h1, c1, h2, c2].
-- "convlstm": two 3x3 convolutional LSTM layers of `units` channels on the bottleneck grid
-  (e.g. 7x7), which keep the spatial layout the fully connected layers flatten away; states
-  are the flattened [grid_h * grid_w * units] maps [h1, c1, h2, c2]. A 1x1 convolution maps
-  h2 back to the decoder's channels.
+Appendix B prints the deconvolutions with stride 1, which cannot bring the 7x7 bottleneck back
+to the 50x50 map; we read them as stride 2 and crop each to the encoder map of its size. Every
+step sees the same input, so `encode` runs once per category map and `step` T times on it.
 """
 
 from __future__ import annotations
@@ -87,14 +32,23 @@ def lstm_update(gates, c):
 class InstanceCell(layers.Layer):
     """A Keras RNN cell: response map in, one instance map out.
 
-    Call: (inputs [batch, h, w, channels], states) -> (instance map [batch, h, w, 1], states):
-    channel 0 is the response map to decompose (the one a gated map selects from), any further
-    channels are context (the image, `DecompNet`'s instance_image); states are
-    states [h1, h2] ("rnn", each [batch, units]) or [h1, c1, h2, c2] ("lstm": [batch, units];
-    "convlstm": [batch, grid_h * grid_w * units]). `top_state(states)` is h2, what a stop head
-    reads.
-    Usable in `keras.layers.RNN(cell, return_sequences=True)` over inputs [batch, T, h, w, 1],
-    or in an explicit loop of T steps (as `DecompNet` does, which unrolls cleanly for TFLite).
+    Call: (inputs [B, h, w, C], states) -> (instance map [B, h, w, 1], states); channel 0 is the
+    response map to decompose, any others are context. `DecompNet` loops over the steps itself.
+
+    Args:
+        units: size of each recurrent layer (channels for "convlstm").
+        decoder_norm: batch norm after the decoder's convolutions too (Appendix B). Off by default:
+            decoder activations differ from step to step, so shared moving statistics fit none.
+        recurrence: "rnn" (the paper's; states [h1, h2]), or section 5's future work, "lstm" or
+            "convlstm" (3x3 convolutional LSTMs on the bottleneck grid), states [h1, c1, h2, c2].
+        skips: feed the encoder maps to the decoder's (not in the paper), so the bottleneck only
+            has to pick the blob, not redraw its shape.
+        gated: map = sigmoid(head) * clip(input, 0, 1) (not in the paper): the cell selects pixels
+            of the category map rather than redrawing them.
+        decoder: "deconv" (the paper's) or "dynamic": per-pixel embeddings decoded once per map,
+            and per-step weights of a tiny per-pixel network (CondInst, Tian et al. 2020).
+        canvas: add the sum of the maps emitted so far to the state ("dynamic" only; after Ren &
+            Zemel 2017), so a step sees what is explained without a hard subtraction.
     """
 
     def __init__(self, units: int = 2048, filters: int = 32, skips: bool = False,
@@ -194,26 +148,35 @@ class InstanceCell(layers.Layer):
         for dense, n_in in layer_inputs:
             dense.build((None, n_in))
 
-    def _recur(self, x, states):
-        """Bottleneck step: encoder output [B, gh, gw, ch] -> new states (without the canvas)."""
-        gh, gw, ch = self.grid[0], self.grid[1], x.shape[-1]
+    def _project(self, x):
+        """The first recurrent layer's input term fc1(x) of the bottleneck [B, gh, gw, ch]."""
+        if self.recurrence == "convlstm":
+            return self.fc1(x)
+        return self.fc1(ops.reshape(x, (-1, x.shape[1] * x.shape[2] * x.shape[3])))
+
+    def _recur(self, projected, states):
+        """Bottleneck step from `_project`'s term -> new states (without the canvas)."""
+        gh, gw = self.grid
         if self.recurrence == "rnn":
-            h1 = ops.relu(self.fc1(ops.reshape(x, (-1, gh * gw * ch))) + self.rec1(states[0]))
+            h1 = ops.relu(projected + self.rec1(states[0]))
             return [h1, ops.relu(self.fc2(h1) + self.rec2(states[1]))]
         if self.recurrence == "lstm":
-            h1, c1 = lstm_update(self.fc1(ops.reshape(x, (-1, gh * gw * ch)))
-                                 + self.rec1(states[0]), states[1])
+            h1, c1 = lstm_update(projected + self.rec1(states[0]), states[1])
             h2, c2 = lstm_update(self.fc2(h1) + self.rec2(states[2]), states[3])
             return [h1, c1, h2, c2]
-        grid = lambda s: ops.reshape(s, (-1, gh, gw, self.units))  # noqa: E731
-        h1, c1 = lstm_update(self.fc1(x) + self.rec1(grid(states[0])), grid(states[1]))
+
+        def grid(s):
+            return ops.reshape(s, (-1, gh, gw, self.units))
+
+        def flat(s):
+            return ops.reshape(s, (-1, gh * gw * self.units))
+
+        h1, c1 = lstm_update(projected + self.rec1(grid(states[0])), grid(states[1]))
         h2, c2 = lstm_update(self.fc2(h1) + self.rec2(grid(states[2])), grid(states[3]))
-        flat = lambda s: ops.reshape(s, (-1, gh * gw * self.units))  # noqa: E731
         return [flat(h1), flat(c1), flat(h2), flat(c2)]
 
     def _to_grid(self, states, channels: int):
-        """The top state h2 back on the bottleneck grid [B, gh, gw, channels] (the deconv
-        decoder's input)."""
+        """h2 on the bottleneck grid [B, gh, gw, channels]: the deconv decoder's input."""
         gh, gw = self.grid
         h2 = self.top_state(states)
         if self.recurrence == "convlstm":
@@ -226,21 +189,23 @@ class InstanceCell(layers.Layer):
         return self.state_size[1] if self.recurrence == "rnn" else self.state_size[2]
 
     def top_state(self, states):
-        """The top recurrent layer's output h2 [batch, state size] (what a stop head reads)."""
+        """The top recurrent layer's output h2 [B, state size] (what a stop head reads)."""
         return states[1] if self.recurrence == "rnn" else states[2]
 
     def encode(self, inputs, training=None) -> dict:
         """What does not change from step to step, computed once per category map.
 
-        inputs [B, h, w, 1] -> {"inputs", "features": the encoder maps (strides 2, 4, 8),
-        "embedding" [B, h, w, filters + 2] (the dynamic decoder only: the per-pixel embeddings
-        and the y, x coordinates in [-1, 1])}.
+        inputs [B, h, w, 1] -> {"inputs", "features" (the encoder maps), "projected" (fc1 of the
+        bottleneck, unless the canvas changes it per step) and for the dynamic decoder
+        "embedding" [B, h, w, filters + 2] (embeddings, then y, x in [-1, 1])}.
         """
         features, x = [], inputs
         for block in self.encoder:
             x = block(x, training=training)
             features.append(x)
         encoded = {"inputs": inputs, "features": features}
+        if not self.canvas:  # fc1 of an input every step shares: once, not T times.
+            encoded["projected"] = self._project(x)
         if self.decoder_kind == "dynamic":
             y = self._decode(features[-1], encoded, training)
             encoded["embedding"] = ops.concatenate(
@@ -259,8 +224,7 @@ class InstanceCell(layers.Layer):
     def step(self, encoded, states, training=None, return_logits: bool = False):
         """One recurrent step on `encode`'s output -> (instance map [B, h, w, 1], states).
 
-        return_logits: return the pre-activation map instead (the gate's logits when gated),
-        for a caller that applies the gate at another resolution (`DecompNet`'s fine maps).
+        `return_logits` returns the pre-activation map, for a gate applied at another resolution.
         """
         inputs, bottleneck = encoded["inputs"], encoded["features"][-1]
         embedding = encoded.get("embedding")
@@ -271,7 +235,9 @@ class InstanceCell(layers.Layer):
             bottleneck = ops.concatenate([bottleneck, pooled], axis=-1)
             embedding = ops.concatenate([embedding, canvas], axis=-1)
             states = states[:-1]
-        states = self._recur(bottleneck, states)
+        projected = encoded.get("projected")
+        states = self._recur(self._project(bottleneck) if projected is None else projected,
+                             states)
         if self.decoder_kind == "dynamic":
             logits = _dynamic_head(embedding, self.dynamic(self.top_state(states)))
         else:
@@ -309,9 +275,7 @@ def _coordinates(x):
 
 
 def _dynamic_head(embedding, params):
-    """Per-pixel network with per-map weights: embedding [B, h, w, n] and params
-    [B, (n + 2) * k + 1] (k = DYNAMIC_HIDDEN: weights n x k, biases k, output weights k, output
-    bias 1) -> logits [B, h, w, 1]."""
+    """Per-pixel network: embedding [B, h, w, n], per-map params [B, (n + 2) * k + 1] -> logits."""
     n, k = embedding.shape[-1], DYNAMIC_HIDDEN
     w1 = ops.reshape(params[:, : n * k], (-1, n, k))
     b1 = params[:, n * k : n * k + k]

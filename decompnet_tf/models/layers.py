@@ -1,9 +1,5 @@
-"""Small building blocks shared by the networks: conv/deconv + batch norm + ReLU, and cropping.
-
-Appendix B writes a layer as conv(in, out, filter, stride) / deconv(in, out, filter, stride);
-`ConvBlock` is one of those followed by batch normalisation and ReLU ("Batch normalization and
-rectifier linear unit were used after every layers").
-"""
+"""Building blocks shared by the networks: Appendix B's conv/deconv + batch norm + ReLU, and
+resizing helpers."""
 
 from __future__ import annotations
 
@@ -13,13 +9,8 @@ from keras import layers, ops
 
 @keras.saving.register_keras_serializable(package="decompnet_tf")
 class ConvBlock(layers.Layer):
-    """conv or deconv -> batch norm -> ReLU, 'same' padding (norm=False: conv + bias -> ReLU).
-
-    `momentum` is the batch norm's moving-average momentum.
-
-    Input [batch, H, W, C_in] -> output [batch, ceil(H / s), ceil(W / s), filters] for a conv
-    with stride s, [batch, H * s, W * s, filters] for a deconv.
-    """
+    """conv or deconv -> batch norm -> ReLU, 'same' padding (norm=False: conv + bias -> ReLU):
+    [B, H, W, C] -> [B, ceil(H / s), ceil(W / s), filters], or [B, H * s, W * s, filters]."""
 
     def __init__(self, filters: int, kernel_size: int, strides: int = 1,
                  transpose: bool = False, norm: bool = True, momentum: float = 0.99, **kwargs):
@@ -57,22 +48,15 @@ class ConvBlock(layers.Layer):
 
 
 def crop_like(x, reference):
-    """Crops x [B, H', W', C] to the spatial size of reference [B, H, W, *] (H <= H', W <= W').
-
-    Stride-2 convolutions with 'same' padding round sizes up (100 -> 50 -> 25 -> 13 -> 7), so a
-    stride-2 deconvolution of a 7x7 map gives 14x14 where the encoder had 13x13: the extra
-    bottom row and right column are the padding's and are dropped.
-    """
+    """Crops x [B, H', W', C] to reference [B, H, W, *]'s size, dropping bottom rows and right
+    columns: 'same'-padded stride-2 convs round up (13 -> 7), so a deconv overshoots (7 -> 14)."""
     shape = ops.shape(reference)
     return x[:, : shape[1], : shape[2], :]
 
 
 def area_resize(x, size):
-    """Area (box-filter) resize of [batch, H, W, channels] to `size` = (h, w).
-
-    Where H and W are multiples of h and w (the usual case: 100x100 images to 50x50 maps) this
-    is an average pool, which equals the area resize exactly and, unlike TensorFlow's
-    ResizeArea, is a TFLite builtin; other ratios fall back to the area resize."""
+    """Area resize of [B, H, W, C] to `size` = (h, w); an average pool for integer ratios (the
+    same result, and a TFLite builtin, unlike TensorFlow's ResizeArea)."""
     height, width = x.shape[1], x.shape[2]
     if (height, width) == tuple(size):
         return x

@@ -1,20 +1,11 @@
 """VGGCategoryNet: the category decomposition network for KITTI (paper Appendix A).
 
-"For KITTI dataset, we used pretrained VGG16 network (Simonyan & Zisserman, 2015). We attach
-deconvolutional layers to it." The VGG16 convolutions of `keras.applications` (no top) bring an
-RGB image to stride 32; four stride-2 deconvolutions bring it back to stride 2 (half resolution,
-as the MNIST network), each concatenated FCN-style with the VGG pooling output of the same
-stride (block4_pool ... block1_pool) when `skips` is on, and a 1x1 layer gives one linear
-response map per category.
+VGG16's no-top convolutions bring the image to stride 32; four stride-2 deconvolutions bring it
+back to stride 2, each concatenated FCN-style with VGG's pooling output of that stride when
+`skips` is on; a 1x1 layer gives one linear response map per category.
 
-ImageNet weights: `backbone_weights="imagenet"` loads them from the Keras cache
-(~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, where
-`keras.applications.VGG16(include_top=False, weights="imagenet")` puts them) without touching
-the network; a path loads that file; a missing file is an error naming it and the command that
-writes it (training from random weights by accident would waste a run), and "none" starts from
-random weights. `pretrained=False` skips the file: a trained model's weights replace it.
-Training freezes the backbone in stages 1 and 2 and fine-tunes it, down to its first layer, in
-stage 3 (Appendix A); see `engine.trainer`.
+ImageNet weights are read from the Keras cache and never downloaded: a missing file is an error
+naming the command that writes it, since training from random weights by accident wastes a run.
 """
 
 from __future__ import annotations
@@ -44,8 +35,10 @@ def keras_cache_file() -> str:
 
 
 def resolve_backbone_weights(spec: str) -> str | None:
-    """"" or "none" -> None (random weights); "imagenet" -> the Keras cache's file; anything
-    else -> that path. A missing file raises FileNotFoundError naming it and how to get it."""
+    """"" or "none" -> None (random weights); "imagenet" -> the Keras cache's file; else a path.
+
+    Raises FileNotFoundError, naming how to get the file, when it is missing.
+    """
     if spec in ("", "none"):
         return None
     path = keras_cache_file() if spec == "imagenet" else spec
@@ -61,11 +54,8 @@ def resolve_backbone_weights(spec: str) -> str | None:
 
 @keras.saving.register_keras_serializable(package="decompnet_tf")
 class VGGCategoryNet(keras.Model):
-    """RGB image -> one response map per category, at half resolution.
-
-    Call: images float32 [batch, H, W, 3] RGB in [0, 1], H and W multiples of 32 ->
-    {"category_maps": [batch, H/2, W/2, C]}.
-    """
+    """Images float32 RGB [B, H, W, 3] in [0, 1], H and W multiples of 32 ->
+    {"category_maps": [B, H/2, W/2, C]}. `pretrained=False` skips the backbone's file."""
 
     def __init__(self, num_classes: int = 1, backbone_weights: str = "imagenet",
                  skips: bool = True, decoder_filters: int = 64, pretrained: bool = True,

@@ -1,10 +1,7 @@
-"""Exact, batched linear assignment (Hungarian matching) in TensorFlow ops only.
+"""Exact, batched linear assignment in TensorFlow ops, for XLA and TPUs.
 
-:func:`linear_sum_assignment` solves ``B`` square assignment problems at once with the shortest
-augmenting path algorithm of Jonker & Volgenant, in the form that
-``scipy.optimize.linear_sum_assignment`` implements (Crouse 2016), written with
-``tf.while_loop`` and element-wise ops so that it runs eagerly, inside ``tf.function`` and under
-XLA (``jit_compile=True``, hence on TPUs), where ``tf.numpy_function`` cannot.
+Jonker & Volgenant's shortest augmenting paths (Computing 38(4), 1987), as Crouse (IEEE TAES
+52(4), 2016) and scipy write them, in a `tf.while_loop`: XLA cannot run `tf.numpy_function`.
 """
 
 from __future__ import annotations
@@ -16,72 +13,17 @@ __all__ = ["linear_sum_assignment"]
 
 
 def linear_sum_assignment(cost: tf.Tensor) -> tf.Tensor:
-    """Minimum-cost perfect matching of rows to columns for a batch of square cost matrices.
+    """Minimum-cost perfect matchings int32 `[B, K]` of square costs `[B, K, K]`, as scipy's.
 
-    For every batch item ``b`` it returns the permutation ``col[b]`` that minimises
-    ``sum_i cost[b, i, col[b, i]]``, i.e. the same optimum as
-    ``scipy.optimize.linear_sum_assignment(cost[b])`` (whose ``col_ind`` it is, as rows come
-    out in order). When several assignments have the same minimal cost, either may be returned.
-    No gradient flows through the matching (the input goes through ``tf.stop_gradient``).
-
-    Algorithm: shortest augmenting paths with dual potentials (Jonker & Volgenant 1987, in the
-    form of Crouse 2016, which scipy implements). Rows are added one at a time; for each new
-    row a Dijkstra-like search over the reduced costs ``cost[i, j] - u[i] - v[j] >= 0`` finds
-    the cheapest augmenting path to a free column, the potentials are updated so that reduced
-    costs stay non-negative and are zero on the matching, and the matching is flipped along the
-    path. Adding row ``r`` takes at most ``r + 1`` Dijkstra steps (each scans one row of the
-    matrix, O(K)) and at most ``r + 1`` steps back along the path, so one matrix costs O(K^3)
-    operations in at most ``K * (K + 1)`` sequential steps. Only the column potentials ``v``
-    are stored: the row potential of a matched row is recomputed as
-    ``u[i] = cost[i, col[i]] - v[col[i]]`` (complementary slackness), so row potentials never
-    accumulate rounding error.
-
-    Batching: the B problems advance together in one ``tf.while_loop``, each item with its own
-    current row; an iteration does one Dijkstra step and/or one step back along the path per
-    item, and finished items are masked. The loop runs ``max_b(steps_b) <= K * (K + 1)``
-    sequential iterations (measured on uniform random costs: 55 for B = 24, K = 11; 137 for
-    B = 96, K = 21), each doing O(B * K) element-wise work. Called eagerly, the loop runs as a
-    traced (not XLA-compiled) ``tf.function``, which is ~100x faster than op-by-op execution.
-
-    Precision: everything is computed in the input dtype. Reduced costs carry an absolute
-    rounding error of a few ``K * eps * max|cost|`` (``eps`` of the dtype), so the returned
-    total may exceed the true optimum by about ``K^2 * eps * max|cost[b]|`` at worst; assignments
-    whose totals differ by less than that are not told apart. Integer-valued costs (below
-    ``2**53 / K`` in float64, ``2**24 / K`` in float32) are solved exactly. Measured on about
-    16,000 random, tied and wide-range (1e-3 .. 1e12) matrices with K up to 21, the totals
-    equal scipy's (run in float64 on the same values) almost always, and never differ by more
-    than ``0.01 * K * eps * max|cost[b]|``; the tests assert ``K * eps * max|cost[b]|``.
-    Entries must stay below about ``finfo(dtype).max / (4 * K**2)`` in magnitude so that sums
-    of them cannot overflow.
-
-    Non-finite costs follow scipy where it has an answer: ``+inf`` marks a forbidden pair
-    (replaced, per matrix, by ``(2K + 1) * max|finite cost|``, which no assignment made only
-    of finite pairs can reach, so an assignment avoiding every forbidden pair is found whenever
-    one exists; the finite costs of such a matrix are then resolved ``2K + 1`` times more
-    coarsely). ``NaN`` and ``-inf`` are invalid. Called eagerly, the function raises
-    ``ValueError`` on a ``NaN`` or ``-inf`` entry and on a matrix with no finite assignment,
-    like scipy. Inside ``tf.function`` / XLA there are no checks: ``NaN`` is treated like
-    ``+inf``, ``-inf`` like minus the forbidden value, and the result is still a permutation;
-    test ``tf.gather(cost, col, batch_dims=2)`` for ``inf`` to detect an infeasible matrix.
-
-    References:
-        R. Jonker and A. Volgenant, "A shortest augmenting path algorithm for dense and sparse
-        linear assignment problems", Computing 38(4):325-340, 1987.
-        D. F. Crouse, "On implementing 2D rectangular assignment algorithms", IEEE Transactions
-        on Aerospace and Electronic Systems 52(4):1679-1696, 2016.
-
-    Args:
-        cost: float32 or float64 ``[B, K, K]`` cost matrices; ``B`` and ``K`` may be dynamic
-            (``B = 0`` and ``K = 0`` are allowed).
-
-    Returns:
-        int32 ``[B, K]``: ``col[b, i]`` is the column assigned to row ``i`` of ``cost[b]``;
-        each ``col[b]`` is a permutation of ``0 .. K - 1``.
+    `col[b, i]` is row i's column (scipy's `col_ind`); ties may give another optimum; no gradient.
+    `B`, `K` may be dynamic or 0. Computed in the dtype (float32 or float64): totals within about
+    `K^2 * eps * max|cost[b]|` are not told apart; keep entries below `finfo.max / (4 K^2)`. `+inf`
+    marks a forbidden pair. Unchecked in `tf.function`: `inf` among the chosen costs = infeasible.
 
     Raises:
-        TypeError: ``cost`` is not float32 or float64.
-        ValueError: ``cost`` is not ``[B, K, K]`` (statically known shapes only); eagerly, also
-            a ``NaN`` or ``-inf`` entry or an infeasible matrix (every assignment uses ``+inf``).
+        TypeError: `cost` is not float32 or float64.
+        ValueError: `cost` is not `[B, K, K]`; eagerly also a NaN or `-inf` entry, or a matrix
+            whose every assignment uses `+inf` (like scipy).
     """
     cost = tf.stop_gradient(tf.convert_to_tensor(cost))
     if cost.dtype not in (tf.float32, tf.float64):
@@ -95,7 +37,7 @@ def linear_sum_assignment(cost: tf.Tensor) -> tf.Tensor:
     eager = tf.executing_eagerly()
     if eager and bool(tf.reduce_any(tf.math.is_nan(cost) | (cost == -np.inf))):
         raise ValueError("cost contains NaN or -inf entries")
-    # Eagerly, a traced (not XLA-compiled) copy of the loop runs ~100x faster than op by op.
+    # Eagerly, a traced (not XLA-compiled) copy of the loop runs far faster than op by op.
     col4row = (_solve_traced if eager else _solve)(_replace_nonfinite(cost))
     if eager and cost.shape[0] and cost.shape[1]:
         chosen = tf.gather(cost, col4row, batch_dims=2)  # [B, K]
@@ -105,11 +47,10 @@ def linear_sum_assignment(cost: tf.Tensor) -> tf.Tensor:
 
 
 def _replace_nonfinite(cost: tf.Tensor) -> tf.Tensor:
-    """Replaces +inf and NaN by a per-matrix "forbidden" value F, -inf by -F.
+    """Replaces +inf and NaN by a per-matrix forbidden value F, -inf by -F.
 
-    ``F = (2K + 1) * m`` (or 1 when ``m = 0``), with ``m`` the largest finite ``|cost|`` of the
-    matrix: any assignment with an F entry costs at least ``F - (K - 1) m > K m``, more than any
-    all-finite one. Finite entries are returned unchanged.
+    `F = (2K + 1) m`, `m` the largest finite `|cost|` (1 if 0): an assignment using F costs at
+    least `F - (K - 1) m > K m`, more than any all-finite one.
     """
     finite = tf.math.is_finite(cost)
     m = tf.reduce_max(tf.where(finite, tf.abs(cost), tf.zeros_like(cost)), axis=[1, 2],
@@ -121,21 +62,18 @@ def _replace_nonfinite(cost: tf.Tensor) -> tf.Tensor:
 
 
 def _take(params: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-    """``params[b, index[b]]`` for ``params [B, K]``, ``index [B]``; indices are clamped."""
+    """`params[b, index[b]]` for `params` `[B, K]`, `index` `[B]`; indices are clamped."""
     index = tf.clip_by_value(index, 0, tf.shape(params)[1] - 1)
     return tf.gather(params, index, batch_dims=1)
 
 
 def _solve(cost: tf.Tensor) -> tf.Tensor:
-    """The batched shortest augmenting path loop on finite ``cost [B, K, K]``; int32 ``[B, K]``.
+    """The batched augmenting-path loop on finite `cost` `[B, K, K]`; int32 `[B, K]`.
 
-    Per batch item the loop state is (Crouse 2016's names in brackets): the current row ``cur``
-    (``curRow``; ``K`` when done), the phase (search for a free column, or walk back along the
-    found path), the matching ``col4row`` / ``row4col`` (-1 = free), the column potentials
-    ``v``, and for the current search the scanned columns ``sc`` (``SC``), the shortest path
-    lengths ``spc`` (``shortestPathCosts``), the predecessor rows ``path``, the length
-    ``min_val`` (``minVal``) of the last scanned column, the row ``row`` to scan next, and in
-    the walk-back phase the column ``walk`` to be reassigned next.
+    Rows join one at a time: a Dijkstra search over reduced costs `cost - u - v >= 0` finds a
+    free column, then `v` is updated and the path flipped. `u[i] = cost[i, col[i]] - v[col[i]]`
+    is recomputed, never stored, so it gathers no rounding. `sc`, `spc`: Crouse's SC and
+    shortestPathCosts.
     """
     dtype = cost.dtype
     shape = tf.shape(cost)
@@ -144,7 +82,7 @@ def _solve(cost: tf.Tensor) -> tf.Tensor:
     # a dynamic depth, one_hot's [B, ?] would broadcast a static K = 1 to ?).
     k = cost.shape[1] if cost.shape[1] is not None else shape[1]
     inf = tf.constant(np.inf, dtype)
-    max_iterations = k * (k + 1) + 1  # a safety bound; see the docstring of the public function
+    max_iterations = k * (k + 1) + 1  # a safety bound: row r takes <= 2 (r + 1) steps
 
     zeros_i = tf.zeros([batch], tf.int32)
     free = tf.fill([batch, k], -1)

@@ -1,15 +1,10 @@
-"""Detections on image files (predict.py): each image goes through the serving graph export.py
-exports (`DetectorModule.serve`), and the results become pictures and one detections.json.
+"""predict.py's input and output: image files in, through the exported serving graph, pictures
+and detections.json out.
 
-detections.json:
-
-    {"model_dir": str, "inference": {stop_threshold, mask_threshold, segmentation_delta,
-     box_source}, "images": [{"path": str, "picture": str, "height": int, "width": int,
-     "channels": int, "detections": [{"class_id": int, "class_name": str, "score": float,
-     "box": [ymin, xmin, ymax, xmax] normalised, "box_pixels": [ymin, xmin, ymax, xmax] in
-     pixels of the original image (max exclusive)}, ...]}, ...]}
-
-Detections are in the serving graph's order (by score, highest first).
+detections.json: {"model_dir", "inference": {InferenceConfig's fields}, "images": [{"path",
+"picture", "height", "width", "channels", "detections": [{"class_id", "class_name", "score",
+"box", "box_pixels"}]}]}; detections by score; boxes [ymin, xmin, ymax, xmax], "box"
+normalised, "box_pixels" in the original image's pixels (max exclusive).
 """
 
 from __future__ import annotations
@@ -27,13 +22,8 @@ DETECTIONS_FILE = "detections.json"
 
 
 def read_image(path: str) -> np.ndarray:
-    """An image file (PNG, JPEG, GIF's first frame or BMP) as uint8 [H, W, 1 or 3]: an alpha
-    channel is dropped.
-
-    Raises:
-      FileNotFoundError: no such file.
-      ValueError: a file that is not such an image.
-    """
+    """An image file (PNG, JPEG, GIF's first frame or BMP) as uint8 [H, W, 1 or 3], no alpha;
+    FileNotFoundError or ValueError (not such an image) otherwise."""
     if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
         raise FileNotFoundError(f"{path}: no such image file; pass existing files in --images")
     with tf.io.gfile.GFile(path, "rb") as f:
@@ -49,9 +39,9 @@ def read_image(path: str) -> np.ndarray:
 
 
 def detect(module, image: np.ndarray) -> dict:
-    """`module.serve` (a DetectorModule) on one uint8 [H, W, C] image: its real detections
-    as numpy, {"detection_boxes": [n, 4], "detection_classes": [n], "detection_scores": [n],
-    "detection_masks": [n, H, W]}."""
+    """A DetectorModule's n real detections on one uint8 [H, W, C] image, as numpy:
+    "detection_boxes" [n, 4], "detection_classes" and "detection_scores" [n],
+    "detection_masks" [n, H, W]."""
     out = module.serve(tf.constant(image[None]))
     n = int(out["num_detections"][0])
     return {k: out[k][0, :n].numpy() for k in ("detection_boxes", "detection_classes",
@@ -83,11 +73,8 @@ def picture_names(paths: list[str]) -> list[str]:
 
 def predict_files(module, paths: list[str], images: list[np.ndarray], out_dir: str,
                   model_dir: str = "") -> dict:
-    """Runs each image (`read_image`'s uint8 [H, W, C] of the file at the same place in
-    `paths`) through `module.serve` (a DetectorModule: its settings and class names) and writes
-    out_dir/<stem>_detections.png (the image at its own size with its boxes and its masks above
-    the settings' mask_threshold) and out_dir/detections.json; returns what detections.json
-    holds."""
+    """Writes out_dir/<stem>_detections.png per image (`read_image`'s arrays of `paths`) and
+    out_dir/detections.json; returns the latter's content."""
     settings, names = module.settings, list(module.class_names)
     tf.io.gfile.makedirs(out_dir)
     records = []

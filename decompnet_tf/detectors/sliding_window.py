@@ -1,8 +1,5 @@
-"""The paper's CNN baseline as a detector (section 3.1): the patch classifier
-(`decompnet_tf.models.baseline.PatchClassifier`) scores every square window of
-`decompnet_tf.ops.windows.window_boxes`, then per class "non-maximal suppression ... with
-threshold 0.3" keeps the detections.
-"""
+"""The paper's CNN baseline as a detector (section 3.1): `PatchClassifier` scores every window
+of `ops.windows.window_boxes`, then per class NMS ("with threshold 0.3") keeps the detections."""
 
 from __future__ import annotations
 
@@ -19,7 +16,7 @@ def nms(boxes: tf.Tensor, scores: tf.Tensor, iou_threshold: float, max_out: int)
 
 
 class SlidingWindowDetector:
-    """The baseline as a detector (an `eval.detectors.Detector`; it outputs no masks)."""
+    """The baseline as a detector (a `detectors.Detector`; it outputs no masks)."""
 
     def __init__(self, classifier: PatchClassifier, image_size, min_size: float = 10.0,
                  max_size: float = 56.0, step: int = 5, nms_iou: float = 0.3,

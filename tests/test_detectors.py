@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from decompnet_tf.config import InferenceConfig, ModelConfig
-from decompnet_tf.inference import DecompDetector
+from decompnet_tf.detectors.decompnet import DecompDetector
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.postprocess import mask_boxes
 
@@ -32,14 +32,15 @@ def test_box_source_mask_reads_boxes_off_the_emitted_maps():
 
 
 def test_every_detector_satisfies_the_detector_protocol():
-    from decompnet_tf.eval.detectors import Detector
-    from decompnet_tf.eval.sliding_window import SlidingWindowDetector
     from decompnet_tf.inference import (
         ComponentsDetector,
         DecompDetector,
         SavedModelDetector,
         TFLiteDetector,
     )
+
+    from decompnet_tf.detectors import Detector
+    from decompnet_tf.detectors.sliding_window import SlidingWindowDetector
 
     for cls in (DecompDetector, ComponentsDetector, TFLiteDetector, SavedModelDetector,
                 SlidingWindowDetector):
