@@ -32,15 +32,14 @@ def test_box_source_mask_reads_boxes_off_the_emitted_maps():
 
 
 def test_every_detector_satisfies_the_detector_protocol():
-    from decompnet_tf.inference import (
+    from decompnet_tf.detectors import (
         ComponentsDetector,
         DecompDetector,
+        Detector,
         SavedModelDetector,
+        SlidingWindowDetector,
         TFLiteDetector,
     )
-
-    from decompnet_tf.detectors import Detector
-    from decompnet_tf.detectors.sliding_window import SlidingWindowDetector
 
     for cls in (DecompDetector, ComponentsDetector, TFLiteDetector, SavedModelDetector,
                 SlidingWindowDetector):
