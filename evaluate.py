@@ -108,18 +108,27 @@ class Row:
     out_dir: str
 
 
+def short_names(dirs: list[str]) -> list[str]:
+    """Each dir's shortest trailing path that no other dir shares ("a/seed0", "b/seed0")."""
+    parts = [d.rstrip("/").split("/") for d in dirs]
+    for depth in range(1, max(map(len, parts)) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    raise app.UsageError(f"--compare names one model dir twice: {','.join(dirs)}")
+
+
 def rows_of(runs: list[Run]) -> list[Row]:
     """The rows to evaluate: one per model, or per stride for a baseline when several strides
     are given; results go to --output_dir (a folder per row when there are several) or to
     <model_dir>/eval_<split>."""
     steps = window_steps()
     plan = []
-    for run in runs:
-        base = os.path.basename(run.model_dir.rstrip("/"))
+    for run, base in zip(runs, short_names([r.model_dir for r in runs])):
         several = len(steps) > 1 and run.config.kind == "baseline"
         for step in steps if several else steps[:1]:
             plan.append((f"{base}@{step}" if several else base, run, step,
-                         f"{base}_step{step}" if several else base,
+                         (f"{base}_step{step}" if several else base).replace("/", "_"),
                          f"_step{step}" if several else ""))
     return [Row(name, run, step, os.path.join(FLAGS.output_dir, folder)
                 if FLAGS.output_dir and len(plan) > 1

@@ -88,7 +88,8 @@ def test_table_gives_speed_relative_to_the_first_model():
 
 @pytest.mark.slow(20)
 def test_compare_prints_ratios_from_one_run(trained_run, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
+    # Two dirs of one name (seeds of two arms): rows and folders named by what tells them apart.
+    a, b = tmp_path / "a" / "seed0", tmp_path / "b" / "seed0"
     shutil.copytree(trained_run, a)
     shutil.copytree(trained_run, b)
     out = tmp_path / "out"
@@ -96,8 +97,9 @@ def test_compare_prints_ratios_from_one_run(trained_run, tmp_path):
                       "--max_images=8", "--batch_size=4", "--num_sheets=0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in re.finditer(
-        r"^(a|b) .* ([0-9.]+) +([0-9.]+)x$", proc.stdout, re.M)}
-    ms = {n: json.load(open(out / n / "metrics.json"))["speed"]["ms_per_image"] for n in "ab"}
+        r"^([ab])/seed0 .* ([0-9.]+) +([0-9.]+)x$", proc.stdout, re.M)}
+    ms = {n: json.load(open(out / f"{n}_seed0" / "metrics.json"))["speed"]["ms_per_image"]
+          for n in "ab"}
     assert rows["a"] == (pytest.approx(ms["a"], abs=0.01), 1.0)
     assert rows["b"][1] == pytest.approx(ms["b"] / ms["a"], abs=0.01)
 
