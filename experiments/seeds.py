@@ -8,8 +8,9 @@ evaluated by evaluate.py, and each metric's mean, min, max and standard deviatio
 
 Everything after `--` goes to train.py, which gets `--seed` and `--model_dir=OUT/NAME/RUN`
 (RUN: `seed0`, or `seed0_onednn1` with `--onednn`). Each `--eval` is NAME=evaluate.py flags,
-written to RUN/eval_NAME. Resumable: a run whose evaluations all exist is skipped, and a killed
-training resumes from its checkpoints when the command is given again. The summaries go to
+written to RUN/eval_NAME. Resumable: a run whose evaluations all exist is skipped, a new --eval
+on finished runs evaluates only it, and a killed training resumes from its checkpoints when the
+command is given again. The summaries go to
 OUT/NAME/summary_EVAL.md and .json; `--summary_only` rewrites them from what is there.
 """
 
@@ -142,7 +143,9 @@ def main(argv: list[str]) -> None:
             with open(os.path.join(model_dir, "seeds_train.json"), "w") as f:
                 json.dump({"seconds": time.time() - start, "train_args": train_args,
                            "TF_ENABLE_ONEDNN_OPTS": opts}, f)
-            for e, flags in evals.items():
+            for e, flags in evals.items():  # Only the missing ones: a test split read once.
+                if os.path.exists(done[e]):
+                    continue
                 run([sys.executable, os.path.join(ROOT, "evaluate.py"), f"--model_dir={model_dir}",
                      *flags,
                      f"--output_dir={os.path.dirname(done[e])}"], log, env)

@@ -65,6 +65,13 @@ def test_two_seeds_train_evaluate_summarize_and_a_rerun_skips(small_data_dir, tm
     again = run_script("experiments/seeds.py", *args)
     assert again.returncode == 0 and again.stdout.count("evaluated already, skipped") == 2
     assert json.loads((tmp_path / "tiny" / "summary_val.json").read_text()) == report
+    # A new evaluation of a finished run evaluates only it: the first one is not read again.
+    first = (tmp_path / "tiny" / "seed0" / "eval_val" / "metrics.json").stat().st_mtime_ns
+    more = run_script("experiments/seeds.py", *args[:2], "--seeds=0", *args[3:4],
+                      "--eval=val5=--split=validation --max_images=5 --num_sheets=0", *args[4:])
+    assert more.returncode == 0, more.stdout[-2000:] + more.stderr[-2000:]
+    assert (tmp_path / "tiny" / "seed0" / "eval_val5" / "metrics.json").exists()
+    assert (tmp_path / "tiny" / "seed0" / "eval_val" / "metrics.json").stat().st_mtime_ns == first
 
 
 def test_refuses_a_seed_or_model_dir_in_the_training_flags(tmp_path):
