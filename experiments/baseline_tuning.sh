@@ -22,12 +22,12 @@ case $part in
   rows)
     row bl_e4 --epochs=4 --learning_rates=0.001
     row bl_e2 --epochs=2 --learning_rates=0.001
-    row bl_e6 --epochs=6 --learning_rates=0.001
     row bl_e4_lr0005 --epochs=4 --learning_rates=0.0005
     row bl_e4_lr002 --epochs=4 --learning_rates=0.002
     row bl_e4_bg025 --epochs=4 --learning_rates=0.001 --background_share=0.25
     row bl_e4_bg075 --epochs=4 --learning_rates=0.001 --background_share=0.75
     row bl_e4_min8 --epochs=4 --learning_rates=0.001 --window_min_size=8
+    row bl_e6 --epochs=6 --learning_rates=0.001
     ;;
   chosen)
     python experiments/seeds.py --name=bl_chosen --seeds=0,1,2 --onednn=0,1 --eval="$EVAL" \
