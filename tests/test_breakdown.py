@@ -44,8 +44,9 @@ def _sized_dataset(rng, n_images=40):
     return gts, dets
 
 
-def _pycocotools_ap50(gt_dict, det_list, area_rng):
-    """Per-category AP50 (101-point) of pycocotools with one area range, NaN without gt."""
+def _pycocotools_ap50(gt_dict, det_list, area_rng, iou=0.5):
+    """Per-category AP (101-point) of pycocotools at one IoU threshold (default 0.5) with one
+    area range, NaN without gt."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -54,7 +55,7 @@ def _pycocotools_ap50(gt_dict, det_list, area_rng):
         coco_gt.dataset = copy.deepcopy(gt_dict)
         coco_gt.createIndex()
         ev = COCOeval(coco_gt, coco_gt.loadRes(copy.deepcopy(det_list)), "bbox")
-        ev.params.iouThrs = np.array([0.5])
+        ev.params.iouThrs = np.array([iou])
         ev.params.areaRng, ev.params.areaRngLbl = [list(area_rng)], ["bucket"]
         ev.params.maxDets = [100]
         ev.evaluate()
@@ -64,12 +65,12 @@ def _pycocotools_ap50(gt_dict, det_list, area_rng):
             for k in range(p.shape[1])]
 
 
-def _sized(dets, gts):
-    """`ap_by_size` of the dataset, as runner.compute_metrics runs it."""
+def _sized(dets, gts, iou=0.5):
+    """`ap_by_size` of the dataset at `iou`, as runner.compute_metrics runs it."""
     ev = coco.cocoeval(coco.to_coco_groundtruth(gts, SIZE), coco.to_coco_detections(dets, SIZE),
                        "bbox", breakdown.area_ranges(), breakdown.entry_areas(gts, SIZE),
-                       breakdown.entry_areas(dets, SIZE))
-    return breakdown.ap_by_size(ev, NUM_CLASSES)
+                       breakdown.entry_areas(dets, SIZE), breakdown.SIZED_IOUS)
+    return breakdown.ap_by_size(ev, NUM_CLASSES, iou)
 
 
 def _own_size_ap(dets, gts, lo, hi):
@@ -115,6 +116,34 @@ def test_ap_by_size_matches_pycocotools_area_ranges():
         for lo, hi in breakdown.size_buckets() for c in range(NUM_CLASSES)
         if ours[breakdown.bucket_label(lo, hi)]["per_category"][c]["num_gt"])
     assert sum(b["num_gt"] for b in ours.values()) == len(gt_dict["annotations"])
+
+@pytest.mark.parametrize("iou", [0.1, 0.3])
+def test_ap_by_size_at_a_looser_iou_matches_pycocotools(iou):
+    gts, dets = _sized_dataset(np.random.default_rng(4))
+    gt_dict, det_list = coco.to_coco_groundtruth(gts, SIZE), coco.to_coco_detections(dets, SIZE)
+    ours, strict = _sized(dets, gts, iou), _sized(dets, gts)
+    for (lo, hi), bucket in zip(breakdown.size_buckets(), ours.values()):
+        ref = _pycocotools_ap50(gt_dict, det_list, (lo**2, min(hi**2, 1e10) - 0.5), iou)
+        got = [bucket["per_category"][c]["ap_101"] for c in range(NUM_CLASSES)]
+        np.testing.assert_allclose(got, ref, atol=1e-12)
+    # Jittered boxes of small digits pass a looser threshold more often.
+    assert ours["<14"]["ap_voc_mean"] > strict["<14"]["ap_voc_mean"]
+
+
+def test_a_misplaced_box_counts_at_a_loose_iou_only():
+    # One 10 px digit, its box shifted by 4 px on each axis: IoU 36/164 = 0.22.
+    gts = [{"boxes": np.array([[0.2, 0.2, 0.3, 0.3]]), "classes": np.array([0])}]
+    dets = [{"boxes": np.array([[0.24, 0.24, 0.34, 0.34]]), "scores": np.array([0.9]),
+             "classes": np.array([0])}]
+    ev = coco.cocoeval(coco.to_coco_groundtruth(gts, SIZE), coco.to_coco_detections(dets, SIZE),
+                       "bbox", breakdown.area_ranges(), breakdown.entry_areas(gts, SIZE),
+                       breakdown.entry_areas(dets, SIZE), breakdown.SIZED_IOUS)
+    b = breakdown.breakdown(ev, dets, gts, ["3", "6", "9"], SIZE)
+    assert b["ap50_by_size"]["<14"]["ap_voc_mean"] == 0.0
+    assert b["ap_voc_mean_by_size_at_iou"]["0.1"]["<14"] == 1.0
+    assert b["ap_voc_mean_by_size_at_iou"]["0.3"]["<14"] == 0.0
+    lines = breakdown.breakdown_lines(b, ["3", "6", "9"])
+    assert any(line.strip().startswith("all, IoU 0.1") for line in lines)
 
 
 def test_ap_by_size_ignores_as_coco_does():

@@ -1,5 +1,6 @@
-"""Where a detector fails: AP50 per object size, counting per true count, and the category
-maps' recall per object size.
+"""Where a detector fails: AP50 per object size (and at the looser IoUs 0.1 and 0.3, which
+tell a badly placed box from a missed object), counting per true count, and the category maps'
+recall per object size.
 
 An object's size is `sqrt(box area)` in pixels; sizes fall into the half-open buckets
 [0, 14), [14, 20), [20, 28), [28, 40), [40, inf) (`SIZE_EDGES`), by box area even where the
@@ -17,6 +18,7 @@ from decompnet_tf.eval import coco, metrics
 
 SIZE_EDGES = (14.0, 20.0, 28.0, 40.0)  # px; digits on decomp_mnist span about 10-45 px.
 MAP_THRESHOLD = 0.5  # ComponentsDetector's default: a map pixel above it is "on".
+SIZED_IOUS = (0.1, 0.3, 0.5)  # The sized COCOeval run's thresholds: 0.5 and two looser.
 
 
 def size_buckets() -> list[tuple[float, float]]:
@@ -59,8 +61,9 @@ def entry_areas(entries: Sequence[Mapping[str, Any]], image_size: tuple[int, int
     return np.concatenate([box_areas(e["boxes"], image_size) for e in entries] or [np.zeros(0)])
 
 
-def ap_by_size(ev, num_classes: int) -> dict[str, dict[str, Any]]:
-    """Box AP50 per size bucket from a `coco.cocoeval` run with `area_ranges` and box areas:
+def ap_by_size(ev, num_classes: int, iou: float = 0.5) -> dict[str, dict[str, Any]]:
+    """Box AP at `iou` per size bucket from a `coco.cocoeval` run with `area_ranges` and box
+    areas:
     ground truth outside a bucket is ignored, and so are detections matched to it or matching
     nothing outside the bucket (COCO's area ranges).
 
@@ -71,7 +74,7 @@ def ap_by_size(ev, num_classes: int) -> dict[str, dict[str, Any]]:
     """
     out = {}
     for label in area_ranges():
-        curves = coco.pr_curves(ev, 0.5, label)
+        curves = coco.pr_curves(ev, iou, label)
         per = {c: {k: curves[c][k] for k in ("ap_voc", "ap_101", "num_gt", "num_det")}
                for c in range(num_classes)}
         out[label] = {"per_category": per, "ap_voc_mean": metrics.mean_ap(per, "ap_voc"),
@@ -158,11 +161,16 @@ def recall_by_size(found: Sequence[np.ndarray], gts: Sequence[Mapping[str, Any]]
 
 def breakdown(sized, dets, gts, class_names, image_size, found=None) -> dict[str, Any]:
     """metrics.json's "breakdown": "ap50_by_size" (`ap_by_size` of the `coco.cocoeval` run
-    `sized`), "counting_by_true_count" and, given `found` (per image bool [G]),
+    `sized`), "ap_voc_mean_by_size_at_iou" ({iou: {bucket: mean AP}} at each of `sized`'s other
+    thresholds), "counting_by_true_count" and, given `found` (per image bool [G]),
     "category_map_recall_by_size"."""
     c = len(class_names)
+    loose = [float(t) for t in sized.params.iouThrs if t < 0.5]
     out = {"size_edges_px": list(SIZE_EDGES),
            "ap50_by_size": ap_by_size(sized, c),
+           "ap_voc_mean_by_size_at_iou": {
+               f"{t:g}": {k: v["ap_voc_mean"] for k, v in ap_by_size(sized, c, t).items()}
+               for t in loose},
            "counting_by_true_count": counting_by_true_count(
                metrics.count_per_class(dets, c), metrics.count_per_class(gts, c))}
     if found is not None:
@@ -181,6 +189,9 @@ def breakdown_lines(b: Mapping[str, Any], class_names: Sequence[str]) -> list[st
         vals = [v[key] if key else v["per_category"][k]["ap_voc"]
                 for v in b["ap50_by_size"].values()]
         lines.append(f"  {name:<32}" + " ".join(f"{x:>7.3f}" for x in vals))
+    for t, by_size in b.get("ap_voc_mean_by_size_at_iou", {}).items():
+        lines.append(f"  {f'all, IoU {t} (placed loosely)':<32}" + " ".join(
+            f"{x:>7.3f}" for x in by_size.values()))
     lines.append("  " + f"{'objects':<32}" + " ".join(
         f"{v['num_gt']:>7d}" for v in b["ap50_by_size"].values()))
     if "category_map_recall_by_size" in b:

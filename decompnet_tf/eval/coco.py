@@ -147,7 +147,8 @@ def _mean_valid(p: np.ndarray) -> float:
 
 def cocoeval(gt_dict: Mapping[str, Any], det_list: Sequence[Mapping[str, Any]],
              iou_type: str = "bbox", area_ranges: Mapping[str, tuple[float, float]] | None = None,
-             gt_areas: Sequence[float] | None = None, det_areas: Sequence[float] | None = None):
+             gt_areas: Sequence[float] | None = None, det_areas: Sequence[float] | None = None,
+             iou_thresholds: Sequence[float] | None = None):
     """A finished pycocotools `COCOeval` (evaluate, accumulate, summarize; silenced) of the two
     functions' outputs (not modified; `det_list` may be empty).
 
@@ -156,6 +157,7 @@ def cocoeval(gt_dict: Mapping[str, Any], det_list: Sequence[Mapping[str, Any]],
         area_ranges: {label: (lo, hi)} in px**2, added to COCO's four, each half-open [lo, hi).
         gt_areas, det_areas: per annotation / result (in their order), the areas the ranges
             test instead of COCO's own (the mask's pixels, the box's w * h).
+        iou_thresholds: instead of COCO's 0.5:0.95 (each threshold is matched on its own).
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -184,6 +186,8 @@ def cocoeval(gt_dict: Mapping[str, Any], det_list: Sequence[Mapping[str, Any]],
             for ann, area in zip(coco_dt.dataset["annotations"], det_areas, strict=True):
                 ann["area"] = float(area)
         ev = COCOeval(coco_gt, coco_dt, iouType=iou_type)
+        if iou_thresholds is not None:
+            ev.params.iouThrs = np.asarray(iou_thresholds, dtype=np.float64)
         for label, (lo, hi) in (area_ranges or {}).items():
             # COCO's ranges are closed; the largest float below hi makes them half-open.
             ev.params.areaRng.append([lo, float(np.nextafter(hi, -np.inf))])

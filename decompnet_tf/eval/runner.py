@@ -134,7 +134,7 @@ def compute_metrics(dets, gts, class_names, image_size) -> tuple[dict, CocoFiles
     files = CocoFiles(gt_coco, det_coco)
     sized = coco.cocoeval(gt_coco, det_coco, "bbox", breakdown.area_ranges(),
                           breakdown.entry_areas(gts, image_size),
-                          breakdown.entry_areas(dets, image_size))
+                          breakdown.entry_areas(dets, image_size), breakdown.SIZED_IOUS)
     box = coco.pr_curves(sized, 0.5)
     out = {"detection": {"iou_0.5": _curves(box), "ap50_voc_mean": metrics.mean_ap(box, "ap_voc"),
                          "coco": coco.coco_evaluate(gt_coco, det_coco, "bbox")}}
