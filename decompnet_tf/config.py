@@ -243,8 +243,16 @@ class TrainConfig(Settings):
     learning_rates: tuple[float, ...] = setting((0.01, 0.01), "Learning rate per stage.",
                                                 lower=0.0)
     momentum: float = setting(0.9, "SGD momentum.", lower=0.0, upper=1.0)
-    lr_decay: float = setting(1.0, "Learning-rate factor applied after every epoch.",
-                              lower=0.0)
+    lr_decay: float = setting(1.0, "Learning-rate factor applied after every epoch "
+                              "(--lr_schedule=exponential).", lower=0.0)
+    lr_schedule: str = setting(
+        "exponential", "Per stage: the rate times --lr_decay each epoch, or 'cosine': linear "
+        "warm-up over --warmup_steps, then cosine decay to 0 at the stage's last step.",
+        choices=("exponential", "cosine"))
+    warmup_steps: int = setting(0, "Warm-up steps of --lr_schedule=cosine.", lower=0)
+    ema_momentum: float = setting(
+        0.0, "Train with an exponential moving average of the weights at this momentum (e.g. "
+        "0.999), swapped in at each stage's end (0: off).", lower=0.0, upper=0.9999)
     clipnorm: float = setting(10.0, "Gradient norm clipping (0: off).", lower=0.0)
     checkpoint_steps: int = setting(0, "Also checkpoint every N steps (0: per epoch); the "
                                     "baseline checkpoints per epoch only.", lower=0)

@@ -124,6 +124,9 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
     """Trains the patch classifier; a rerun resumes after its last finished epoch."""
     train, base = config.train, config.baseline
     num_classes = config.model.num_classes
+    if train.lr_schedule != "exponential" or train.ema_momentum:
+        raise ValueError("--lr_schedule=cosine and --ema_momentum train decompNet's stages; "
+                         "the baseline trains at a constant rate: drop them for --model=baseline")
     run = Run.start(config)
     for line in device_report():
         log(line)

@@ -144,6 +144,8 @@ def train_stage(run: Run, net: DecompNet, index: int, data: StageData,
     stage, lr = train.stages[index], train.learning_rates[index]
     log(f"stage {stage}: {train.epochs[index]} epoch(s) of {data.steps} steps, batch "
         f"{config.data.batch_size}, {train.optimizer} lr {lr}"
+        + (f" cosine ({train.warmup_steps} warm-up steps)" if train.lr_schedule == "cosine"
+           else "") + (f", weights averaged at {train.ema_momentum}" if train.ema_momentum else "")
         + (f", {solver} matching solver" if stage > 1 else "")
         + (", XLA" if train.jit_compile else ""))
     with strategy.scope():
@@ -151,7 +153,8 @@ def train_stage(run: Run, net: DecompNet, index: int, data: StageData,
         source = train.category_source if stage == 2 else "network"
         trainer = DecompTrainer(net, stage, config.loss, source, solver,
                                 stop_threshold=config.inference.stop_threshold)
-        trainer.compile(optimizer=make_optimizer(config.train, lr), jit_compile=train.jit_compile)
+        optimizer = make_optimizer(train, lr, train.epochs[index] * data.steps)
+        trainer.compile(optimizer=optimizer, jit_compile=train.jit_compile)
     # Another worker resumes from the chief's checkpoint (the chief has not written since:
     # it cannot take a training step without this worker).
     copy_checkpoint(run.backup_dir(stage), run.backup_dir(stage, root=out))
@@ -159,11 +162,13 @@ def train_stage(run: Run, net: DecompNet, index: int, data: StageData,
         Backup(run.backup_dir(stage, root=out), save_freq=train.checkpoint_steps or "epoch",
                delete_checkpoint=False),
         LossWeightSchedule(config.loss.warmup_weight, config.loss.lam, config.loss.gamma),
-        # The rate decays per epoch of the stage, so a resumed run gets an uninterrupted one's.
-        keras.callbacks.LearningRateScheduler(lambda epoch: lr * train.lr_decay**epoch),
         keras.callbacks.TensorBoard(run.logs_dir(stage, root=out), update_freq=50),
         MapImages(os.path.join(run.logs_dir(stage, root=out), "maps"), data.preview, stage),
     ]
+    if train.lr_schedule == "exponential":
+        # Per epoch of the stage, so a resumed run gets an uninterrupted one's rates.
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch: lr * train.lr_decay**epoch))
     began = time.perf_counter()
     # shuffle=False: make_dataset shuffles (Keras would only warn that it cannot).
     trainer.fit(data.train, epochs=train.epochs[index], steps_per_epoch=data.steps, shuffle=False,
