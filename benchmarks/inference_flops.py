@@ -62,7 +62,7 @@ def measure(model_cfg, settings, batch):
     @tf.function
     def detect(x):
         out = with_scores(net(x, training=False), settings.box_source,
-                          settings.segmentation_delta)
+                          settings.segmentation_delta, x)
         return detections(out, settings.stop_threshold, image_size=net.image_size)
 
     shape = (*net.image_size, net.channels)

@@ -73,13 +73,13 @@ def measure(net, settings, images, batch: int, repeats: int) -> dict:
     network = tf.function(lambda x: net(x, training=False))
     out = {"network": ms_per_image(lambda x: network(tf.constant(x))["boxes"].numpy(),
                                    batches, n, repeats)}
-    raw = [network(tf.constant(x)) for x in batches]
+    raw = [(network(tf.constant(x)), tf.constant(x)) for x in batches]
     for source in BOX_SOURCES:
-        post = tf.function(lambda r, s=source: detections(
-            with_scores(r, s, settings.segmentation_delta), settings.stop_threshold,
+        post = tf.function(lambda r, x, s=source: detections(
+            with_scores(r, s, settings.segmentation_delta, x), settings.stop_threshold,
             image_size=net.image_size))
         out[f"post-processing, {source} boxes"] = ms_per_image(
-            lambda r: post(r)["num_detections"].numpy(), raw, n, repeats)  # noqa: B023
+            lambda rx: post(*rx)["num_detections"].numpy(), raw, n, repeats)  # noqa: B023
     for source in dict.fromkeys([settings.box_source, "regressor"]):
         detector = DecompDetector(net, dataclasses.replace(settings, box_source=source))
         out[f"detector, {source} boxes"] = ms_per_image(

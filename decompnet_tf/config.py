@@ -328,7 +328,7 @@ class BaselineConfig(Settings):
         "0: the sampled patches' own mix, shuffled.", lower=0.0, upper=0.95)
 
 
-BOX_SOURCES = ("regressor", "mask", "component")
+BOX_SOURCES = ("regressor", "mask", "component", "refined")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,8 +348,8 @@ class InferenceConfig(Settings):
         lower=0.0)
     box_source: str = setting(
         "regressor", "decompNet boxes: the box regressor's (section 2.3), 'mask': the extent of "
-        "each instance map above half its peak, or 'component': that of its main 8-connected "
-        "blob.", choices=BOX_SOURCES)
+        "each instance map above half its peak, 'component': that of its main 8-connected "
+        "blob, or 'refined': the image's ink in that blob at full size.", choices=BOX_SOURCES)
 
 
 # Fields that config.json files of earlier versions may hold and the dataclasses do not have:

@@ -309,7 +309,7 @@ def test_every_export_gives_the_keras_detectors_detections(model_dir, exported,
     assert os.path.isfile(os.path.join(out, "model_dynamic_range.tflite"))
 
 
-@pytest.mark.parametrize("box_source", ["mask", "component"])
+@pytest.mark.parametrize("box_source", ["mask", "component", "refined"])
 def test_map_boxes_in_saved_model_and_tflite(model_dir, tmp_path, box_source):
     from decompnet_tf.model_io import Run
 
@@ -319,7 +319,7 @@ def test_map_boxes_in_saved_model_and_tflite(model_dir, tmp_path, box_source):
     images = _images((2, 100, 100, 1), seed=5)
     x = tf.cast(images, tf.float32) / 255.0
     out = net(x, training=False)
-    ref = detections(with_scores(out, box_source), 0.0, image_size=(100, 100))
+    ref = detections(with_scores(out, box_source, 0.1, x), 0.0, image_size=(100, 100))
     ref = {k: ref[k].numpy() for k in OUTPUT_KEYS}
     path = export_saved_model(module, str(tmp_path / "e"))
     served = tf.saved_model.load(path)

@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from decompnet_tf.config import BOX_SOURCES
 from decompnet_tf.postprocess import (
     count_instances,
     detection_score,
@@ -11,6 +12,7 @@ from decompnet_tf.postprocess import (
     label_blobs,
     main_component,
     mask_boxes,
+    refined_boxes,
     segmentation_score,
     with_scores,
 )
@@ -268,13 +270,14 @@ def test_post_processing_runs_no_pooling_op():
     outputs = {"instance_maps": tf.constant(rng.random((b, c, t, h, w)), tf.float32),
                "boxes": tf.constant(rng.random((b, c, t, 4)), tf.float32),
                "peaks": tf.constant(rng.random((b, c, t)), tf.float32)}
-    for source in ("regressor", "mask", "component"):
-        fn = tf.function(lambda o, s=source: detections(with_scores(o, s), 0.5))
-        graph = fn.get_concrete_function(outputs).graph.as_graph_def()
+    images = tf.constant(rng.random((b, 2 * h, 2 * w, 1)), tf.float32)
+    for source in BOX_SOURCES:
+        fn = tf.function(lambda o, x, s=source: detections(with_scores(o, s, 0.1, x), 0.5))
+        graph = fn.get_concrete_function(outputs, images).graph.as_graph_def()
         ops = {n.op for n in graph.node} | {
             n.op for f in graph.library.function for n in f.node_def}
         assert not {o for o in ops if "Pool" in o}, (source, ops)
-        if source == "component":
+        if source in ("component", "refined"):
             assert "While" in ops or "StatelessWhile" in ops  # The library was searched.
 
 
@@ -294,3 +297,61 @@ def test_label_blobs_gives_each_blob_its_last_pixel_as_scipy_labels_them():
     for blob in np.unique(ref):
         members = np.flatnonzero(ref == blob)
         assert (labels[members] == members.max()).all()
+
+
+def _refined_reference(maps, on, images, relative_threshold=0.25):
+    """refined_boxes with OpenCV's bilinear resize (half-pixel centres) and numpy, map by map."""
+    import cv2
+
+    b, c, t, h, w = maps.shape
+    big_h, big_w = images.shape[1:3]
+    out = np.zeros((b, c, t, 4), np.float32)
+    for i in range(b):
+        ink = images[i].max(axis=-1) > 0
+        for k in range(c):
+            for s in range(t):
+                gated = maps[i, k, s] * on[i, k, s]
+                up = cv2.resize(gated, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
+                peak = gated.max()
+                sel = (up > relative_threshold * peak) & ink if peak > 0 else np.zeros_like(ink)
+                if not sel.any():
+                    sel, (big, wide) = on[i, k, s], (h, w)
+                else:
+                    big, wide = big_h, big_w
+                ys, xs = np.nonzero(sel)
+                if len(ys):
+                    out[i, k, s] = [ys.min() / big, xs.min() / wide, (ys.max() + 1) / big,
+                                    (xs.max() + 1) / wide]
+    return out
+
+
+def test_refined_boxes_are_the_ink_in_the_upsampled_blob():
+    # A 12 x 10 px digit whose blob on the half-size map spans 14 x 12 px: the refined box is the
+    # digit's own (its true box), the blob's is a map pixel wider on each side.
+    images = np.zeros((1, 40, 40, 1), np.float32)
+    images[0, 11:23, 21:31] = 0.8
+    images[0, 0:3, 0:3] = 0.9  # clutter far from the blob: not in the box
+    maps = np.zeros((1, 1, 2, 20, 20), np.float32)
+    maps[0, 0, 0, 5:12, 10:16] = 1.0
+    maps[0, 0, 1, 15:18, 15:18] = 1.0  # a blob over no ink: the blob's own box
+    on = maps > 0.5
+    got = refined_boxes(maps, on, images).numpy()
+    np.testing.assert_allclose(got[0, 0, 0], [11 / 40, 21 / 40, 23 / 40, 31 / 40])
+    np.testing.assert_allclose(got[0, 0, 1], [15 / 20, 15 / 20, 18 / 20, 18 / 20])
+    np.testing.assert_allclose(mask_boxes(maps, on=on).numpy()[0, 0, 0],
+                               [5 / 20, 10 / 20, 12 / 20, 16 / 20])
+
+
+def test_refined_boxes_match_an_opencv_reference_on_random_maps():
+    rng = np.random.default_rng(2)
+    import cv2
+
+    maps = np.stack([cv2.GaussianBlur(rng.random((16, 16)).astype(np.float32), (5, 5), 2)
+                     for _ in range(2 * 2 * 3)]).reshape(2, 2, 3, 16, 16) ** 4
+    maps[1, 1, 2] = 0.0  # an empty map: zero box
+    images = (rng.random((2, 32, 32, 1)) > 0.6).astype(np.float32) * rng.random((2, 32, 32, 1))
+    on = main_component(maps).numpy()
+    got = refined_boxes(maps, on, images).numpy()
+    np.testing.assert_allclose(got, _refined_reference(maps, on, images), atol=1e-6)
+    assert (got[1, 1, 2] == 0).all()
+    assert not np.allclose(got, mask_boxes(maps, on=on).numpy())

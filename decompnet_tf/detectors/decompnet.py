@@ -54,7 +54,7 @@ class DecompDetector:
         else:
             raw = self.net(images, training=False)
         s = self.settings
-        out = with_scores(raw, s.box_source, s.segmentation_delta)
+        out = with_scores(raw, s.box_source, s.segmentation_delta, images)
         dets = detections(out, s.stop_threshold, image_size=self.net.image_size)
         return {**dets, "segmentation_scores": dets["detection_segmentation_scores"],
                 "instance_maps": out["instance_maps"],

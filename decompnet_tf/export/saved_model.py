@@ -78,7 +78,7 @@ class DetectorModule(tf.Module):
 
     def _detect(self, x, mask_size):
         s = self.settings
-        out = with_scores(self.net(x, training=False), s.box_source, s.segmentation_delta)
+        out = with_scores(self.net(x, training=False), s.box_source, s.segmentation_delta, x)
         dets = detections(out, s.stop_threshold, image_size=mask_size)
         return {k: dets[k] for k in OUTPUT_KEYS}
 
