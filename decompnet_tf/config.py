@@ -347,9 +347,9 @@ class InferenceConfig(Settings):
         0.1, "delta of the segmentation score, eq. 6: pixels at or below it are noise.",
         lower=0.0)
     box_source: str = setting(
-        "regressor", "decompNet boxes: the box regressor's (section 2.3), 'mask': the extent of "
-        "each instance map above half its peak, 'component': that of its main 8-connected "
-        "blob, or 'refined': the image's ink in that blob at full size.", choices=BOX_SOURCES)
+        "regressor", "decompNet boxes: the box regressor's (section 2.3), 'mask': each map's "
+        "extent above half its peak, 'component': its main 8-connected blob's, 'refined': the "
+        "image's ink in that blob.", choices=BOX_SOURCES)
 
 
 # Fields that config.json files of earlier versions may hold and the dataclasses do not have:
