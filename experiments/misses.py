@@ -1,0 +1,90 @@
+"""Where two detectors' misses differ, object by object: from two evaluate.py output folders of
+the same images (their groundtruth_coco.json and detections_coco.json), each true object of a
+size range is found (a same-class detection at IoU >= 0.5 among the image's best 100, at any
+score: the end of the PR curve) or missed, and each miss is told apart as misplaced (a
+same-class detection at IoU >= 0.1), taken for another class (an other-class detection at IoU
+>= 0.5) or not detected at all.
+
+    python experiments/misses.py runs/seeds/quick/seed0/eval_validation \\
+        runs/seeds/bl_e4/seed0/eval_val3 --min_size=28
+
+Prints, per detector, found / misplaced / other class / not detected, and how many objects one
+finds that the other misses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of COCO xywh boxes, float64 [len(a), len(b)]."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    ax2, ay2, bx2, by2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2[:, None], bx2) - np.maximum(a[:, None, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(ay2[:, None], by2) - np.maximum(a[:, None, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + b[:, 2] * b[:, 3] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def outcomes(folder: str, min_size: float, max_size: float) -> dict[int, str]:
+    """{annotation id: "found" | "misplaced" | "other class" | "not detected"} for the true
+    objects whose sqrt(box area) lies in [min_size, max_size)."""
+    with open(os.path.join(folder, "groundtruth_coco.json")) as f:
+        gt = json.load(f)
+    with open(os.path.join(folder, "detections_coco.json")) as f:
+        dets = json.load(f)
+    by_image: dict[int, list] = {}
+    for d in dets:
+        by_image.setdefault(d["image_id"], []).append(d)
+    out = {}
+    for ann in gt["annotations"]:
+        size = np.sqrt(ann["bbox"][2] * ann["bbox"][3])
+        if not min_size <= size < max_size:
+            continue
+        ds = sorted(by_image.get(ann["image_id"], []), key=lambda d: -d["score"])[:100]
+        iou = iou_matrix([ann["bbox"]], [d["bbox"] for d in ds])[0] if ds else np.zeros(0)
+        same = np.array([d["category_id"] == ann["category_id"] for d in ds], bool)
+        if (iou[same] >= 0.5).any():
+            out[ann["id"]] = "found"
+        elif (iou[same] >= 0.1).any():
+            out[ann["id"]] = "misplaced"
+        elif (iou[~same] >= 0.5).any():
+            out[ann["id"]] = "other class"
+        else:
+            out[ann["id"]] = "not detected"
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("first")
+    p.add_argument("second")
+    p.add_argument("--min_size", type=float, default=28.0, help="px, sqrt of the box area")
+    p.add_argument("--max_size", type=float, default=float("inf"))
+    args = p.parse_args()
+    a = outcomes(args.first, args.min_size, args.max_size)
+    b = outcomes(args.second, args.min_size, args.max_size)
+    if set(a) != set(b):
+        raise SystemExit("misses.py: the two folders hold different true objects (other images?)")
+    kinds = ("found", "misplaced", "other class", "not detected")
+    print(f"{len(a)} true objects of {args.min_size:g}-{args.max_size:g} px")
+    print("| detector | " + " | ".join(kinds) + " |\n|---|" + "---|" * len(kinds))
+    for name, o in ((args.first, a), (args.second, b)):
+        counts = [sum(v == k for v in o.values()) for k in kinds]
+        print(f"| {name} | " + " | ".join(f"{c} ({c / max(len(o), 1):.1%})" for c in counts)
+              + " |")
+    only_b = [i for i in a if a[i] != "found" and b[i] == "found"]
+    only_a = [i for i in a if a[i] == "found" and b[i] != "found"]
+    print(f"found by the second only: {len(only_b)} (the first's outcome: "
+          + ", ".join(f"{k} {sum(a[i] == k for i in only_b)}" for k in kinds[1:]) + ")")
+    print(f"found by the first only: {len(only_a)}")
+
+
+if __name__ == "__main__":
+    main()
