@@ -42,6 +42,10 @@ def compare(base: dict, arm: dict, metric: str) -> tuple[float, float, str]:
 def table(dirs: list[str], eval_name: str, metrics: list[str]) -> str:
     summaries = {d: load(d, eval_name) for d in dirs}
     base = summaries[dirs[0]]
+    missing = [m for m in metrics if m not in base]
+    if missing:
+        raise SystemExit(f"arms.py: {dirs[0]} has no {', '.join(missing)}; its metrics: "
+                         + ", ".join(base))
     head = "| arm | " + " | ".join(metrics) + " |"
     lines = [head, "|" + "---|" * (len(metrics) + 1)]
     cells = [f"{base[m]['mean']:.3f} ({base[m]['min']:.3f}-{base[m]['max']:.3f})"

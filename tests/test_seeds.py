@@ -104,3 +104,6 @@ def test_arms_calls_a_difference_beyond_the_spread_only_when_it_exceeds_both_ran
     text = arms.table([base, near, far], "e", ["AP50 mean"])
     assert "| base (base) | 0.520 (0.500-0.540) |" in text
     assert "+0.027 within 0.040" in text and "+0.090 beyond 0.040" in text
+    # A metric the base lacks (the baseline does not count) stops with the ones it has.
+    with pytest.raises(SystemExit, match="has no counting; its metrics: AP50 mean"):
+        arms.table([base, near], "e", ["AP50 mean", "counting"])
