@@ -109,13 +109,18 @@ class Row:
 
 
 def short_names(dirs: list[str]) -> list[str]:
-    """Each dir's shortest trailing path that no other dir shares ("a/seed0", "b/seed0")."""
+    """Each dir's shortest trailing path that no other dir shares ("a/seed0", "b/seed0"); a dir
+    given twice gets "_2" on its second name."""
     parts = [d.rstrip("/").split("/") for d in dirs]
     for depth in range(1, max(map(len, parts)) + 1):
         names = ["/".join(p[-depth:]) for p in parts]
-        if len(set(names)) == len(names):
-            return names
-    raise app.UsageError(f"--compare names one model dir twice: {','.join(dirs)}")
+        if len(set(names)) == len(set(map(tuple, parts))):
+            break
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        seen[name] = seen.get(name, 0) + 1
+        names[i] = name if seen[name] == 1 else f"{name}_{seen[name]}"
+    return names
 
 
 def rows_of(runs: list[Run]) -> list[Row]:

@@ -185,9 +185,11 @@ def refined_boxes(maps: tf.Tensor, on: tf.Tensor, images: tf.Tensor,
     up = tf.image.resize(tf.reshape(gated, (-1, h, w, 1)), size, "bilinear")
     up = tf.reshape(up, (-1, c * t, *size))  # [B, C*T, H, W]
     peak = tf.reshape(tf.reduce_max(gated, axis=[-2, -1]), (-1, c * t, 1, 1))
+    # The level relative to the peak in steps of 1/1000, so that float noise between the Keras
+    # model and its exports moves no pixel across the threshold (unless it crosses a step).
+    level = tf.round(tf.math.divide_no_nan(up, peak) * 1000.0)
     # Float products instead of broadcast logical ops (TFLite's abort on 4-D+ broadcasts).
-    region = tf.cast(up > tf.where(peak > 0, relative_threshold * peak, float("inf")),
-                     tf.float32)
+    region = tf.cast(level > round(relative_threshold * 1000.0), tf.float32)
     ink = tf.cast(tf.reduce_max(images, axis=-1) > 0, tf.float32)[:, None]  # [B, 1, H, W]
     sel = region * ink > 0
     fine = mask_boxes(tf.cast(sel, tf.float32), on=sel)

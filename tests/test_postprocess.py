@@ -313,7 +313,8 @@ def _refined_reference(maps, on, images, relative_threshold=0.25):
                 gated = maps[i, k, s] * on[i, k, s]
                 up = cv2.resize(gated, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
                 peak = gated.max()
-                sel = (up > relative_threshold * peak) & ink if peak > 0 else np.zeros_like(ink)
+                level = np.round(up / peak * 1000) if peak > 0 else np.zeros_like(up)
+                sel = (level > round(relative_threshold * 1000)) & ink
                 if not sel.any():
                     sel, (big, wide) = on[i, k, s], (h, w)
                 else:
