@@ -22,16 +22,16 @@ import os
 
 import numpy as np
 
+from decompnet_tf.ops.np_boxes import box_iou_np
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+
+def iou_matrix(a, b) -> np.ndarray:
     """IoU of COCO xywh boxes, float64 [len(a), len(b)]."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    ax2, ay2, bx2, by2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2) - np.maximum(a[:, None, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2) - np.maximum(a[:, None, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + b[:, 2] * b[:, 3] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    def yxyx(boxes):
+        x, y, w, h = np.asarray(boxes, np.float64).reshape(-1, 4).T
+        return np.stack([y, x, y + h, x + w], axis=1)
+
+    return box_iou_np(yxyx(a), yxyx(b))
 
 
 def outcomes(folder: str, min_size: float, max_size: float,
