@@ -109,6 +109,22 @@ def run(cmd: list[str], log: str, env: dict) -> None:
         raise SystemExit(f"seeds.py: `{shlex.join(cmd)}` failed ({done.returncode}); see {log}")
 
 
+def record_training(model_dir: str, seconds: float, train_args: list[str],
+                    opts: str | None) -> None:
+    """Adds one train.py call to RUN/seeds_train.json: `seconds` sums every call, so a run
+    resumed (or found finished) keeps the minutes its training took, and `calls` lists each."""
+    path = os.path.join(model_dir, "seeds_train.json")
+    calls = []
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        calls = old.get("calls", [{"seconds": old["seconds"]}])
+    calls.append({"seconds": seconds})
+    with open(path, "w") as f:
+        json.dump({"seconds": sum(c["seconds"] for c in calls), "calls": calls,
+                   "train_args": train_args, "TF_ENABLE_ONEDNN_OPTS": opts}, f)
+
+
 def main(argv: list[str]) -> None:
     cut = argv.index("--") if "--" in argv else len(argv)
     own, train_args = argv[:cut], argv[cut + 1:]
@@ -140,9 +156,7 @@ def main(argv: list[str]) -> None:
             start = time.time()
             run([sys.executable, os.path.join(ROOT, "train.py"), *train_args, f"--seed={seed}",
                  f"--model_dir={model_dir}"], log, env)
-            with open(os.path.join(model_dir, "seeds_train.json"), "w") as f:
-                json.dump({"seconds": time.time() - start, "train_args": train_args,
-                           "TF_ENABLE_ONEDNN_OPTS": opts}, f)
+            record_training(model_dir, time.time() - start, train_args, opts)
             for e, flags in evals.items():  # Only the missing ones: a test split read once.
                 if os.path.exists(done[e]):
                     continue

@@ -107,3 +107,14 @@ def test_arms_calls_a_difference_beyond_the_spread_only_when_it_exceeds_both_ran
     # A metric the base lacks (the baseline does not count) stops with the ones it has.
     with pytest.raises(SystemExit, match="has no counting; its metrics: AP50 mean"):
         arms.table([base, near], "e", ["AP50 mean", "counting"])
+
+
+def test_training_seconds_add_up_over_resumed_calls(tmp_path):
+    seeds.record_training(str(tmp_path), 300.0, ["--epochs=2"], None)
+    seeds.record_training(str(tmp_path), 5.0, ["--epochs=2"], None)  # resumed, found finished
+    record = json.loads((tmp_path / "seeds_train.json").read_text())
+    assert record["seconds"] == 305.0 and [c["seconds"] for c in record["calls"]] == [300, 5]
+    # A file from before `calls` existed counts as one call.
+    (tmp_path / "seeds_train.json").write_text(json.dumps({"seconds": 40.0}))
+    seeds.record_training(str(tmp_path), 2.0, [], "1")
+    assert json.loads((tmp_path / "seeds_train.json").read_text())["seconds"] == 42.0
