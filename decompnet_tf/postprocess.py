@@ -162,14 +162,15 @@ def mask_boxes(maps: tf.Tensor, relative_threshold: float = 0.5,
     return tf.stack([ymin, xmin, ymax, xmax], axis=-1)
 
 
-def refined_boxes(maps: tf.Tensor, on: tf.Tensor, images: tf.Tensor,
-                  relative_threshold: float = 0.25) -> tf.Tensor:
+def refined_boxes(maps: tf.Tensor, on: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
     """Boxes at the image's resolution: the extent of the ink (pixels above 0 in any channel)
-    where each map's `on` blob, upsampled bilinearly to the image's size, exceeds
-    `relative_threshold` times its peak; the blob's own box where no ink lies there.
+    under each map's `on` blob, the blob scaled up to the image's size by nearest neighbour; the
+    blob's own box where no ink lies under it.
 
     A digit's true box is the tight box of its ink, and one map pixel is two image pixels: a
-    10-px digit boxed on the map loses IoU to rounding alone.
+    10-px digit boxed on the map loses IoU to rounding alone. The blob is scaled as a 0/1 mask,
+    not as map values, so the Keras model and its exports select the same pixels: float noise
+    in the maps moves no pixel across a level.
 
     Args:
         maps: float [B, C, T, h, w]; on: bool, the same shape (`main_component`);
@@ -181,15 +182,9 @@ def refined_boxes(maps: tf.Tensor, on: tf.Tensor, images: tf.Tensor,
     maps = tf.convert_to_tensor(maps)
     c, t, h, w = maps.shape[1:]
     size = images.shape[1:3]
-    gated = maps * tf.cast(on, maps.dtype)
-    up = tf.image.resize(tf.reshape(gated, (-1, h, w, 1)), size, "bilinear")
-    up = tf.reshape(up, (-1, c * t, *size))  # [B, C*T, H, W]
-    peak = tf.reshape(tf.reduce_max(gated, axis=[-2, -1]), (-1, c * t, 1, 1))
-    # The level relative to the peak in steps of 1/1000, so that float noise between the Keras
-    # model and its exports moves no pixel across the threshold (unless it crosses a step).
-    level = tf.round(tf.math.divide_no_nan(up, peak) * 1000.0)
+    blob = tf.reshape(tf.cast(on, tf.float32), (-1, h, w, 1))
+    region = tf.reshape(tf.image.resize(blob, size, "nearest"), (-1, c * t, *size))
     # Float products instead of broadcast logical ops (TFLite's abort on 4-D+ broadcasts).
-    region = tf.cast(level > round(relative_threshold * 1000.0), tf.float32)
     ink = tf.cast(tf.reduce_max(images, axis=-1) > 0, tf.float32)[:, None]  # [B, 1, H, W]
     sel = region * ink > 0
     fine = mask_boxes(tf.cast(sel, tf.float32), on=sel)

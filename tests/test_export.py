@@ -309,19 +309,17 @@ def test_every_export_gives_the_keras_detectors_detections(model_dir, exported,
     assert os.path.isfile(os.path.join(out, "model_dynamic_range.tflite"))
 
 
-@pytest.mark.parametrize("box_source", ["mask", "component"])
+@pytest.mark.parametrize("box_source", ["mask", "component", "refined"])
 def test_map_boxes_in_saved_model_and_tflite(model_dir, tmp_path, box_source):
     from decompnet_tf.model_io import Run
 
     net = Run.open(model_dir).load_net()
-    with pytest.raises(ValueError, match="not exported yet"):
-        DetectorModule(net, InferenceConfig(box_source="refined"))
     module = DetectorModule(net, InferenceConfig(stop_threshold=0.0, box_source=box_source),
                             class_names=["three", "six", "nine"])
     images = _images((2, 100, 100, 1), seed=5)
     x = tf.cast(images, tf.float32) / 255.0
     out = net(x, training=False)
-    ref = detections(with_scores(out, box_source), 0.0, image_size=(100, 100))
+    ref = detections(with_scores(out, box_source, images=x), 0.0, image_size=(100, 100))
     ref = {k: ref[k].numpy() for k in OUTPUT_KEYS}
     path = export_saved_model(module, str(tmp_path / "e"))
     served = tf.saved_model.load(path)

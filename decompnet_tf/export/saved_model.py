@@ -41,9 +41,6 @@ class DetectorModule(tf.Module):
         super().__init__()
         self.settings = settings or InferenceConfig()
         check_box_source(self.settings.box_source)
-        if self.settings.box_source == "refined":  # Served boxes not yet checked against Keras.
-            raise ValueError("box_source='refined' is not exported yet: export with "
-                             "--box_source=component (or regressor, mask)")
         self.net = net
         names = [str(i) for i in range(net.num_classes)] if class_names is None else [
             str(n) for n in class_names]
