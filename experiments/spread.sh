@@ -7,6 +7,7 @@
 # s1: stage 1 alone (7 epochs), scored by the connected components of its category maps;
 # s2: stage 2 alone (5 epochs) on the TRUE category maps, scored on the true maps;
 # e2e: the quick config end to end (validation, then calibrated thresholds per seed);
+# schedule: stage 1 alone with warm-up and cosine decay, or a moving average of the weights;
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ S2_EVAL="truth=--stage=2 --category_source=truth --split=validation --max_images
 E2E_EVAL="validation=--split=validation --max_images=500 --num_sheets=0"
 
 s1() {  # name, extra train.py flags
-  python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$S1_EVAL" -- \
+  python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="${S1E:-$S1_EVAL}" -- \
     --flagfile=$Q --stages=1 --epochs=7 --learning_rates=0.001 --verbose=2 "${@:2}"
 }
 s2() {
@@ -52,6 +53,14 @@ for part in "${parts[@]}"; do
           > "runs/seeds/quick/seed$s/calibration.txt"
       done
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e)" >&2; exit 2 ;;
+    schedule)  # against s1_quick (the rate times 0.7 each epoch, the last weights), all three
+      # scored by pycocotools' matching (eval "s1pc"; the s1 part's rows predate it)
+      S1E="s1pc=${S1_EVAL#s1=}"
+      s1 s1_quick
+      s1 s1_cosine --lr_schedule=cosine --warmup_steps=200
+      s1 s1_ema --ema_momentum=0.999
+      unset S1E
+      ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, schedule)" >&2; exit 2 ;;
   esac
 done
