@@ -56,7 +56,12 @@ for part in "${parts[@]}"; do
     schedule)  # against s1_quick (the rate times 0.7 each epoch, the last weights), all three
       # scored by pycocotools' matching (eval "s1pc"; the s1 part's rows predate it)
       S1E="s1pc=${S1_EVAL#s1=}"
-      s1 s1_quick
+      for s in ${SEEDS//,/ }; do  # The base's models (trained by the s1 part), scored again.
+        d=runs/seeds/s1_quick/seed$s
+        [ -f "$d/eval_s1pc/metrics.json" ] || python evaluate.py --model_dir="$d" \
+          ${S1_EVAL#s1=} --output_dir="$d/eval_s1pc" > "$d.s1pc.log" 2>&1
+      done
+      python experiments/seeds.py --name=s1_quick --seeds="$SEEDS" --eval="$S1E" --summary_only
       s1 s1_cosine --lr_schedule=cosine --warmup_steps=200
       s1 s1_ema --ema_momentum=0.999
       unset S1E
