@@ -13,7 +13,8 @@ from tests.helpers import ROOT, kill_after_first_epoch
 
 FLAGS = ["--model=baseline", "--dataset=decomp_mnist/small", "--train_examples=48",
          "--validation_examples=100", "--batch_size=8", "--epochs=4", "--verbose=2",
-         "--mine_images=8", "--hard_negative_min_score=0", "--background_share=0.5"]
+         "--mine_images=8", "--hard_negative_min_score=0", "--background_share=0.5",
+         "--learning_rates=0.002", "--lr_decay=0.5"]
 
 
 def _cmd(data_dir, model_dir):
@@ -26,10 +27,11 @@ def _state(model_dir):
         return json.load(f)
 
 
-def _iterations(model_dir):
+def _optimizer(model_dir):
+    """(iterations, learning rate) of the last epoch's checkpoint."""
     path = os.path.join(model_dir, "baseline", "backup", _state(model_dir)["weights"])
     with h5py.File(path) as f:
-        return int(f["optimizer/vars/0"][()])
+        return int(f["optimizer/vars/0"][()]), float(f["optimizer/vars/1"][()])
 
 
 @pytest.mark.slow(40)
@@ -41,7 +43,9 @@ def test_killed_baseline_resumes_and_a_finished_one_skips(small_data_dir, tmp_pa
     final = os.path.join(model_dir, "baseline", "final.weights.h5")
     assert not os.path.isfile(final)
     done = _state(model_dir)["epoch"]
-    steps = _iterations(model_dir) // done
+    steps, rate = _optimizer(model_dir)
+    steps //= done
+    assert rate == pytest.approx(0.002 * 0.5 ** (done - 1))  # --lr_decay after every epoch
     resumed = subprocess.run(_cmd(small_data_dir, model_dir), capture_output=True, text=True,
                              env=env, timeout=300)
     log = resumed.stdout + resumed.stderr
@@ -49,7 +53,9 @@ def test_killed_baseline_resumes_and_a_finished_one_skips(small_data_dir, tmp_pa
     assert f"resumed after epoch {done}" in log
     assert f"Epoch {done}/{done}" not in log and "Epoch 4/4" in log
     # The restored optimizer counted the epochs before the kill: each epoch has as many steps.
-    assert _iterations(model_dir) == 4 * steps and _state(model_dir)["epoch"] == 4
+    # The resumed run continued the rate's decay where the killed one left it.
+    assert _optimizer(model_dir) == (4 * steps, pytest.approx(0.002 * 0.5 ** 3))
+    assert _state(model_dir)["epoch"] == 4
     # Rounds of mining found background windows, kept with the checkpoint.
     assert "hard negatives from 8 images" in log and len(_state(model_dir)["hard"]) > 0
     assert os.path.isfile(final)

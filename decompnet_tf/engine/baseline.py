@@ -126,7 +126,8 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
     num_classes = config.model.num_classes
     if train.lr_schedule != "exponential" or train.ema_momentum:
         raise ValueError("--lr_schedule=cosine and --ema_momentum train decompNet's stages; "
-                         "the baseline trains at a constant rate: drop them for --model=baseline")
+                         "the baseline's rate decays per epoch (--lr_decay): drop them for "
+                         "--model=baseline")
     run = Run.start(config)
     for line in device_report():
         log(line)
@@ -175,6 +176,9 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
                                              base.patch_size)])
         ey = np.concatenate([y, np.full(len(pool), num_classes, np.int64)])
         order = balanced_order(ey, batch, base.background_share, num_classes, rng)
+        # The rate times --lr_decay after every epoch, as decompNet's stages: set per epoch, so
+        # a resumed run continues the schedule.
+        model.optimizer.learning_rate.assign(train.learning_rates[0] * train.lr_decay ** epoch)
         model.fit(_to_dataset(ex[order], ey[order], batch), epochs=epoch + 1,
                   initial_epoch=epoch, validation_data=val, verbose=train.verbose, shuffle=False,
                   callbacks=[tensorboard])
