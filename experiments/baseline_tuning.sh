@@ -5,7 +5,9 @@
 #
 #   bash experiments/baseline_tuning.sh [rows|chosen] [CHOSEN FLAGS...]
 #
-# rows: every row below; chosen: the chosen schedule (its train.py flags after the word).
+# rows: every row below; chosen: the chosen schedule (its train.py flags after the word);
+# decay: the chosen rate halved after every epoch, at 3 seeds x oneDNN off / on (its spread
+# against the chosen schedule's: a constant rate ends on noisy weights).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE="--model=baseline --dataset=decomp_mnist/bundled --train_examples=5000 --optimizer=adam
@@ -33,5 +35,9 @@ case $part in
     python experiments/seeds.py --name=bl_chosen --seeds=0,1,2 --onednn=0,1 --eval="$EVAL" \
       -- $BASE "${@:2}"
     ;;
-  *) echo "baseline_tuning.sh: unknown part $part (rows, chosen)" >&2; exit 2 ;;
+  decay)
+    python experiments/seeds.py --name=bl_decay --seeds=0,1,2 --onednn=0,1 --eval="$EVAL" \
+      -- $BASE --epochs=4 --learning_rates=0.002 --lr_decay=0.5
+    ;;
+  *) echo "baseline_tuning.sh: unknown part $part (rows, chosen, decay)" >&2; exit 2 ;;
 esac
