@@ -1,6 +1,7 @@
 """Networks of section 2 / Appendix B: shapes, configs, serialisation, bad input."""
 
 import dataclasses
+import os
 
 import keras
 import numpy as np
@@ -11,6 +12,7 @@ from decompnet_tf.models.box_regressor import BoxRegressor
 from decompnet_tf.models.category_net import CategoryNet
 from decompnet_tf.models.decompnet import DecompNet
 from decompnet_tf.models.instance_cell import InstanceCell
+from tests.helpers import ROOT
 
 TINY = dict(num_classes=3, steps=3, image_size=(32, 32), instance_units=16, instance_filters=8,
             instance_decoder_norm=True, instance_activation="linear",
@@ -336,3 +338,29 @@ def test_the_first_layers_input_term_is_computed_once_with_the_same_values_and_g
         if a is not None:
             # Float sums in another order (multi-threaded kernels): about 1e-5 apart.
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+GRAPPLER_PROBE = r"""
+import numpy as np, tensorflow as tf
+from decompnet_tf.config import ModelConfig
+from decompnet_tf.models.decompnet import DecompNet
+
+net = DecompNet(ModelConfig(num_classes=2, steps=2, image_size=(32, 32), instance_units=8,
+                            instance_filters=4, box_hidden=8))
+x = tf.constant(np.random.default_rng(0).random((2, 32, 32, 1), np.float32))
+tf.function(lambda x: net(x, training=False))(x)
+"""
+
+
+def test_grappler_optimises_the_network_graph_with_onednn_on():
+    """No node of the compiled call lacks an op: oneDNN's remapper makes one out of MatMul,
+    BiasAdd, Add and Relu, and Grappler then logs an error and drops all its passes."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "0"}
+    done = subprocess.run([sys.executable, "-c", GRAPPLER_PROBE], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "empty op name" not in done.stderr and "does not specify an operation" not in (
+        done.stderr)

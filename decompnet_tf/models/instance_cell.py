@@ -159,7 +159,10 @@ class InstanceCell(layers.Layer):
         gh, gw = self.grid
         if self.recurrence == "rnn":
             h1 = ops.relu(projected + self.rec1(states[0]))
-            return [h1, ops.relu(self.fc2(h1) + self.rec2(states[1]))]
+            # fc2's bias after the sum: oneDNN's Grappler remapper turns MatMul, BiasAdd, Add,
+            # Relu into a node without an op, and Grappler then drops the whole graph's passes.
+            z = ops.matmul(h1, self.fc2.kernel) + self.rec2(states[1])
+            return [h1, ops.relu(z + self.fc2.bias)]
         if self.recurrence == "lstm":
             h1, c1 = lstm_update(projected + self.rec1(states[0]), states[1])
             h2, c2 = lstm_update(self.fc2(h1) + self.rec2(states[2]), states[3])
