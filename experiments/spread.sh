@@ -8,6 +8,7 @@
 # s2: stage 2 alone (5 epochs) on the TRUE category maps, scored on the true maps;
 # e2e: the quick config end to end (validation, then calibrated thresholds per seed);
 # schedule: stage 1 alone with warm-up and cosine decay, or a moving average of the weights;
+# s2now: stage 2 alone as the quick config is now (s2_quick2), and without the instance skips;
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,10 @@ for part in "${parts[@]}"; do
           > "runs/seeds/quick/seed$s/calibration.txt"
       done
       ;;
+    s2now)  # The s2 part's arms ran before --stop_input=state and --instance_p=0.1 were kept.
+      s2 s2_quick2
+      s2 s2_no_instance_skips --instance_skips=false
+      ;;
     schedule)  # against s1_quick (the rate times 0.7 each epoch, the last weights), all three
       # scored by pycocotools' matching (eval "s1pc"; the s1 part's rows predate it)
       S1E="s1pc=${S1_EVAL#s1=}"
@@ -66,6 +71,6 @@ for part in "${parts[@]}"; do
       s1 s1_ema --ema_momentum=0.999
       unset S1E
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, schedule)" >&2; exit 2 ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule)" >&2; exit 2 ;;
   esac
 done
