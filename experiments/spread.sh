@@ -54,7 +54,7 @@ for part in "${parts[@]}"; do
           > "runs/seeds/quick/seed$s/calibration.txt"
       done
       ;;
-    s2now)  # The s2 part's arms ran before --stop_input=state and --instance_p=0.1 were kept.
+    s2now)  # s2_quick2: the flag file as it is (the s2 part's base differs in two settings)
       s2 s2_quick2
       s2 s2_no_instance_skips --instance_skips=false
       ;;
