@@ -23,7 +23,7 @@ from decompnet_tf.console import device_report
 from decompnet_tf.data.builders import open_builder
 from decompnet_tf.data.hard_negatives import balanced_order, mine_hard_negatives
 from decompnet_tf.data.patches import sample_windows
-from decompnet_tf.engine.optimizers import make_optimizer
+from decompnet_tf.engine.optimizers import epoch_decay, make_optimizer
 from decompnet_tf.model_io import Run, build_classifier, load_weights
 from decompnet_tf.models.baseline import PatchClassifier, crop_windows
 from decompnet_tf.ops.windows import window_boxes
@@ -159,6 +159,7 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
         log(f"baseline: resumed after epoch {start} ({len(pool)} mined negatives)")
     score = window_scorer(net, windows)
     tensorboard = keras.callbacks.TensorBoard(run.logs_dir("baseline"))
+    decay = epoch_decay(train, train.learning_rates[0])  # fit's epoch index is the run's
     val = _to_dataset(vx, vy, config.data.batch_size * 4)
     batch = config.data.batch_size * 4
     for epoch in range(start, train.epochs[0]):
@@ -176,12 +177,9 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
                                              base.patch_size)])
         ey = np.concatenate([y, np.full(len(pool), num_classes, np.int64)])
         order = balanced_order(ey, batch, base.background_share, num_classes, rng)
-        # The rate times --lr_decay after every epoch, as decompNet's stages: set per epoch, so
-        # a resumed run continues the schedule.
-        model.optimizer.learning_rate.assign(train.learning_rates[0] * train.lr_decay ** epoch)
         model.fit(_to_dataset(ex[order], ey[order], batch), epochs=epoch + 1,
                   initial_epoch=epoch, validation_data=val, verbose=train.verbose, shuffle=False,
-                  callbacks=[tensorboard])
+                  callbacks=[tensorboard, decay])
         name = f"epoch{epoch + 1}.weights.h5"
         model.save_weights(os.path.join(backup, name))
         _write_state(backup, {"epoch": epoch + 1, "weights": name, "hard": pool.tolist()})

@@ -20,7 +20,7 @@ from decompnet_tf.console import device_report
 from decompnet_tf.data.pipeline import make_dataset, num_examples
 from decompnet_tf.engine.callbacks import Backup, LossWeightSchedule, MapImages
 from decompnet_tf.engine.distribute import get_strategy, is_chief, write_dir
-from decompnet_tf.engine.optimizers import make_optimizer
+from decompnet_tf.engine.optimizers import epoch_decay, make_optimizer
 from decompnet_tf.engine.trainer import DecompTrainer, resolve_solver
 from decompnet_tf.model_io import DamagedCheckpointError, Run, build_net, load_weights
 from decompnet_tf.models.decompnet import DecompNet
@@ -166,9 +166,7 @@ def train_stage(run: Run, net: DecompNet, index: int, data: StageData,
         MapImages(os.path.join(run.logs_dir(stage, root=out), "maps"), data.preview, stage),
     ]
     if train.lr_schedule == "exponential":
-        # Per epoch of the stage, so a resumed run gets an uninterrupted one's rates.
-        callbacks.append(keras.callbacks.LearningRateScheduler(
-            lambda epoch: lr * train.lr_decay**epoch))
+        callbacks.append(epoch_decay(train, lr))
     began = time.perf_counter()
     # shuffle=False: make_dataset shuffles (Keras would only warn that it cannot).
     trainer.fit(data.train, epochs=train.epochs[index], steps_per_epoch=data.steps, shuffle=False,

@@ -7,6 +7,12 @@ import keras
 from decompnet_tf.config import TrainConfig
 
 
+def epoch_decay(train: TrainConfig, lr: float) -> keras.callbacks.LearningRateScheduler:
+    """`lr` times `train.lr_decay` after every epoch ("exponential"), set by the epoch's index
+    at its start, so a resumed fit gets an uninterrupted one's rates."""
+    return keras.callbacks.LearningRateScheduler(lambda epoch: lr * train.lr_decay**epoch)
+
+
 def learning_rate(train: TrainConfig, lr: float, steps: int):
     """A stage's rate: `lr` itself for "exponential" (a callback decays it per epoch), or for
     "cosine" a per-step schedule over the stage's `steps`: linear warm-up from 0 to `lr` over
