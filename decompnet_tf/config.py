@@ -323,6 +323,11 @@ class BaselineConfig(Settings):
         "this; windows between it and 0.5 teach neither class.", lower=0.0, upper=1.0)
     hard_negative_pool: int = setting(
         20000, "Baseline: most mined negatives kept (the oldest rounds' leave first).", lower=1)
+    box_regression: bool = setting(
+        False, "Baseline: R-CNN's box regression (Girshick et al. 2014; not in the paper): the "
+        "classifier also predicts how to move and resize its square window onto the digit's "
+        "box, trained on the digit patches with a smooth L1 loss.",
+        flag="baseline_box_regression")
     background_share: float = setting(
         0.5, "Baseline: the share of background patches in every training batch (R-CNN: 0.75); "
         "0: the sampled patches' own mix, shuffled.", lower=0.0, upper=0.95)

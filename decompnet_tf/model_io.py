@@ -42,7 +42,8 @@ def build_classifier(config: Config):
     """The baseline's built patch classifier (section 3.1) with the run's settings."""
     from decompnet_tf.models.baseline import PatchClassifier
 
-    net = PatchClassifier(config.model.num_classes, config.baseline.patch_size)
+    net = PatchClassifier(config.model.num_classes, config.baseline.patch_size,
+                          config.baseline.box_regression)
     net.build()
     return net
 

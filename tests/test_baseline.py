@@ -122,3 +122,78 @@ def test_training_scores_the_windows_the_detector_ranks():
         for c in range(3):
             got = out["detection_scores"][i][out["detection_classes"][i] == c]
             assert got.max() == pytest.approx(probs[i, :, c].max(), abs=1e-5)
+
+
+def test_window_deltas_fit_a_square_window_to_a_tall_box_and_back():
+    from decompnet_tf.models.baseline import apply_deltas
+    from decompnet_tf.ops.windows import window_deltas
+
+    # Worked by hand: the window's centre (0.4, 0.4), sides 0.4; the box's centre (0.4, 0.4),
+    # sides 0.2 x 0.3, so no shift and sizes x0.5 and x0.75 (scaled by 10, 10, 5, 5).
+    window, box = np.array([[0.2, 0.2, 0.6, 0.6]]), np.array([[0.3, 0.25, 0.5, 0.55]])
+    np.testing.assert_allclose(window_deltas(window, box),
+                               [[0.0, 0.0, 5 * np.log(0.5), 5 * np.log(0.75)]], atol=1e-6)
+    # A shift of a quarter window down: dy = 0.25 x 10.
+    np.testing.assert_allclose(window_deltas(window, box + [0.1, 0, 0.1, 0])[0, 0], 2.5,
+                               atol=1e-5)
+    rng = np.random.default_rng(0)
+    yx = rng.uniform(0.1, 0.5, (50, 2))
+    windows = np.concatenate([yx, yx + rng.uniform(0.1, 0.4, (50, 1))], 1)
+    boxes = np.concatenate([yx + rng.uniform(-0.05, 0.05, (50, 2)),
+                            yx + rng.uniform(0.15, 0.45, (50, 2))], 1)
+    back = apply_deltas(tf.constant(windows, tf.float32),
+                        tf.constant(window_deltas(windows, boxes))).numpy()
+    np.testing.assert_allclose(back, np.clip(boxes, 0, 1), atol=1e-5)
+
+
+def test_regression_targets_point_each_digit_window_at_its_own_box():
+    from decompnet_tf.data.patches import regression_targets
+    from decompnet_tf.models.baseline import apply_deltas
+
+    rng = np.random.default_rng(3)
+    boxes = np.array([[0.1, 0.1, 0.3, 0.25], [0.5, 0.5, 0.8, 0.7], [0.15, 0.6, 0.35, 0.75]])
+    labels = np.array([2, 2, 0])
+    windows, wl = sample_windows((100, 100), boxes, labels, rng, positives_per_object=4,
+                                 negatives=5)
+    targets = regression_targets(windows, wl, boxes, labels)
+    assert targets.shape == (len(windows), 5)
+    np.testing.assert_array_equal(targets[:, 4], (wl != 3).astype(np.float32))
+    assert (targets[wl == 3] == 0).all()
+    moved = apply_deltas(tf.constant(windows), tf.constant(targets[:, :4])).numpy()
+    for window, label, box in zip(windows[wl != 3], wl[wl != 3], moved[wl != 3]):
+        own = boxes[labels == label]
+        expected = own[np.argmax(box_iou(window, own))]  # the same class's best overlap
+        np.testing.assert_allclose(box, expected, atol=1e-5)
+
+
+def test_box_loss_is_smooth_l1_on_digit_patches_only():
+    from decompnet_tf.engine.baseline import window_box_loss
+
+    y_true = np.array([[0.5, -2.0, 0, 0, 1], [3.0, 3.0, 3.0, 3.0, 0]], np.float32)
+    y_pred = np.zeros((2, 4), np.float32)
+    got = window_box_loss(tf.constant(y_true), tf.constant(y_pred)).numpy()
+    np.testing.assert_allclose(got, [0.5 * 0.25 + (2.0 - 0.5), 0.0], atol=1e-6)
+
+
+def test_the_detector_ranks_the_windows_moved_by_the_box_head():
+    net = PatchClassifier(num_classes=3, patch_size=16, box_regression=True)
+    net.build()
+    assert PatchClassifier.from_config(net.get_config()).box_regression
+    # The head's bias halves every window about its centre, whatever the patch.
+    net.box.set_weights([np.zeros((64, 4), np.float32),
+                         np.array([0, 0, 5 * np.log(0.5), 5 * np.log(0.5)], np.float32)])
+    images = np.random.default_rng(2).random((2, 32, 32, 1), dtype=np.float32)
+    windows = window_boxes((32, 32), 8, 16, 4)
+    centre, half = (windows[:, :2] + windows[:, 2:]) / 2, (windows[:, 2:] - windows[:, :2]) / 4
+    halved = np.concatenate([centre - half, centre + half], 1)
+    probs, boxes = net.window_outputs(tf.constant(images), tf.constant(windows))
+    np.testing.assert_allclose(boxes.numpy(), np.broadcast_to(halved, (2, *halved.shape)),
+                               atol=1e-6)
+    det = SlidingWindowDetector(net, (32, 32), 8, 16, step=4, score_threshold=0.0,
+                                max_detections=len(windows))
+    out = det.predict(images)
+    for i in range(2):
+        top = int(np.argmax(out["detection_scores"][i]))
+        c = out["detection_classes"][i][top]
+        best = int(np.argmax(probs.numpy()[i, :, c]))
+        np.testing.assert_allclose(out["detection_boxes"][i][top], halved[best], atol=1e-6)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import h5py
+import numpy as np
 import pytest
 
 from tests.helpers import ROOT, kill_after_first_epoch
@@ -64,3 +65,29 @@ def test_killed_baseline_resumes_and_a_finished_one_skips(small_data_dir, tmp_pa
     assert again.returncode == 0
     assert "baseline: finished earlier" in again.stdout + again.stderr
     assert "Epoch" not in again.stdout + again.stderr
+
+
+@pytest.mark.slow(40)
+def test_box_regression_trains_and_evaluate_reads_the_moved_boxes(small_data_dir, tmp_path):
+    from tests.helpers import run_script
+
+    model_dir = str(tmp_path / "regression")
+    flags = [f for f in FLAGS if not f.startswith("--epochs")]
+    proc = run_script("train.py", f"--data_dir={small_data_dir}", f"--model_dir={model_dir}",
+                      *flags, "--epochs=2", "--baseline_box_regression")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "box_deltas_loss" in proc.stdout + proc.stderr
+    with h5py.File(os.path.join(model_dir, "baseline", "final.weights.h5")) as f:
+        kernels = []
+        f.visititems(lambda name, obj: kernels.append(obj[()]) if (
+            "box" in name and isinstance(obj, h5py.Dataset) and obj.ndim == 2) else None)
+    assert kernels and np.abs(kernels[0]).max() > 0  # trained away from its zero start
+    out = str(tmp_path / "eval")
+    proc = run_script("evaluate.py", f"--model_dir={model_dir}", f"--data_dir={small_data_dir}",
+                      "--split=validation", "--max_images=16", "--num_sheets=0",
+                      f"--output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(out, "detections_coco.json")) as f:
+        boxes = np.array([d["bbox"] for d in json.load(f)])
+    # Moved windows: no longer the grid's squares.
+    assert len(boxes) and np.abs(boxes[:, 2] - boxes[:, 3]).max() > 0.5

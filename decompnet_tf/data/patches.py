@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from decompnet_tf.ops.np_boxes import box_iou_np
+from decompnet_tf.ops.windows import window_deltas
 
 
 def sample_windows(image_size: tuple[int, int], boxes: np.ndarray, labels: np.ndarray,
@@ -43,3 +44,18 @@ def sample_windows(image_size: tuple[int, int], boxes: np.ndarray, labels: np.nd
                 out_labels.append(num_classes)
                 break
     return (np.array(windows, np.float32).reshape(-1, 4), np.array(out_labels, np.int64))
+
+
+def regression_targets(windows: np.ndarray, labels: np.ndarray, boxes: np.ndarray,
+                       box_labels: np.ndarray, num_classes: int = 3) -> np.ndarray:
+    """float32 [k, 5] for windows [k, 4] with labels [k] (background = `num_classes`) on one
+    image's objects (boxes [n, 4], labels [n], normalised): each digit window's
+    `ops.windows.window_deltas` onto its class's best-overlapping box, then 1; background
+    rows are 0 (no box to regress to)."""
+    out = np.zeros((len(windows), 5), np.float32)
+    for c in np.unique(labels[labels != num_classes]):
+        rows, own = np.flatnonzero(labels == c), np.flatnonzero(box_labels == c)
+        best = own[box_iou_np(windows[rows], boxes[own]).argmax(axis=1)]
+        out[rows, :4] = window_deltas(windows[rows], boxes[best])
+        out[rows, 4] = 1.0
+    return out

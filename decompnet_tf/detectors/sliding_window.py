@@ -1,5 +1,6 @@
 """The paper's CNN baseline as a detector (section 3.1): `PatchClassifier` scores every window
-of `ops.windows.window_boxes`, then per class NMS ("with threshold 0.3") keeps the detections."""
+of `ops.windows.window_boxes` (and, with its box regression, fits each to its digit's box, as
+Fast R-CNN does before NMS), then per class NMS ("with threshold 0.3") keeps the detections."""
 
 from __future__ import annotations
 
@@ -30,14 +31,15 @@ class SlidingWindowDetector:
         self._fn = tf.function(self._forward, reduce_retracing=True)
 
     def _detect(self, image):
-        # Class probabilities [K, C] of every window of the one image [H, W, 1].
-        probs = self.classifier.window_probs(image[None], self.windows)[0, :, :-1]
+        # Class probabilities [K, C] and boxes [K, 4] of every window of the image [H, W, 1].
+        probs, windows = self.classifier.window_outputs(image[None], self.windows)
+        probs, windows = probs[0, :, :-1], windows[0]
         boxes, scores, classes = [], [], []
         for c in range(self.classifier.num_classes):
-            keep = nms(self.windows, probs[:, c], self.nms_iou, self.max_detections)
+            keep = nms(windows, probs[:, c], self.nms_iou, self.max_detections)
             s = tf.gather(probs[:, c], keep)
             ok = s >= self.score_threshold
-            boxes.append(tf.boolean_mask(tf.gather(self.windows, keep), ok))
+            boxes.append(tf.boolean_mask(tf.gather(windows, keep), ok))
             scores.append(tf.boolean_mask(s, ok))
             classes.append(tf.fill(tf.shape(scores[-1]), c))
         boxes, scores, classes = (tf.concat(x, 0) for x in (boxes, scores, classes))

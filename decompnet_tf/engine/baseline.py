@@ -22,7 +22,7 @@ from decompnet_tf.config import Config
 from decompnet_tf.console import device_report
 from decompnet_tf.data.builders import open_builder
 from decompnet_tf.data.hard_negatives import balanced_order, mine_hard_negatives
-from decompnet_tf.data.patches import sample_windows
+from decompnet_tf.data.patches import regression_targets, sample_windows
 from decompnet_tf.engine.optimizers import epoch_decay, make_optimizer
 from decompnet_tf.model_io import Run, build_classifier, load_weights
 from decompnet_tf.models.baseline import PatchClassifier, crop_windows
@@ -52,19 +52,21 @@ def load_images(config: Config, split: str, limit: int):
 
 
 def sample_set(config: Config, images, boxes, labels, seed: int):
-    """(patches uint8 [k, P, P], labels [k]) of `data.patches.sample_windows` over `images`."""
-    base = config.baseline
+    """(patches uint8 [k, P, P], labels [k], box targets float32 [k, 5]) of
+    `data.patches.sample_windows` over `images` (targets: `data.patches.regression_targets`)."""
+    base, num_classes = config.baseline, config.model.num_classes
     rng = np.random.default_rng(seed)
-    windows, ids, out = [], [], []
+    windows, ids, out, targets = [], [], [], []
     for i, (box, label) in enumerate(zip(boxes, labels)):
-        w, lab = sample_windows(images.shape[1:3], box, label, rng, config.model.num_classes,
+        w, lab = sample_windows(images.shape[1:3], box, label, rng, num_classes,
                                 base.positives_per_object, base.negatives_per_image, base.min_size,
                                 base.max_size, base.background_iou)
         windows.append(w)
         ids.append(np.full(len(w), i))
         out.append(lab)
+        targets.append(regression_targets(w, lab, box, label, num_classes))
     return (crop_patches(images, np.concatenate(windows), np.concatenate(ids), base.patch_size),
-            np.concatenate(out))
+            np.concatenate(out), np.concatenate(targets))
 
 
 def window_scorer(net: PatchClassifier, windows: np.ndarray, batch: int = 8192):
@@ -99,9 +101,20 @@ def crop_patches(images: np.ndarray, windows: np.ndarray, image_ids: np.ndarray,
     return out
 
 
-def _to_dataset(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
+def _to_dataset(x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+                batch_size: int) -> tf.data.Dataset:
+    """Batches of (patches float32 in [0, 1], labels), or with box `targets` [k, 5] (labels,
+    {"logits": labels, "box_deltas": targets}) for `LogitsModel`'s dict."""
+    y = y if targets is None else {"logits": y, "box_deltas": targets}
     return (tf.data.Dataset.from_tensor_slices((x[..., None], y)).batch(batch_size)
             .map(lambda p, lab: (tf.cast(p, tf.float32) / 255.0, lab)))
+
+
+def window_box_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    """Fast R-CNN's smooth L1 float32 [B] of deltas y_pred [B, 4] against y_true [B, 5] (deltas,
+    then 1 for a digit patch); background patches, with no box, add 0."""
+    d = tf.abs(y_pred - y_true[:, :4])
+    return tf.reduce_sum(tf.where(d < 1.0, 0.5 * d * d, d - 0.5), -1) * y_true[:, 4]
 
 
 def _read_state(backup: str) -> dict | None:
@@ -138,16 +151,20 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
         log(f"baseline: finished earlier, weights in {run.classifier_weights()}")
         return net
     images, boxes, labels = load_images(config, "train", config.data.train_examples)
-    x, y = sample_set(config, images, boxes, labels, train.seed)
+    x, y, t = sample_set(config, images, boxes, labels, train.seed)
     vimages, vboxes, vlabels = load_images(config, "validation", 200)
-    vx, vy = sample_set(config, vimages, vboxes, vlabels, train.seed + 1)
+    vx, vy, vt = sample_set(config, vimages, vboxes, vlabels, train.seed + 1)
+    if not base.box_regression:
+        t = vt = None
     log(f"baseline: {len(x)} sampled training patches ({(y == num_classes).mean():.0%} "
         "background)")
     windows = window_boxes(images.shape[1:3], base.min_size, base.max_size, base.step)
     model = LogitsModel(net, name="patch_classifier_logits")
+    classify = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=make_optimizer(train, train.learning_rates[0]),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+                  loss={"logits": classify, "box_deltas": window_box_loss} if (
+                      base.box_regression) else classify,
+                  metrics={"logits": ["accuracy"]} if base.box_regression else ["accuracy"])
     backup = run.classifier_backup()
     tf.io.gfile.makedirs(backup)
     state = _read_state(backup)
@@ -160,7 +177,7 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
     score = window_scorer(net, windows)
     tensorboard = keras.callbacks.TensorBoard(run.logs_dir("baseline"))
     decay = epoch_decay(train, train.learning_rates[0])  # fit's epoch index is the run's
-    val = _to_dataset(vx, vy, config.data.batch_size * 4)
+    val = _to_dataset(vx, vy, vt, config.data.batch_size * 4)
     batch = config.data.batch_size * 4
     for epoch in range(start, train.epochs[0]):
         rng = np.random.default_rng([train.seed, epoch])
@@ -176,8 +193,10 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
         ex = np.concatenate([x, crop_patches(images, windows[pool[:, 1]], pool[:, 0],
                                              base.patch_size)])
         ey = np.concatenate([y, np.full(len(pool), num_classes, np.int64)])
+        et = None if t is None else np.concatenate([t, np.zeros((len(pool), 5), np.float32)])
         order = balanced_order(ey, batch, base.background_share, num_classes, rng)
-        model.fit(_to_dataset(ex[order], ey[order], batch), epochs=epoch + 1,
+        model.fit(_to_dataset(ex[order], ey[order], None if et is None else et[order], batch),
+                  epochs=epoch + 1,
                   initial_epoch=epoch, validation_data=val, verbose=train.verbose, shuffle=False,
                   callbacks=[tensorboard, decay])
         name = f"epoch{epoch + 1}.weights.h5"
@@ -192,7 +211,8 @@ def run_baseline_training(config: Config, log: Callable[[str], None] = print) ->
 
 
 class LogitsModel(keras.Model):
-    """Exposes the classifier's "logits" output as a plain tensor for compile()/fit()."""
+    """The classifier for compile()/fit(): its "logits" output as a plain tensor, or with box
+    regression its dict {"logits", "box_deltas"}."""
 
     def __init__(self, net, **kwargs):
         super().__init__(**kwargs)
@@ -200,4 +220,5 @@ class LogitsModel(keras.Model):
         self.built = True  # The classifier inside is built.
 
     def call(self, x, training=None):
-        return self.net(x, training=training)["logits"]
+        out = self.net(x, training=training)
+        return out if self.net.box_regression else out["logits"]

@@ -23,6 +23,22 @@ def window_boxes(image_size: tuple[int, int], min_size: float, max_size: float, 
     return np.concatenate(boxes).astype(np.float32)
 
 
+# The TF Object Detection API's Faster R-CNN box coder scales: deltas of about unit size.
+DELTA_SCALES = (10.0, 10.0, 5.0, 5.0)
+
+
+def window_deltas(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """R-CNN's box-regression targets float32 [k, 4] (dy, dx, log dh, log dw, times
+    DELTA_SCALES) that move each window [k, 4] onto its box [k, 4] (both ymin, xmin, ymax, xmax
+    normalised): the centre's offset in window heights / widths and the log size ratios
+    (Girshick et al. 2014, app. C). Square windows cannot fit a tall digit; the deltas can."""
+    windows, boxes = np.asarray(windows, np.float64), np.asarray(boxes, np.float64)
+    wh, bh = windows[:, 2:] - windows[:, :2], boxes[:, 2:] - boxes[:, :2]
+    centre = (boxes[:, :2] + bh / 2 - windows[:, :2] - wh / 2) / wh
+    deltas = np.concatenate([centre, np.log(bh / wh)], axis=1) * np.array(DELTA_SCALES)
+    return deltas.astype(np.float32)
+
+
 def window_recall(windows: np.ndarray, gt_boxes: list[np.ndarray],
                   iou_threshold: float = 0.5) -> dict:
     """{"recall", "covered", "objects", "images", "windows_per_image"}: the share of true boxes
