@@ -9,6 +9,8 @@
 # e2e: the quick config end to end (validation, then calibrated thresholds per seed);
 # schedule: stage 1 alone with warm-up and cosine decay, or a moving average of the weights;
 # s2now: stage 2 alone as the quick config is now (s2_quick2), and without the instance skips;
+# fixed: the settings fixed before the validation split (the stop head, learning rates, batch
+# size, the sizes) against s1_quick (scored as in schedule) and s2_quick2;
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ s1() {  # name, extra train.py flags
     --flagfile=$Q --stages=1 --epochs=7 --learning_rates=0.001 --verbose=2 "${@:2}"
 }
 s2() {
-  python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$S2_EVAL" -- \
+  python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$S2_EVAL" ${S2X:+--eval="$S2X"} -- \
     --flagfile=$Q --stages=2 --epochs=5 --learning_rates=0.001 --verbose=2 "${@:2}"
 }
 
@@ -71,6 +73,19 @@ for part in "${parts[@]}"; do
       s1 s1_ema --ema_momentum=0.999
       unset S1E
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule)" >&2; exit 2 ;;
+    fixed)
+      # Without the stop head the paper's rule stops at the first map whose peak is below the
+      # stop threshold: scored at the stored 0.5 and at 0.3 (eval truth03).
+      S2X="truth03=${S2_EVAL#truth=} --stop_threshold=0.3" s2 s2_no_stop_head --stop_head=false
+      s2 s2_lr0005 --learning_rates=0.0005
+      s2 s2_lr002 --learning_rates=0.002
+      S1E="s1pc=${S1_EVAL#s1=}"
+      s1 s1_lr0005 --learning_rates=0.0005
+      s1 s1_lr002 --learning_rates=0.002
+      unset S1E
+      s2 s2_box_hidden512 --box_hidden=512
+      s2 s2_units256 --instance_units=256
+      ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed)" >&2; exit 2 ;;
   esac
 done
