@@ -324,9 +324,10 @@ class BaselineConfig(Settings):
     hard_negative_pool: int = setting(
         20000, "Baseline: most mined negatives kept (the oldest rounds' leave first).", lower=1)
     box_regression: bool = setting(
-        False, "Baseline: R-CNN's box regression (Girshick et al. 2014; not in the paper): the "
-        "classifier also predicts how to move and resize its square window onto the digit's "
-        "box, trained on the digit patches with a smooth L1 loss.",
+        True, "Baseline: R-CNN's box regression (Girshick et al. 2014; not in the paper, whose "
+        "objects were square): the classifier also predicts how to move and resize its square "
+        "window onto the digit's box, trained on the digit patches with a smooth L1 loss. See "
+        "RESULTS.md, \"The baseline's training\".",
         flag="baseline_box_regression")
     background_share: float = setting(
         0.5, "Baseline: the share of background patches in every training batch (R-CNN: 0.75); "
@@ -366,6 +367,9 @@ RENAMED_FIELDS = {"TrainConfig": {"matcher": "matching_solver", "instance_input"
                                    "category_maps": "category_source"}}
 # {dataclass: {old flag name: field name}}: a renamed flag still parses for one version, with a
 # deprecation line naming the new (config_flags.define_flags); emptied at each version bump.
+# {dataclass: {field: old default}}: fields whose default changed; a config.json without the
+# field was written under the old default and keeps it.
+OLD_DEFAULTS = {"BaselineConfig": {"box_regression": False}}
 FLAG_ALIASES: dict[str, dict[str, str]] = {"TrainConfig": {"category_maps": "category_source"}}
 
 
@@ -397,6 +401,7 @@ class Config:
         def build(kind, values):
             fields = {f.name for f in dataclasses.fields(kind)}
             renamed = RENAMED_FIELDS.get(kind.__name__, {})
+            values = {**OLD_DEFAULTS.get(kind.__name__, {}), **values}
             values = {renamed.get(k, k): v for k, v in values.items()
                       if k not in REMOVED_FIELDS.get(kind.__name__, ())}
             unknown = set(values) - fields

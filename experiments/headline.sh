@@ -9,6 +9,7 @@
 #
 # The baseline: python train.py --model=baseline --dataset=decomp_mnist/bundled
 #   --train_examples=5000 --epochs=4 --optimizer=adam --learning_rates=0.001 --model_dir=runs/hn4
+#   --nobaseline_box_regression (runs/hn4 predates the box regression)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=${1:-runs/mnist_quick}

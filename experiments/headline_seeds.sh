@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The headline with its spread: the quick config's 3 seeds (experiments/spread.sh e2e) and the
-# chosen baseline's 3 seeds with oneDNN on (experiments/baseline_tuning.sh chosen), each read on
-# the first 1,000 test images once (decompNet with its stored inference settings, the baseline
+# baseline's 3 seeds with oneDNN on, with box regression (experiments/baseline_tuning.sh
+# regression) and without (the paper's classifier: baseline_tuning.sh chosen), each read on
+# the first 1,000 test images once (decompNet with its stored inference settings, the baselines
 # at window steps 3 and 5), their mean and range (runs/seeds/*/summary_test*.md), and Figure 4
-# with every seed's curve from those evaluations.
+# with every seed's curve from those evaluations (the paper's baseline; with regression in
+# runs/seeds/fig4_regression_pr_detection.png).
 #
-#   bash experiments/headline_seeds.sh [CHOSEN BASELINE FLAGS...]
+#   bash experiments/headline_seeds.sh
 #
-# The flags are the ones given to `baseline_tuning.sh chosen` (the same runs, not retrained).
+# The baselines' flags are the ones baseline_tuning.sh trained them with (not retrained).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Q=configs/mnist_quick.flags
@@ -17,8 +19,14 @@ TEST="--split=test --max_images=1000 --num_sheets=0"
 # Only the test evaluations are named: the validation summaries (of all 6 baseline runs) stay.
 python experiments/seeds.py --name=quick --seeds=0,1,2 --eval="test=$TEST" -- --flagfile=$Q \
   --verbose=2
-python experiments/seeds.py --name=bl_chosen --seeds=0,1,2 --onednn=1 \
-  --eval="test3=$TEST --window_steps=3" --eval="test5=$TEST --window_steps=5" -- $BASE "$@"
+STEPS=(--eval="test3=$TEST --window_steps=3" --eval="test5=$TEST --window_steps=5")
+python experiments/seeds.py --name=bl_chosen --seeds=0,1,2 --onednn=1 "${STEPS[@]}" -- $BASE \
+  --epochs=4 --learning_rates=0.002 --nobaseline_box_regression
+python experiments/seeds.py --name=bl_regression --seeds=0,1,2 --onednn=1 "${STEPS[@]}" -- \
+  $BASE --epochs=4 --learning_rates=0.002 --baseline_box_regression
 python experiments/figure4.py --out=runs/seeds/fig4_pr_detection.png \
   runs/seeds/quick/seed{0,1,2}/eval_test runs/seeds/bl_chosen/seed{0,1,2}_onednn1/eval_test3 \
   runs/seeds/bl_chosen/seed{0,1,2}_onednn1/eval_test5
+python experiments/figure4.py --out=runs/seeds/fig4_regression_pr_detection.png \
+  runs/seeds/quick/seed{0,1,2}/eval_test runs/seeds/bl_regression/seed{0,1,2}_onednn1/eval_test3 \
+  runs/seeds/bl_regression/seed{0,1,2}_onednn1/eval_test5

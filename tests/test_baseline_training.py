@@ -1,5 +1,6 @@
 """train.py --model=baseline end to end on decomp_mnist/small: hard negatives are mined, a
-killed run resumes after its last finished epoch, a finished run is not trained again."""
+killed run resumes after its last finished epoch, a finished run is not trained again (the
+paper's classifier); the box regression trains and evaluate.py reads its boxes."""
 
 import json
 import os
@@ -15,7 +16,7 @@ from tests.helpers import ROOT, kill_after_first_epoch
 FLAGS = ["--model=baseline", "--dataset=decomp_mnist/small", "--train_examples=48",
          "--validation_examples=100", "--batch_size=8", "--epochs=4", "--verbose=2",
          "--mine_images=8", "--hard_negative_min_score=0", "--background_share=0.5",
-         "--learning_rates=0.002", "--lr_decay=0.5"]
+         "--learning_rates=0.002", "--lr_decay=0.5", "--nobaseline_box_regression"]
 
 
 def _cmd(data_dir, model_dir):

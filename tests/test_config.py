@@ -37,6 +37,17 @@ def test_inference_settings_round_trip_and_an_older_file_loads_with_defaults():
         Config.from_json(json.dumps(bad))
 
 
+def test_a_baseline_dir_written_before_box_regression_loads_without_it():
+    # Its classifier has no box head: loading it with the new default would fail to read the
+    # weights. A file that names the field keeps its value either way.
+    raw = json.loads(Config(kind="baseline").to_json())
+    assert raw["baseline"]["box_regression"] is True
+    del raw["baseline"]["box_regression"]
+    assert Config.from_json(json.dumps(raw)).baseline.box_regression is False
+    raw["baseline"]["box_regression"] = True
+    assert Config.from_json(json.dumps(raw)).baseline.box_regression is True
+
+
 def _flags(*argv, exclude=()):
     fv = flags.FlagValues()
     define_flags(InferenceConfig, flag_values=fv, exclude=exclude)
