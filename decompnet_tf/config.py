@@ -324,10 +324,8 @@ class BaselineConfig(Settings):
     hard_negative_pool: int = setting(
         20000, "Baseline: most mined negatives kept (the oldest rounds' leave first).", lower=1)
     box_regression: bool = setting(
-        True, "Baseline: R-CNN's box regression (Girshick et al. 2014; not in the paper, whose "
-        "objects were square): the classifier also predicts how to move and resize its square "
-        "window onto the digit's box, trained on the digit patches with a smooth L1 loss. See "
-        "RESULTS.md, \"The baseline's training\".",
+        True, "Baseline: R-CNN's box regression (not in the paper, whose objects were square): "
+        "the classifier also moves and resizes each window onto its digit's box.",
         flag="baseline_box_regression")
     background_share: float = setting(
         0.5, "Baseline: the share of background patches in every training batch (R-CNN: 0.75); "
