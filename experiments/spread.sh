@@ -9,8 +9,8 @@
 # e2e: the quick config end to end (validation, then calibrated thresholds per seed);
 # schedule: stage 1 alone with warm-up and cosine decay, or a moving average of the weights;
 # s2now: stage 2 alone as the quick config is now (s2_quick2), and without the instance skips;
-# fixed: the settings fixed before the validation split (the stop head, learning rates, batch
-# size, the sizes) against s1_quick (scored as in schedule) and s2_quick2;
+# fixed: the settings fixed before the validation split (the stop head, learning rates, the
+# sizes, batch size, the optimizer) against s1_quick (scored as in schedule) and s2_quick2;
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,6 +85,9 @@ for part in "${parts[@]}"; do
       unset S1E
       s2 s2_box_hidden512 --box_hidden=512
       s2 s2_units256 --instance_units=256
+      s2 s2_batch16 --batch_size=16
+      S1E="s1pc=${S1_EVAL#s1=}" s1 s1_batch16 --batch_size=16
+      s2 s2_sgd --optimizer=sgd --learning_rates=0.01
       ;;
     *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed)" >&2; exit 2 ;;
   esac
