@@ -19,6 +19,7 @@ SEEDS=${SEEDS:-0,1,2}
 S1_EVAL="s1=--stage=1 --detector=components --split=validation --max_images=500 --num_sheets=0"
 S2_EVAL="truth=--stage=2 --category_source=truth --split=validation --max_images=500 --num_sheets=0"
 E2E_EVAL="validation=--split=validation --max_images=500 --num_sheets=0"
+S1PC_EVAL="s1pc=${S1_EVAL#s1=}"  # pycocotools' matching (s1 rows predate it)
 
 s1() {  # name, extra train.py flags
   python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="${S1E:-$S1_EVAL}" -- \
@@ -62,16 +63,14 @@ for part in "${parts[@]}"; do
       ;;
     schedule)  # against s1_quick (the rate times 0.7 each epoch, the last weights), all three
       # scored by pycocotools' matching (eval "s1pc"; the s1 part's rows predate it)
-      S1E="s1pc=${S1_EVAL#s1=}"
       for s in ${SEEDS//,/ }; do  # The base's models (trained by the s1 part), scored again.
         d=runs/seeds/s1_quick/seed$s
         [ -f "$d/eval_s1pc/metrics.json" ] || python evaluate.py --model_dir="$d" \
           ${S1_EVAL#s1=} --output_dir="$d/eval_s1pc" > "$d.s1pc.log" 2>&1
       done
-      python experiments/seeds.py --name=s1_quick --seeds="$SEEDS" --eval="$S1E" --summary_only
-      s1 s1_cosine --lr_schedule=cosine --warmup_steps=200
-      s1 s1_ema --ema_momentum=0.999
-      unset S1E
+      python experiments/seeds.py --name=s1_quick --seeds="$SEEDS" --eval="$S1PC_EVAL" --summary_only
+      S1E=$S1PC_EVAL s1 s1_cosine --lr_schedule=cosine --warmup_steps=200
+      S1E=$S1PC_EVAL s1 s1_ema --ema_momentum=0.999
       ;;
     fixed)
       # Without the stop head the paper's rule stops at the first map whose peak is below the
@@ -79,14 +78,12 @@ for part in "${parts[@]}"; do
       S2X="truth03=${S2_EVAL#truth=} --stop_threshold=0.3" s2 s2_no_stop_head --stop_head=false
       s2 s2_lr0005 --learning_rates=0.0005
       s2 s2_lr002 --learning_rates=0.002
-      S1E="s1pc=${S1_EVAL#s1=}"
-      s1 s1_lr0005 --learning_rates=0.0005
-      s1 s1_lr002 --learning_rates=0.002
-      unset S1E
+      S1E=$S1PC_EVAL s1 s1_lr0005 --learning_rates=0.0005
+      S1E=$S1PC_EVAL s1 s1_lr002 --learning_rates=0.002
       s2 s2_box_hidden512 --box_hidden=512
       s2 s2_units256 --instance_units=256
       s2 s2_batch16 --batch_size=16
-      S1E="s1pc=${S1_EVAL#s1=}" s1 s1_batch16 --batch_size=16
+      S1E=$S1PC_EVAL s1 s1_batch16 --batch_size=16
       s2 s2_sgd --optimizer=sgd --learning_rates=0.01
       ;;
     *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed)" >&2; exit 2 ;;
