@@ -254,6 +254,9 @@ class TrainConfig(Settings):
         0.0, "Train with an exponential moving average of the weights at this momentum (e.g. "
         "0.999), swapped in at each stage's end (0: off).", lower=0.0, upper=0.9999)
     clipnorm: float = setting(10.0, "Gradient norm clipping (0: off).", lower=0.0)
+    steps_per_epoch: int = setting(
+        0, "Batches per epoch of decompNet's stages (0: training images / batch size): "
+        "more images under a smaller --train_examples' schedule.", lower=0)
     checkpoint_steps: int = setting(0, "Also checkpoint every N steps (0: per epoch); the "
                                     "baseline checkpoints per epoch only.", lower=0)
     init_category_from: str = setting(

@@ -11,6 +11,9 @@
 # s2now: stage 2 alone as the quick config is now (s2_quick2), and without the instance skips;
 # fixed: the settings fixed before the validation split (the stop head, learning rates, the
 # sizes, batch size, the optimizer) against s1_quick (scored as in schedule) and s2_quick2;
+# more: stage 1 at twice the winning rate, stage 2 with the paper's 32 instance filters, stage 1
+# on all training images at the same steps per epoch;
+# e2e_s1lr: the quick config end to end with stage 1 at 0.002 (validation, then calibration);
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,6 +89,20 @@ for part in "${parts[@]}"; do
       S1E=$S1PC_EVAL s1 s1_batch16 --batch_size=16
       s2 s2_sgd --optimizer=sgd --learning_rates=0.01
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed)" >&2; exit 2 ;;
+    more)
+      S1E=$S1PC_EVAL s1 s1_lr004 --learning_rates=0.004
+      s2 s2_filters32 --instance_filters=32
+      S1E=$S1PC_EVAL s1 s1_all_images --train_examples=0 --steps_per_epoch=625
+      ;;
+    e2e_s1lr)
+      python experiments/seeds.py --name=quick_s1lr002 --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
+        --flagfile=$Q --verbose=2 --learning_rates=0.002,0.001,0.0005
+      for s in ${SEEDS//,/ }; do
+        d=runs/seeds/quick_s1lr002/seed$s
+        [ -s "$d/calibration.txt" ] || python experiments/calibrate_thresholds.py \
+          --model_dir="$d" > "$d/calibration.txt"
+      done
+      ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, e2e_s1lr)" >&2; exit 2 ;;
   esac
 done

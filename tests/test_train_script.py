@@ -151,3 +151,12 @@ def test_rerun_keeps_stored_inference_settings_unless_their_flags_are_given(trai
     assert "stage 2: finished earlier" in done.stdout + done.stderr
     assert Run.open(model_dir).config.inference == InferenceConfig(
         stop_threshold=0.7, mask_threshold=0.3, box_source="component")
+
+
+def test_steps_per_epoch_sets_the_epoch_length(data_dir, tmp_path):
+    """--steps_per_epoch replaces images / batch (320 / 16 = 20 here) as an epoch's length."""
+    done = run_script("train.py", f"--data_dir={data_dir}",
+                      f"--model_dir={tmp_path / 'short'}", *KILL_FLAGS, "--epochs=1",
+                      "--steps_per_epoch=3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 epoch(s) of 3 steps" in done.stdout + done.stderr

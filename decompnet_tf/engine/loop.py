@@ -106,7 +106,7 @@ def make_stage_data(config: Config, net: DecompNet, validation_steps: int,
     val_ds = make_dataset(config.data, "validation", c, map_size, training=False,
                           **sizes).take(validation_steps)
     n_train = num_examples(config.data, "train")
-    steps = max(1, n_train // config.data.batch_size)
+    steps = config.train.steps_per_epoch or max(1, n_train // config.data.batch_size)
     preview = next(iter(val_ds))[0][:4].numpy()
     n_val = num_examples(config.data, "validation")
     log(f"data: {config.data.dataset} ready in {time.perf_counter() - start:.0f} s "
