@@ -14,6 +14,8 @@
 # more: stage 1 at twice the winning rate, stage 2 with the paper's 32 instance filters, stage 1
 # on all training images at the same steps per epoch;
 # e2e_s1lr: the quick config end to end with stage 1 at 0.002 (validation, then calibration);
+# era1: the stage-2 settings first chosen on one run of decomp_mnist 1.0.0 (the paper's
+# decoder, 25x25 instance maps, the paper's box loss, no image beside the maps) against s2_quick2;
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -94,6 +96,12 @@ for part in "${parts[@]}"; do
       s2 s2_filters32 --instance_filters=32
       S1E=$S1PC_EVAL s1 s1_all_images --train_examples=0 --steps_per_epoch=625
       ;;
+    era1)
+      s2 s2_deconv --instance_decoder=deconv
+      s2 s2_pool2 --instance_pool=2
+      s2 s2_smooth_l1 --box_loss=smooth_l1 --giou_weight=0
+      s2 s2_no_image --instance_image=false
+      ;;
     e2e_s1lr)
       python experiments/seeds.py --name=quick_s1lr002 --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
         --flagfile=$Q --verbose=2 --learning_rates=0.002,0.001,0.0005
@@ -103,6 +111,6 @@ for part in "${parts[@]}"; do
           --model_dir="$d" > "$d/calibration.txt"
       done
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, e2e_s1lr)" >&2; exit 2 ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, e2e_s1lr)" >&2; exit 2 ;;
   esac
 done
