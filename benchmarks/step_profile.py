@@ -193,7 +193,8 @@ def stage_parts(stage, net, trainer, images, targets):
         def instance_backward():
             with tf.GradientTape() as tape:
                 out = net.decompose(source, training=True, images=images)
-                total = sum(tf.reduce_sum(v) for k, v in out.items() if k != "peaks")
+                total = sum(tf.reduce_sum(tf.cast(v, tf.float32))  # bf16 under mixed_bfloat16
+                            for k, v in out.items() if k != "peaks")
             return tape.gradient(total, instance_vars)
 
         parts[f"instance net forward ({net.steps} steps)"] = instance_forward
@@ -358,8 +359,9 @@ def main(argv):
     batch = data_cfg.batch_size
     print(f"CPU: {cpu_kind()}; TF {tf.__version__}, batch {batch}, T = "
           f"{model_cfg.steps}, matching {loss_cfg.matching}, {FLAGS.iters} calls x "
-          f"{FLAGS.rounds} rounds per part (median round)")
+          f"{FLAGS.rounds} rounds per part (median round), dtype policy {FLAGS.dtype_policy}")
     keras.utils.set_random_seed(train_cfg.seed)
+    keras.mixed_precision.set_global_policy(FLAGS.dtype_policy)
     net = net_of(model_cfg)
     rate, train_ds, n_train = None, None, data_cfg.train_examples or 5000
     if dataset_ready(data_cfg):

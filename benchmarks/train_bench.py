@@ -14,6 +14,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("warmup", 2, "Untimed steps (tracing, XLA compilation).", lower_bound=1)
 flags.DEFINE_integer("iters", 5, "Timed steps per measurement.", lower_bound=1)
 flags.DEFINE_list("bench_stages", ["1", "2", "3"], "Stages to time.")
+flags.DEFINE_enum("dtype_policy", "float32", ["float32", "mixed_bfloat16"],
+                  "Keras dtype policy of the timed networks: mixed_bfloat16 computes in bf16 "
+                  "with float32 weights (a speed probe; train.py trains in float32).")
 # train.py's settings, so that any of its flag files parses.
 define_flags(config.DataConfig, config.ModelConfig, config.LossConfig, config.TrainConfig,
              config.BaselineConfig, config.InferenceConfig)

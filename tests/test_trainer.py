@@ -250,3 +250,25 @@ def test_training_counts_at_the_stored_stop_threshold(small_data_dir, tmp_path, 
         inference=InferenceConfig(stop_threshold=0.35))
     loop.run_training(config, log=lambda _: None, validation_steps=1)
     assert seen == [0.35]
+
+
+@pytest.mark.parametrize("decoder", ["dynamic", "deconv"])
+def test_a_step_under_mixed_bfloat16_matches_float32(decoder):
+    """benchmarks/step_profile.py --dtype_policy=mixed_bfloat16 times the same networks with
+    bf16 compute: every stage-3 term stays within bf16's rounding of the float32 step's."""
+    images, targets = tiny_dataset(4, seed=5)
+    terms = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            keras.utils.set_random_seed(2)
+            net = DecompNet(ModelConfig(**TINY, instance_decoder=decoder, stop_head=True))
+            net.build()
+            trainer = DecompTrainer(net, 3, LossConfig(dice_weight=1.0, giou_weight=1.0))
+            out, _ = trainer.compute_terms(tf.constant(images), targets, training=False)
+            terms[policy] = {k: float(v) for k, v in out.items()}
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+    for name, value in terms["float32"].items():
+        assert np.isfinite(terms["mixed_bfloat16"][name]), name
+        assert terms["mixed_bfloat16"][name] == pytest.approx(value, rel=0.05, abs=0.01), name

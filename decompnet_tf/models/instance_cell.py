@@ -161,8 +161,8 @@ class InstanceCell(layers.Layer):
             h1 = ops.relu(projected + self.rec1(states[0]))
             # fc2's bias after the sum: oneDNN's Grappler remapper turns MatMul, BiasAdd, Add,
             # Relu into a node without an op, and Grappler then drops the whole graph's passes.
-            z = ops.matmul(h1, self.fc2.kernel) + self.rec2(states[1])
-            return [h1, ops.relu(z + self.fc2.bias)]
+            z = ops.matmul(h1, ops.cast(self.fc2.kernel, h1.dtype)) + self.rec2(states[1])
+            return [h1, ops.relu(z + ops.cast(self.fc2.bias, z.dtype))]
         if self.recurrence == "lstm":
             h1, c1 = lstm_update(projected + self.rec1(states[0]), states[1])
             h2, c2 = lstm_update(self.fc2(h1) + self.rec2(states[2]), states[3])
@@ -274,12 +274,13 @@ def _coordinates(x):
     ys = (ops.arange(h, dtype="float32") + 0.5) / h * 2.0 - 1.0
     xs = (ops.arange(w, dtype="float32") + 0.5) / w * 2.0 - 1.0
     grid = ops.stack(ops.meshgrid(ys, xs, indexing="ij"), axis=-1)  # [h, w, 2]
-    return ops.zeros_like(x[..., :1]) + grid[None]
+    return ops.zeros_like(x[..., :1]) + ops.cast(grid[None], x.dtype)
 
 
 def _dynamic_head(embedding, params):
     """Per-pixel network: embedding [B, h, w, n], per-map params [B, (n + 2) * k + 1] -> logits."""
     n, k = embedding.shape[-1], DYNAMIC_HIDDEN
+    params = ops.cast(params, embedding.dtype)
     w1 = ops.reshape(params[:, : n * k], (-1, n, k))
     b1 = params[:, n * k : n * k + k]
     w2 = params[:, n * k + k : n * k + 2 * k]
