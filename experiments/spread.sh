@@ -15,7 +15,8 @@
 # on all training images at the same steps per epoch;
 # e2e_s1lr: the quick config end to end with stage 1 at 0.002 (validation, then calibration);
 # era1: the stage-2 settings first chosen on one run of decomp_mnist 1.0.0 (the paper's
-# decoder, 25x25 instance maps, the paper's box loss, no image beside the maps) against s2_quick2;
+# decoder, 25x25 instance maps, the paper's box loss) against s2_quick2; image: without the image
+# beside the maps, the same way;
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +101,8 @@ for part in "${parts[@]}"; do
       s2 s2_deconv --instance_decoder=deconv
       s2 s2_pool2 --instance_pool=2
       s2 s2_smooth_l1 --box_loss=smooth_l1 --giou_weight=0
+      ;;
+    image)  # chosen end to end in 1.0.0; stage 2 alone is the cheaper check
       s2 s2_no_image --instance_image=false
       ;;
     e2e_s1lr)
@@ -111,6 +114,6 @@ for part in "${parts[@]}"; do
           --model_dir="$d" > "$d/calibration.txt"
       done
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, e2e_s1lr)" >&2; exit 2 ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, e2e_s1lr)" >&2; exit 2 ;;
   esac
 done
