@@ -6,14 +6,16 @@
 #
 # s1: stage 1 alone (7 epochs), scored by the connected components of its category maps;
 # s2: stage 2 alone (5 epochs) on the TRUE category maps, scored on the true maps;
-# e2e: the quick config end to end (validation, then calibrated thresholds per seed);
+# e2e: the quick config end to end with stage 1 at 0.001, as it was before e2e_s1lr (validation,
+# then calibrated thresholds per seed);
 # schedule: stage 1 alone with warm-up and cosine decay, or a moving average of the weights;
 # s2now: stage 2 alone as the quick config is now (s2_quick2), and without the instance skips;
 # fixed: the settings fixed before the validation split (the stop head, learning rates, the
 # sizes, batch size, the optimizer) against s1_quick (scored as in schedule) and s2_quick2;
 # more: stage 1 at twice the winning rate, stage 2 with the paper's 32 instance filters, stage 1
 # on all training images at the same steps per epoch;
-# e2e_s1lr: the quick config end to end with stage 1 at 0.002 (validation, then calibration);
+# e2e_s1lr: the quick config end to end as it is now, stage 1 at 0.002 (validation, then
+# calibration);
 # era1: the stage-2 settings first chosen on one run of decomp_mnist 1.0.0 (the paper's
 # decoder, 25x25 instance maps, the paper's box loss) against s2_quick2; image: without the image
 # beside the maps, the same way;
@@ -57,7 +59,7 @@ for part in "${parts[@]}"; do
       ;;
     e2e)
       python experiments/seeds.py --name=quick --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
-        --flagfile=$Q --verbose=2
+        --flagfile=$Q --verbose=2 --learning_rates=0.001,0.001,0.0005
       for s in ${SEEDS//,/ }; do
         python experiments/calibrate_thresholds.py --model_dir="runs/seeds/quick/seed$s" \
           > "runs/seeds/quick/seed$s/calibration.txt"
