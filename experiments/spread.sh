@@ -15,7 +15,9 @@
 # more: stage 1 at twice the winning rate, stage 2 with the paper's 32 instance filters, stage 1
 # on all training images at the same steps per epoch;
 # e2e_s1lr: the quick config end to end as it is now, stage 1 at 0.002 (validation, then
-# calibration);
+# calibration); s3rate: stage 3 alone at half and double its rate, from e2e_s1lr's stage-1 and
+# stage-2 weights of the same seed (a paired proxy: only stage 3's rate differs), against
+# e2e_s1lr's models, all read at their stored thresholds (eval val53);
 # era1: the stage-2 settings first chosen on one run of decomp_mnist 1.0.0 (the paper's
 # decoder, 25x25 instance maps, the paper's box loss) against s2_quick2; image: without the image
 # beside the maps, the same way;
@@ -107,6 +109,20 @@ for part in "${parts[@]}"; do
     image)  # chosen end to end in 1.0.0; stage 2 alone is the cheaper check
       s2 s2_no_image --instance_image=false
       ;;
+    s3rate)
+      V53="val53=${E2E_EVAL#validation=}"
+      python experiments/seeds.py --name=quick_s1lr002 --seeds="$SEEDS" --eval="$V53" -- \
+        --flagfile=$Q --verbose=2 --learning_rates=0.002,0.001,0.0005
+      for arm in s3_lr00025:0.00025 s3_lr001:0.001; do
+        name=${arm%%:*}
+        for s in ${SEEDS//,/ }; do  # Stages 1 and 2 done: train.py runs stage 3 alone.
+          d=runs/seeds/$name/seed$s src=runs/seeds/quick_s1lr002/seed$s
+          [ -d "$d" ] || { mkdir -p "$d"; cp -r "$src/stage1" "$src/stage2" "$d/"; }
+        done
+        python experiments/seeds.py --name="$name" --seeds="$SEEDS" --eval="$V53" -- \
+          --flagfile=$Q --verbose=2 --learning_rates=0.002,0.001,"${arm#*:}"
+      done
+      ;;
     e2e_s1lr)
       python experiments/seeds.py --name=quick_s1lr002 --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
         --flagfile=$Q --verbose=2 --learning_rates=0.002,0.001,0.0005
@@ -116,6 +132,6 @@ for part in "${parts[@]}"; do
           --model_dir="$d" > "$d/calibration.txt"
       done
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, e2e_s1lr)" >&2; exit 2 ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, e2e_s1lr, s3rate)" >&2; exit 2 ;;
   esac
 done
