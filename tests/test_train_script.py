@@ -153,6 +153,7 @@ def test_rerun_keeps_stored_inference_settings_unless_their_flags_are_given(trai
         stop_threshold=0.7, mask_threshold=0.3, box_source="component")
 
 
+@pytest.mark.slow(20)  # seconds with -n 2 on 2 cores
 def test_steps_per_epoch_sets_the_epoch_length(data_dir, tmp_path):
     """--steps_per_epoch replaces images / batch (320 / 16 = 20 here) as an epoch's length."""
     done = run_script("train.py", f"--data_dir={data_dir}",
