@@ -17,7 +17,8 @@
 # e2e_s1lr: the quick config end to end as it is now, stage 1 at 0.002 (validation, then
 # calibration); s3rate: stage 3 alone at half and double its rate, from e2e_s1lr's stage-1 and
 # stage-2 weights of the same seed (a paired proxy: only stage 3's rate differs), against
-# e2e_s1lr's models, all read at their stored thresholds (eval val53);
+# e2e_s1lr's models, all read at their stored thresholds (eval val53); e2e_all: the quick config
+# end to end on all training images at the same steps per epoch (validation, calibration);
 # era1: the stage-2 settings first chosen on one run of decomp_mnist 1.0.0 (the paper's
 # decoder, 25x25 instance maps, the paper's box loss) against s2_quick2; image: without the image
 # beside the maps, the same way;
@@ -123,6 +124,15 @@ for part in "${parts[@]}"; do
           --flagfile=$Q --verbose=2 --learning_rates=0.002,0.001,"${arm#*:}"
       done
       ;;
+    e2e_all)
+      python experiments/seeds.py --name=quick_all_images --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
+        --flagfile=$Q --verbose=2 --train_examples=0 --steps_per_epoch=625
+      for s in ${SEEDS//,/ }; do
+        d=runs/seeds/quick_all_images/seed$s
+        [ -s "$d/calibration.txt" ] || python experiments/calibrate_thresholds.py \
+          --model_dir="$d" > "$d/calibration.txt"
+      done
+      ;;
     e2e_s1lr)
       python experiments/seeds.py --name=quick_s1lr002 --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
         --flagfile=$Q --verbose=2 --learning_rates=0.002,0.001,0.0005
@@ -132,6 +142,6 @@ for part in "${parts[@]}"; do
           --model_dir="$d" > "$d/calibration.txt"
       done
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, e2e_s1lr, s3rate)" >&2; exit 2 ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
   esac
 done
