@@ -36,6 +36,15 @@ s1() {  # name, extra train.py flags
   python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="${S1E:-$S1_EVAL}" -- \
     --flagfile=$Q --stages=1 --epochs=7 --learning_rates=0.001 --verbose=2 "${@:2}"
 }
+e2e() {  # name, extra train.py flags: the quick config end to end, then each seed's thresholds
+  python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
+    --flagfile=$Q --verbose=2 "${@:2}"
+  for s in ${SEEDS//,/ }; do
+    d=runs/seeds/$1/seed$s
+    [ -s "$d/calibration.txt" ] || python experiments/calibrate_thresholds.py \
+      --model_dir="$d" > "$d/calibration.txt"
+  done
+}
 s2() {
   python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$S2_EVAL" ${S2X:+--eval="$S2X"} -- \
     --flagfile=$Q --stages=2 --epochs=5 --learning_rates=0.001 --verbose=2 "${@:2}"
@@ -61,12 +70,7 @@ for part in "${parts[@]}"; do
       s2 s2_ungated --instance_gated=false
       ;;
     e2e)
-      python experiments/seeds.py --name=quick --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
-        --flagfile=$Q --verbose=2 --learning_rates=0.001,0.001,0.0005
-      for s in ${SEEDS//,/ }; do
-        python experiments/calibrate_thresholds.py --model_dir="runs/seeds/quick/seed$s" \
-          > "runs/seeds/quick/seed$s/calibration.txt"
-      done
+      e2e quick --learning_rates=0.001,0.001,0.0005
       ;;
     s2now)  # s2_quick2: the flag file as it is (the s2 part's base differs in two settings)
       s2 s2_quick2
@@ -125,22 +129,10 @@ for part in "${parts[@]}"; do
       done
       ;;
     e2e_all)
-      python experiments/seeds.py --name=quick_all_images --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
-        --flagfile=$Q --verbose=2 --train_examples=0 --steps_per_epoch=625
-      for s in ${SEEDS//,/ }; do
-        d=runs/seeds/quick_all_images/seed$s
-        [ -s "$d/calibration.txt" ] || python experiments/calibrate_thresholds.py \
-          --model_dir="$d" > "$d/calibration.txt"
-      done
+      e2e quick_all_images --train_examples=0 --steps_per_epoch=625
       ;;
     e2e_s1lr)
-      python experiments/seeds.py --name=quick_s1lr002 --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
-        --flagfile=$Q --verbose=2 --learning_rates=0.002,0.001,0.0005
-      for s in ${SEEDS//,/ }; do
-        d=runs/seeds/quick_s1lr002/seed$s
-        [ -s "$d/calibration.txt" ] || python experiments/calibrate_thresholds.py \
-          --model_dir="$d" > "$d/calibration.txt"
-      done
+      e2e quick_s1lr002 --learning_rates=0.002,0.001,0.0005
       ;;
     *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
   esac
