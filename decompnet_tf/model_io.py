@@ -152,17 +152,9 @@ class Run:
         return [s for s in stages if tf.io.gfile.exists(self.final_weights(s))]
 
     def class_names(self) -> list[str] | None:
-        """The class names by id from the TFDS dataset's info (no data prepared); None when the
-        builder is unknown or disagrees with the model's class count."""
-        from decompnet_tf.data.builders import open_builder
-
+        """The class names by id from the TFDS dataset's info (`dataset_class_names`)."""
         data = self.config.data
-        try:
-            builder = open_builder(data.dataset, data.data_dir, prepare=False)
-            names = [str(n) for n in builder.info.features["objects"]["label"].names]
-        except Exception:  # An unregistered or unreadable dataset: the ids stand in for names.
-            return None
-        return names if len(names) == self.config.model.num_classes else None
+        return dataset_class_names(data.dataset, data.data_dir, self.config.model.num_classes)
 
     def load_net(self, min_stage: int = 2, stage: int | None = None) -> DecompNet:
         """The DecompNet at the last finished stage, or at `stage`, which must be at least
@@ -201,3 +193,16 @@ class Run:
         net = build_classifier(self.config)
         load_weights(net, self.classifier_weights(), self.model_dir)
         return net
+
+
+def dataset_class_names(dataset: str, data_dir: str | None, num_classes: int) -> list[str] | None:
+    """The class names by id from the TFDS dataset's info (no data prepared); None when the
+    builder is unknown or disagrees with the model's class count."""
+    from decompnet_tf.data.builders import open_builder
+
+    try:
+        builder = open_builder(dataset, data_dir, prepare=False)
+        names = [str(n) for n in builder.info.features["objects"]["label"].names]
+    except Exception:  # An unregistered or unreadable dataset: the ids stand in for names.
+        return None
+    return names if len(names) == num_classes else None

@@ -30,7 +30,7 @@ from decompnet_tf.console import import_tensorflow
 
 ENVIRON = dict(os.environ)  # The runs' environment: the user's, not the quiet import's.
 import_tensorflow()  # Quietly: TensorFlow's start-up lines would bury the progress lines.
-from decompnet_tf.model_io import Run  # noqa: E402
+from decompnet_tf.model_io import dataset_class_names  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = "<14"  # The smallest size bucket of evaluate.py's breakdown.
@@ -185,11 +185,16 @@ def main(argv: list[str]) -> None:
 
 
 def names_of(model_dir: str) -> list[str] | None:
-    """The model's class names (its dataset's), or None to use the ids."""
+    """The model's class names (its dataset's), or None to use the ids. Reads config.json as
+    plain JSON, so a seeds.py started before a config field was added reads runs that have it."""
     try:
-        return Run.open(model_dir).class_names()
+        with open(os.path.join(model_dir, "config.json")) as f:
+            config = json.load(f)
     except FileNotFoundError:  # No config.json: the ids name the classes.
         return None
+    data = config["data"]
+    return dataset_class_names(data["dataset"], data.get("data_dir"),
+                               config["model"]["num_classes"])
 
 
 if __name__ == "__main__":

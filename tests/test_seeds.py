@@ -118,3 +118,15 @@ def test_training_seconds_add_up_over_resumed_calls(tmp_path):
     (tmp_path / "seeds_train.json").write_text(json.dumps({"seconds": 40.0}))
     seeds.record_training(str(tmp_path), 2.0, [], "1")
     assert json.loads((tmp_path / "seeds_train.json").read_text())["seconds"] == 42.0
+
+
+def test_class_names_read_a_config_with_a_field_this_code_does_not_know(tmp_path):
+    # A run written by newer code (one more config field) mid-way through a seeds.py call.
+    config = {"data": {"dataset": "decomp_mnist/bundled", "data_dir": None},
+              "model": {"num_classes": 3, "a_later_field": True}, "kind": "decompnet"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert seeds.names_of(str(tmp_path)) == ["3", "6", "9"]
+    config["model"]["num_classes"] = 2  # Disagrees with the dataset: the ids stand in.
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert seeds.names_of(str(tmp_path)) is None
+    assert seeds.names_of(str(tmp_path / "missing")) is None
