@@ -22,7 +22,11 @@
 # era1: the stage-2 settings first chosen on one run of decomp_mnist 1.0.0 (the paper's
 # decoder, 25x25 instance maps, the paper's box loss) against s2_quick2; image: without the image
 # beside the maps, the same way;
+# s1epochs: stage 1 alone at 0.002 for 5 and 9 epochs against s1_lr002's 7; order: stage 2 on
+# the network's maps for stages 2 and 3's 10 epochs, no stage 3, from each seed's stage-1 weights
+# of ORDER_BASE (default quick_all_images), against that base;
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
+# The stage-alone proxies (s1, s2) read 5,000 training images, as their base rows did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Q=configs/mnist_quick.flags
@@ -31,10 +35,11 @@ S1_EVAL="s1=--stage=1 --detector=components --split=validation --max_images=500 
 S2_EVAL="truth=--stage=2 --category_source=truth --split=validation --max_images=500 --num_sheets=0"
 E2E_EVAL="validation=--split=validation --max_images=500 --num_sheets=0"
 S1PC_EVAL="s1pc=${S1_EVAL#s1=}"  # pycocotools' matching (s1 rows predate it)
+FIVE_K="--train_examples=5000 --steps_per_epoch=0"  # the quick file's data until e2e_all
 
 s1() {  # name, extra train.py flags
   python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="${S1E:-$S1_EVAL}" -- \
-    --flagfile=$Q --stages=1 --epochs=7 --learning_rates=0.001 --verbose=2 "${@:2}"
+    --flagfile=$Q $FIVE_K --stages=1 --epochs=7 --learning_rates=0.001 --verbose=2 "${@:2}"
 }
 e2e() {  # name, extra train.py flags: the quick config end to end, then each seed's thresholds
   python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
@@ -47,7 +52,7 @@ e2e() {  # name, extra train.py flags: the quick config end to end, then each se
 }
 s2() {
   python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$S2_EVAL" ${S2X:+--eval="$S2X"} -- \
-    --flagfile=$Q --stages=2 --epochs=5 --learning_rates=0.001 --verbose=2 "${@:2}"
+    --flagfile=$Q $FIVE_K --stages=2 --epochs=5 --learning_rates=0.001 --verbose=2 "${@:2}"
 }
 
 parts=("$@")
@@ -70,7 +75,7 @@ for part in "${parts[@]}"; do
       s2 s2_ungated --instance_gated=false
       ;;
     e2e)
-      e2e quick --learning_rates=0.001,0.001,0.0005
+      e2e quick $FIVE_K --learning_rates=0.001,0.001,0.0005
       ;;
     s2now)  # s2_quick2: the flag file as it is (the s2 part's base differs in two settings)
       s2 s2_quick2
@@ -117,7 +122,7 @@ for part in "${parts[@]}"; do
     s3rate)
       V53="val53=${E2E_EVAL#validation=}"
       python experiments/seeds.py --name=quick_s1lr002 --seeds="$SEEDS" --eval="$V53" -- \
-        --flagfile=$Q --verbose=2 --learning_rates=0.002,0.001,0.0005
+        --flagfile=$Q $FIVE_K --verbose=2 --learning_rates=0.002,0.001,0.0005
       for arm in s3_lr00025:0.00025 s3_lr001:0.001; do
         name=${arm%%:*}
         for s in ${SEEDS//,/ }; do  # Stages 1 and 2 done: train.py runs stage 3 alone.
@@ -125,15 +130,29 @@ for part in "${parts[@]}"; do
           [ -d "$d" ] || { mkdir -p "$d"; cp -r "$src/stage1" "$src/stage2" "$d/"; }
         done
         python experiments/seeds.py --name="$name" --seeds="$SEEDS" --eval="$V53" -- \
-          --flagfile=$Q --verbose=2 --learning_rates=0.002,0.001,"${arm#*:}"
+          --flagfile=$Q $FIVE_K --verbose=2 --learning_rates=0.002,0.001,"${arm#*:}"
       done
       ;;
     e2e_all)
       e2e quick_all_images --train_examples=0 --steps_per_epoch=625
       ;;
-    e2e_s1lr)
-      e2e quick_s1lr002 --learning_rates=0.002,0.001,0.0005
+    s1epochs)  # against s1_lr002 (7 epochs, from the fixed part)
+      S1E=$S1PC_EVAL s1 s1_lr002_e5 --learning_rates=0.002 --epochs=5
+      S1E=$S1PC_EVAL s1 s1_lr002_e9 --learning_rates=0.002 --epochs=9
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
+    order)  # stage 1 as ORDER_BASE's seeds; stage 2 on the network's maps, no stage 3
+      base=${ORDER_BASE:-quick_all_images}
+      for s in ${SEEDS//,/ }; do
+        d=runs/seeds/s2_network_maps/seed$s
+        [ -d "$d" ] || { mkdir -p "$d"; cp -r "runs/seeds/$base/seed$s/stage1" "$d/"; }
+      done
+      python experiments/seeds.py --name=s2_network_maps --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
+        --flagfile=$Q --verbose=2 --train_examples=0 --steps_per_epoch=625 --stages=1,2 \
+        --epochs=7,10 --learning_rates=0.002,0.001 --category_source=network
+      ;;
+    e2e_s1lr)
+      e2e quick_s1lr002 $FIVE_K --learning_rates=0.002,0.001,0.0005
+      ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, s1epochs, order, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
   esac
 done
