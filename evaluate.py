@@ -53,9 +53,10 @@ flags.DEFINE_string("data_dir", None, "TFDS data dir.")
 flags.DEFINE_integer("batch_size", 32, "Images per model call.", lower_bound=1)
 flags.DEFINE_integer("max_images", 0, "Evaluate only the first N images (0: all).",
                      lower_bound=0)
-flags.DEFINE_enum("detector", "decompnet", ["decompnet", "components"],
-                  "decompnet, or the yardstick without an instance network: the connected "
-                  "components of the category maps.")
+flags.DEFINE_enum("detector", "decompnet", ["decompnet", "components", "peaks"],
+                  "decompnet, or a yardstick without an instance network: the connected "
+                  "components of the category maps, or (a model trained with --center_head) "
+                  "those components cut at the centre maps' peaks.")
 flags.DEFINE_enum("category_source", "network", list(CATEGORY_SOURCES),
                   "What the instance network (or the components) decomposes: the category "
                   "network's maps, or the TRUE category maps (stage 2 measured alone).")

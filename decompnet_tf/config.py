@@ -79,6 +79,9 @@ class ModelConfig(Settings):
     category_skips: bool = setting(
         False, "Encoder-decoder skips in CategoryNet (or the FCN skips from VGG16's pooling "
         "layers with --backbone=vgg16).")
+    center_head: bool = setting(
+        False, "A per-class heatmap of box centres beside the category maps (CenterNet; not in "
+        "the paper): touching digits that merge in a map stay separate peaks.")
     instance_units: int = setting(2048, "Units of each fully connected recurrent layer.",
                                   lower=1)
     instance_filters: int = setting(32, "Filters of the InstanceCell's deconvolutions.",
@@ -142,6 +145,9 @@ class ModelConfig(Settings):
             raise ValueError("instance_fine gates the category maps: it needs instance_gated")
         if self.instance_canvas and self.instance_decoder != "dynamic":
             raise ValueError("instance_canvas needs instance_decoder='dynamic'")
+        if self.center_head and self.backbone == "vgg16":
+            raise ValueError("center_head is built on the mnist backbone's category network; "
+                             "pass --backbone=mnist or --nocenter_head")
         if self.backbone == "vgg16" and not self.backbone_weights:
             object.__setattr__(self, "backbone_weights", "imagenet")
         elif self.backbone != "vgg16" and self.backbone_weights:
@@ -198,6 +204,8 @@ class LossConfig(Settings):
         "empty", "Steps beyond the object count: 'empty', trained toward the all-zero map; "
         "'free', left out of the matched term (only the summed-map term constrains them). "
         "See docs/paper_fidelity.md.", choices=UNMATCHED_STEPS)
+    center_weight: float = setting(
+        1.0, "Weight of the centre heatmap's focal loss (with --center_head).", lower=0.0)
     dice_weight: float = setting(
         0.0, "Weight of a dice term per matched instance map (as in DETR's mask loss): one "
         "loss per object whatever its size (not in the paper; 0: off).", lower=0.0)

@@ -25,7 +25,9 @@ BOX = "box"
 STOP = "stop"
 INSTANCE_DICE = "instance_dice"
 BOX_GIOU = "box_giou"
-TERM_NAMES = (CATEGORY, INSTANCE_MATCHED, INSTANCE_SUM, BOX, STOP, INSTANCE_DICE, BOX_GIOU)
+CENTER = "center"
+TERM_NAMES = (CATEGORY, INSTANCE_MATCHED, INSTANCE_SUM, BOX, STOP, INSTANCE_DICE, BOX_GIOU,
+              CENTER)
 PROB_EPS = 1e-6  # Clips probabilities away from 0 and 1 before a log (here and in matching).
 
 
@@ -119,6 +121,23 @@ def category_loss(pred: tf.Tensor, target: tf.Tensor, p: float | tf.Tensor,
     # The mean of weighted_sq_distance's per-map means: every map has h * w pixels.
     per_pixel = scale * pixel_weight(target, p) * tf.square(pred - target)
     return {CATEGORY: tf.reduce_mean(per_pixel)}
+
+
+def center_loss(pred: tf.Tensor, target: tf.Tensor) -> dict[str, tf.Tensor]:
+    """`{"center": scalar}`: CenterNet's focal loss of centre maps (not in the paper).
+
+    `pred` (0, 1), `target` (`ops.centers.center_heatmap`) `[B, h, w, C]`; a pixel is a centre
+    where the target is 1. The sum over pixels per centre: `-(1 - x)^2 log x` at centres,
+    `-(1 - y)^4 x^2 log(1 - x)` elsewhere, so pixels near a centre are pushed down gently.
+    """
+    pred = tf.clip_by_value(_as_float(pred), PROB_EPS, 1.0 - PROB_EPS)
+    target = tf.stop_gradient(tf.cast(target, pred.dtype))
+    centre = tf.cast(target >= 1.0 - 1e-4, pred.dtype)
+    pos = -tf.square(1.0 - pred) * tf.math.log(pred) * centre
+    neg = (-tf.pow(1.0 - target, 4.0) * tf.square(pred) * tf.math.log(1.0 - pred)
+           * (1.0 - centre))
+    return {CENTER: (tf.reduce_sum(pos) + tf.reduce_sum(neg))
+            / tf.maximum(tf.reduce_sum(centre), 1.0)}
 
 
 def _gather_assigned(values: tf.Tensor, assignment: tf.Tensor) -> tf.Tensor:
@@ -243,6 +262,7 @@ def weighted_total(
     dice_weight: float | tf.Tensor = 0.0,
     giou_weight: float | tf.Tensor = 0.0,
     lambda_gamma: str = "weights",
+    center_weight: float | tf.Tensor = 1.0,
 ) -> tf.Tensor:
     """Weighted sum of the terms given: the only place where lambda, gamma and eta apply.
 
@@ -253,7 +273,8 @@ def weighted_total(
         raise ValueError(f"Unknown loss terms {unknown}; expected a subset of {TERM_NAMES}.")
     w_matched, w_sum = instance_term_weights(lambda_gamma, lam, gamma)
     weights = {CATEGORY: 1.0, INSTANCE_MATCHED: w_matched, INSTANCE_SUM: w_sum, BOX: eta,
-               STOP: stop_weight, INSTANCE_DICE: dice_weight, BOX_GIOU: giou_weight}
+               STOP: stop_weight, INSTANCE_DICE: dice_weight, BOX_GIOU: giou_weight,
+               CENTER: center_weight}
     dtype = tf.float32
     if any(tf.convert_to_tensor(v).dtype == tf.float64 for v in terms.values()):
         dtype = tf.float64

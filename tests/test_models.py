@@ -64,6 +64,7 @@ def test_instance_cell_in_keras_rnn_and_loop_agree():
      (InstanceCell, dict(units=5, filters=3, decoder="dynamic", canvas=True,
                          recurrence="lstm")),
      (CategoryNet, dict(num_classes=2, full_resolution=True, skips=True, decoder_filters=8)),
+     (CategoryNet, dict(num_classes=2, center_head=True)),
      (DecompNet, dict(config=ModelConfig(**TINY))),
      (DecompNet, dict(config=ModelConfig(**{
          **TINY, "stop_head": True, "instance_recurrence": "lstm", "instance_gated": True,

@@ -179,18 +179,20 @@ def test_stage_two_on_true_maps_ignores_the_category_network():
         DecompTrainer(net, 3, LossConfig(), category_source="truth")
 
 
-@pytest.mark.parametrize("stage,stop_head,dice,giou", [
-    (1, False, 0.0, 0.0), (1, True, 1.0, 1.0), (2, False, 0.0, 0.0), (2, True, 0.0, 0.0),
-    (2, False, 1.0, 0.0), (2, False, 0.0, 1.0), (3, True, 1.0, 1.0), (3, False, 0.0, 0.0)])
-def test_tracked_metrics_are_the_terms_compute_terms_returns(stage, stop_head, dice, giou):
+@pytest.mark.parametrize("stage,stop_head,dice,giou,center", [
+    (1, False, 0.0, 0.0, False), (1, True, 1.0, 1.0, True), (2, False, 0.0, 0.0, True),
+    (2, True, 0.0, 0.0, False), (2, False, 1.0, 0.0, False), (2, False, 0.0, 1.0, False),
+    (3, True, 1.0, 1.0, True), (3, False, 0.0, 0.0, False)])
+def test_tracked_metrics_are_the_terms_compute_terms_returns(stage, stop_head, dice, giou, center):
     images, targets = tiny_dataset(2)
-    net = DecompNet(ModelConfig(**TINY, stop_head=stop_head))
+    net = DecompNet(ModelConfig(**TINY, stop_head=stop_head, center_head=center))
     net.build()
     trainer = DecompTrainer(net, stage, LossConfig(dice_weight=dice, giou_weight=giou))
     terms, _ = trainer.compute_terms(tf.constant(images), targets, training=False)
     tracked = {m.name for m in trainer.metrics} - {"loss", "count_accuracy"}
     assert tracked == set(terms), (sorted(tracked), sorted(terms))
     assert ("count_accuracy" in {m.name for m in trainer.metrics}) == (stage >= 2)
+    assert ("center" in terms) == (center and stage != 2)
 
 
 @pytest.mark.parametrize("stage", [1, 3])

@@ -14,10 +14,11 @@ from decompnet_tf.data.builders import is_kitti, open_builder
 from decompnet_tf.detectors.components import ComponentsDetector
 from decompnet_tf.detectors.decompnet import DecompDetector
 from decompnet_tf.detectors.exported import SavedModelDetector, TFLiteDetector
+from decompnet_tf.detectors.peaks import PeaksDetector
 from decompnet_tf.detectors.sliding_window import SlidingWindowDetector
 from decompnet_tf.model_io import Run
 
-DETECTORS = ("decompnet", "components")
+DETECTORS = ("decompnet", "components", "peaks")
 
 
 @runtime_checkable
@@ -112,5 +113,10 @@ def load_detector(run: Run, spec: DetectorSpec, dataset: str | None = None,
         net = run.load_net(min_stage=1, stage=spec.stage)
         return ComponentsDetector(net, spec.category_source,
                                   max_per_class=config.data.max_per_class), builder
+    if spec.detector == "peaks":  # The category maps and their centre maps.
+        if spec.category_source != "network":
+            raise ValueError("--detector=peaks reads the network's centre maps: drop "
+                             "--category_source=truth")
+        return PeaksDetector(run.load_net(min_stage=1, stage=spec.stage)), builder
     return DecompDetector(run.load_net(stage=spec.stage), spec.settings, spec.category_source,
                           config.data.max_per_class), builder

@@ -19,6 +19,7 @@ from decompnet_tf.config import (
 from decompnet_tf.keras_compat import BuildWithoutBatch, in_multi_worker_mode
 from decompnet_tf.matching import match
 from decompnet_tf.models.decompnet import DecompNet
+from decompnet_tf.ops.centers import center_heatmap
 from decompnet_tf.postprocess import emitted
 
 XLA_NEEDS_GRAPH = (
@@ -41,15 +42,17 @@ def resolve_solver(solver: str, jit_compile: bool, strategy: str) -> str:
     return solver
 
 
-def stage_terms(stage: int, stop_head: bool, loss_config: LossConfig) -> tuple[str, ...]:
+def stage_terms(stage: int, stop_head: bool, loss_config: LossConfig,
+                center_head: bool = False) -> tuple[str, ...]:
     """The `losses` names of the terms a stage computes and the trainer tracks."""
+    category = (losses.CATEGORY,) + ((losses.CENTER,) if center_head else ())
     if stage == 1:
-        return (losses.CATEGORY,)
+        return category
     return ((losses.INSTANCE_MATCHED, losses.INSTANCE_SUM, losses.BOX)
             + ((losses.STOP,) if stop_head else ())
             + ((losses.INSTANCE_DICE,) if loss_config.dice_weight > 0 else ())
             + ((losses.BOX_GIOU,) if loss_config.giou_weight > 0 else ())
-            + ((losses.CATEGORY,) if stage == 3 else ()))
+            + (category if stage == 3 else ()))
 
 
 def merge_categories(x):
@@ -101,7 +104,8 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
         net.box_regressor.trainable = stage in (2, 3)
         if net.stop_head:  # Stage 1 has no stop loss: its optimizer must not hold the head.
             net.objectness.trainable = stage in (2, 3)
-        self.terms = stage_terms(stage, net.stop_head, loss_config)
+        self.terms = stage_terms(stage, net.stop_head, loss_config,
+                                 getattr(net.category_net, "center_head", False))
         names = ["loss", *self.terms] + (["count_accuracy"] if stage >= 2 else [])
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True  # Its only weights are the (built) network's and lam/gamma.
@@ -127,7 +131,7 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
         cat = self.net.category_net(images, training=training and self.stage != 2)
         cat_maps = cat["category_maps"]
         if self.stage == 1:
-            return self._category_term(cat_maps, targets), cat
+            return self._category_term(cat, targets), cat
         source = targets["category_target"] if self.category_source == "truth" else cat_maps
         out = self.net.decompose(source, training=training, images=images)
         pred = merge_categories(out["instance_maps"])  # [B*C, T, h, w]
@@ -148,11 +152,17 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
         if losses.STOP in self.terms:
             terms.update(losses.stop_loss(merge_categories(out["objectness"]), assignment))
         if losses.CATEGORY in self.terms:
-            terms.update(self._category_term(cat_maps, targets))
+            terms.update(self._category_term(cat, targets))
         return terms, {"category_maps": cat_maps, **out}
 
-    def _category_term(self, cat_maps, targets):
-        cfg = self.loss_config
+    def _category_term(self, cat, targets):
+        """The category term of `cat` (CategoryNet's outputs), and the centre term if it has
+        centre maps."""
+        cfg, cat_maps = self.loss_config, cat["category_maps"]
+        terms = {}
+        if losses.CENTER in self.terms:
+            target = center_heatmap(targets["boxes"], targets["valid"], cat_maps.shape[1:3])
+            terms.update(losses.center_loss(cat["center_maps"], target))
         scale = None
         if cfg.category_size_weighting:
             masks = targets["masks"]  # [B, C, M, h', w']: at the instance maps' size.
@@ -162,7 +172,9 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
                 flat = tf.image.resize(flat, cat_maps.shape[1:3], method="bilinear")
                 masks = tf.reshape(flat, tf.concat([[b, c, m], tf.shape(flat)[1:3]], 0))
             scale = losses.object_size_scale(masks, targets["valid"])
-        return losses.category_loss(cat_maps, targets["category_target"], cfg.category_p, scale)
+        terms.update(losses.category_loss(cat_maps, targets["category_target"], cfg.category_p,
+                                          scale))
+        return terms
 
     def _update(self, terms, total, outputs, targets):
         self.trackers["loss"].update_state(total)
@@ -183,7 +195,8 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
         """The weighted sum, with this stage's lambda and gamma (`losses.weighted_total`)."""
         cfg = self.loss_config
         return losses.weighted_total(terms, self.lam, self.gamma, cfg.eta, cfg.stop_weight,
-                                     cfg.dice_weight, cfg.giou_weight, cfg.paper_lambda_gamma)
+                                     cfg.dice_weight, cfg.giou_weight, cfg.paper_lambda_gamma,
+                                     cfg.center_weight)
 
     def train_step(self, data):
         images, targets = data

@@ -96,7 +96,8 @@ class DecompNet(keras.Model):
                                                pretrained=self.pretrained_backbone)
         else:
             self.category_net = CategoryNet(cfg.num_classes, cfg.full_resolution,
-                                            cfg.category_skips, name="category_net")
+                                            cfg.category_skips, center_head=cfg.center_head,
+                                            name="category_net")
         self.cell = InstanceCell(cfg.instance_units, cfg.instance_filters, cfg.instance_skips,
                                  cfg.instance_activation, decoder_norm=cfg.instance_decoder_norm,
                                  recurrence=cfg.instance_recurrence, gated=cfg.instance_gated,
