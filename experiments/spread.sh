@@ -25,6 +25,8 @@
 # s1epochs: stage 1 alone at 0.002 for 5 and 9 epochs against s1_lr002's 7; order: stage 2 on
 # the network's maps for stages 2 and 3's 10 epochs, no stage 3, from each seed's stage-1 weights
 # of ORDER_BASE (default quick_all_images), against that base;
+# centers: stage 1 alone with the centre head (--center_head), scored by its maps' components
+# (s1pc) and cut at its peaks (eval "peaks"), against s1_lr002;
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
 # The stage-alone proxies (s1, s2) read 5,000 training images, as their base rows did.
 set -euo pipefail
@@ -38,7 +40,8 @@ S1PC_EVAL="s1pc=${S1_EVAL#s1=}"  # pycocotools' matching (s1 rows predate it)
 FIVE_K="--train_examples=5000 --steps_per_epoch=0"  # the quick file's data until e2e_all
 
 s1() {  # name, extra train.py flags
-  python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="${S1E:-$S1_EVAL}" -- \
+  python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="${S1E:-$S1_EVAL}" \
+    ${S1X:+--eval="$S1X"} -- \
     --flagfile=$Q $FIVE_K --stages=1 --epochs=7 --learning_rates=0.001 --verbose=2 "${@:2}"
 }
 e2e() {  # name, extra train.py flags: the quick config end to end, then each seed's thresholds
@@ -150,9 +153,13 @@ for part in "${parts[@]}"; do
         --flagfile=$Q --verbose=2 --train_examples=0 --steps_per_epoch=625 --stages=1,2 \
         --epochs=7,10 --learning_rates=0.002,0.001 --category_source=network
       ;;
+    centers)
+      S1E=$S1PC_EVAL S1X="peaks=${S1_EVAL#s1=} --detector=peaks" \
+        s1 s1_center --learning_rates=0.002 --center_head
+      ;;
     e2e_s1lr)
       e2e quick_s1lr002 $FIVE_K --learning_rates=0.002,0.001,0.0005
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, s1epochs, order, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, s1epochs, order, centers, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
   esac
 done
