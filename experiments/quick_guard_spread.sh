@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs/quick_guard}
 mkdir -p "$OUT"
 SHORT="--flagfile=configs/mnist_quick.flags --dataset=decomp_mnist/small --train_examples=400
-       --validation_examples=200 --epochs=3,4,2 --checkpoint_steps=0 --verbose=2"
+       --steps_per_epoch=0 --validation_examples=200 --epochs=3,4,2 --checkpoint_steps=0 --verbose=2"
 EVAL="--split=validation --max_images=200 --num_sheets=0"
 # The last line: a network whose instance stages learned nothing (epochs 3 / 0 / 0), the floor
 # that a guard must stay well above.

@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 # The quick config as these rows measured it: before its size-weighted category loss and the
 # stop head's residual input (RESULTS.md, "Small digits and crowded categories"), stop at 0.5.
 Q="--flagfile=configs/mnist_quick.flags --verbose=2 --learning_rates=0.001
+   --train_examples=5000 --steps_per_epoch=0
    --category_size_weighting=false --stop_input=state --stop_threshold=0.5"
 # The paper's stage 2 (its deconvolution decoder at 25x25, no image, regressor from the
 # maps), on the true maps; each s2 row changes it as named.

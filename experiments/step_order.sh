@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p logs
-Q="--flagfile=configs/mnist_quick.flags"
+Q="--flagfile=configs/mnist_quick.flags --train_examples=5000 --steps_per_epoch=0"
 VAL="--split=validation --max_images=500 --stop_threshold=0.6"
 if [ "${1:-s2}" = s2 ]; then
   for m in first_n ordered largest_first; do

@@ -20,7 +20,8 @@ from tests.helpers import ROOT, run_script
 
 # The flag file itself; only the data and the schedule are shortened (later flags win).
 SHORT = ["--flagfile=" + os.path.join(ROOT, "configs", "mnist_quick.flags"),
-         "--dataset=decomp_mnist/small", "--train_examples=400", "--validation_examples=200",
+         "--dataset=decomp_mnist/small", "--train_examples=400", "--steps_per_epoch=0",
+         "--validation_examples=200",
          "--epochs=3,4,2", "--checkpoint_steps=0", "--verbose=2"]
 EVALUATE = ["--split=validation", "--max_images=200", "--num_sheets=0"]
 
