@@ -27,6 +27,8 @@
 # of ORDER_BASE (default quick_all_images), against that base;
 # centers: stage 1 alone with the centre head (--center_head), scored by its maps' components
 # (s1pc) and cut at its peaks (eval "peaks"), against s1_lr002;
+# s3rate_all: stage 3 at 0.001 from each quick_all_images seed's stage-1 and stage-2 weights,
+# read at stop 0.5 / masks 0.3 as that base was (eval val53);
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
 # The stage-alone proxies (s1, s2) read 5,000 training images, as their base rows did.
 set -euo pipefail
@@ -157,9 +159,19 @@ for part in "${parts[@]}"; do
       S1E=$S1PC_EVAL S1X="peaks=${S1_EVAL#s1=} --detector=peaks" \
         s1 s1_center --learning_rates=0.002 --center_head
       ;;
+    s3rate_all)
+      for s in ${SEEDS//,/ }; do  # Stages 1 and 2 done: train.py runs stage 3 alone.
+        d=runs/seeds/s3all_lr001/seed$s src=runs/seeds/quick_all_images/seed$s
+        [ -d "$d" ] || { mkdir -p "$d"; cp -r "$src/stage1" "$src/stage2" "$d/"; }
+      done
+      python experiments/seeds.py --name=s3all_lr001 --seeds="$SEEDS" \
+        --eval="val53=${E2E_EVAL#validation=} --stop_threshold=0.5 --mask_threshold=0.3" -- \
+        --flagfile=$Q --verbose=2 --train_examples=0 --steps_per_epoch=625 \
+        --learning_rates=0.002,0.001,0.001
+      ;;
     e2e_s1lr)
       e2e quick_s1lr002 $FIVE_K --learning_rates=0.002,0.001,0.0005
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, s1epochs, order, centers, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, s1epochs, order, centers, s3rate_all, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
   esac
 done
