@@ -26,7 +26,8 @@
 # the network's maps for stages 2 and 3's 10 epochs, no stage 3, from each seed's stage-1 weights
 # of ORDER_BASE (default quick_all_images), against that base;
 # centers: stage 1 alone with the centre head (--center_head), scored by its maps' components
-# (s1pc) and cut at its peaks (eval "peaks"), against s1_lr002;
+# (s1pc) and cut at its peaks (eval "peaks"), its focal loss weighted 1 and 0.05, against
+# s1_lr002;
 # s3rate_all: stage 3 at 0.001 from each quick_all_images seed's stage-1 and stage-2 weights,
 # read at stop 0.5 / masks 0.3 as that base was (eval val53);
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
@@ -158,6 +159,8 @@ for part in "${parts[@]}"; do
     centers)
       S1E=$S1PC_EVAL S1X="peaks=${S1_EVAL#s1=} --detector=peaks" \
         s1 s1_center --learning_rates=0.002 --center_head
+      S1E=$S1PC_EVAL S1X="peaks=${S1_EVAL#s1=} --detector=peaks" \
+        s1 s1_center_w005 --learning_rates=0.002 --center_head --center_weight=0.05
       ;;
     s3rate_all)
       for s in ${SEEDS//,/ }; do  # Stages 1 and 2 done: train.py runs stage 3 alone.
