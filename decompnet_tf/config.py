@@ -205,7 +205,8 @@ class LossConfig(Settings):
         "'free', left out of the matched term (only the summed-map term constrains them). "
         "See docs/paper_fidelity.md.", choices=UNMATCHED_STEPS)
     center_weight: float = setting(
-        1.0, "Weight of the centre heatmap's focal loss (with --center_head).", lower=0.0)
+        0.05, "Weight of the centre heatmap's focal loss (with --center_head); at 1 it takes "
+        "over the category network's shared layers.", lower=0.0)
     dice_weight: float = setting(
         0.0, "Weight of a dice term per matched instance map (as in DETR's mask loss): one "
         "loss per object whatever its size (not in the paper; 0: off).", lower=0.0)

@@ -135,7 +135,7 @@ def test_centre_head_trains_in_stage_one_and_its_peaks_count_touching_squares():
     images, targets = touching_squares(16, seed=4)
     net = DecompNet(ModelConfig(**TINY, center_head=True))
     net.build()
-    trainer = DecompTrainer(net, 1, LossConfig(category_p=1.0))
+    trainer = DecompTrainer(net, 1, LossConfig(category_p=1.0, center_weight=1.0))
     assert set(trainer.terms) == {"category", "center"}
     trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
     before = trainer.evaluate(images, targets, verbose=0, return_dict=True)["center"]
