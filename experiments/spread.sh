@@ -30,6 +30,8 @@
 # s1_lr002;
 # s3rate_all: stage 3 at 0.001 from each quick_all_images seed's stage-1 and stage-2 weights,
 # read at stop 0.5 / masks 0.3 as that base was (eval val53);
+# epochs23: stage 2 alone for 3 and 7 epochs against s2_quick2's 5; stage 3 for 3 epochs from
+# each quick_all_images seed's stage-1/2 weights against that base's 5 (eval val53);
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
 # The stage-alone proxies (s1, s2) read 5,000 training images, as their base rows did.
 set -euo pipefail
@@ -172,9 +174,20 @@ for part in "${parts[@]}"; do
         --flagfile=$Q --verbose=2 --train_examples=0 --steps_per_epoch=625 \
         --learning_rates=0.002,0.001,0.001
       ;;
+    epochs23)
+      s2 s2_e3 --epochs=3
+      s2 s2_e7 --epochs=7
+      for s in ${SEEDS//,/ }; do  # Stages 1 and 2 done: train.py runs stage 3 alone.
+        d=runs/seeds/s3all_e3/seed$s src=runs/seeds/quick_all_images/seed$s
+        [ -d "$d" ] || { mkdir -p "$d"; cp -r "$src/stage1" "$src/stage2" "$d/"; }
+      done
+      python experiments/seeds.py --name=s3all_e3 --seeds="$SEEDS" \
+        --eval="val53=${E2E_EVAL#validation=} --stop_threshold=0.5 --mask_threshold=0.3" -- \
+        --flagfile=$Q --verbose=2 --train_examples=0 --steps_per_epoch=625 --epochs=7,5,3
+      ;;
     e2e_s1lr)
       e2e quick_s1lr002 $FIVE_K --learning_rates=0.002,0.001,0.0005
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, s1epochs, order, centers, s3rate_all, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, s1epochs, order, centers, s3rate_all, epochs23, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
   esac
 done
