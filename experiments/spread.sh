@@ -58,6 +58,16 @@ e2e() {  # name, extra train.py flags: the quick config end to end, then each se
       --model_dir="$d" > "$d/calibration.txt"
   done
 }
+s3_all() {  # name, extra train.py flags: stage 3 alone from each quick_all_images seed's
+  # stage-1/2 weights (a paired proxy), read at stop 0.5 / masks 0.3 as that base was (val53)
+  for s in ${SEEDS//,/ }; do  # Stages 1 and 2 done: train.py runs stage 3 alone.
+    d=runs/seeds/$1/seed$s src=runs/seeds/quick_all_images/seed$s
+    [ -d "$d" ] || { mkdir -p "$d"; cp -r "$src/stage1" "$src/stage2" "$d/"; }
+  done
+  python experiments/seeds.py --name="$1" --seeds="$SEEDS" \
+    --eval="val53=${E2E_EVAL#validation=} --stop_threshold=0.5 --mask_threshold=0.3" -- \
+    --flagfile=$Q --verbose=2 --train_examples=0 --steps_per_epoch=625 "${@:2}"
+}
 s2() {
   python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$S2_EVAL" ${S2X:+--eval="$S2X"} -- \
     --flagfile=$Q $FIVE_K --stages=2 --epochs=5 --learning_rates=0.001 --verbose=2 "${@:2}"
@@ -165,25 +175,12 @@ for part in "${parts[@]}"; do
         s1 s1_center_w005 --learning_rates=0.002 --center_head --center_weight=0.05
       ;;
     s3rate_all)
-      for s in ${SEEDS//,/ }; do  # Stages 1 and 2 done: train.py runs stage 3 alone.
-        d=runs/seeds/s3all_lr001/seed$s src=runs/seeds/quick_all_images/seed$s
-        [ -d "$d" ] || { mkdir -p "$d"; cp -r "$src/stage1" "$src/stage2" "$d/"; }
-      done
-      python experiments/seeds.py --name=s3all_lr001 --seeds="$SEEDS" \
-        --eval="val53=${E2E_EVAL#validation=} --stop_threshold=0.5 --mask_threshold=0.3" -- \
-        --flagfile=$Q --verbose=2 --train_examples=0 --steps_per_epoch=625 \
-        --learning_rates=0.002,0.001,0.001
+      s3_all s3all_lr001 --learning_rates=0.002,0.001,0.001
       ;;
     epochs23)
       s2 s2_e3 --epochs=3
       s2 s2_e7 --epochs=7
-      for s in ${SEEDS//,/ }; do  # Stages 1 and 2 done: train.py runs stage 3 alone.
-        d=runs/seeds/s3all_e3/seed$s src=runs/seeds/quick_all_images/seed$s
-        [ -d "$d" ] || { mkdir -p "$d"; cp -r "$src/stage1" "$src/stage2" "$d/"; }
-      done
-      python experiments/seeds.py --name=s3all_e3 --seeds="$SEEDS" \
-        --eval="val53=${E2E_EVAL#validation=} --stop_threshold=0.5 --mask_threshold=0.3" -- \
-        --flagfile=$Q --verbose=2 --train_examples=0 --steps_per_epoch=625 --epochs=7,5,3
+      s3_all s3all_e3 --epochs=7,5,3
       ;;
     e2e_s1lr)
       e2e quick_s1lr002 $FIVE_K --learning_rates=0.002,0.001,0.0005
