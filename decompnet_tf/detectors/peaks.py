@@ -52,11 +52,10 @@ def peak_detections(category_maps: np.ndarray, center_maps: np.ndarray, threshol
         for i in range(1, labels.max() + 1):
             blob = labels == i
             inside = peaks[blob[peaks[:, 0], peaks[:, 1]]] if len(peaks) else peaks
-            if len(inside) < 2:
+            if len(inside) < 2:  # The blob whole, scored by its peak if it has one.
                 cells = [blob]
-                cell_scores = [float(center_maps[..., k][blob].max())]
-                if len(inside):
-                    cell_scores = [float(center_maps[inside[0, 0], inside[0, 1], k])]
+                cell_scores = [float(center_maps[..., k][blob].max() if not len(inside) else
+                                     center_maps[inside[0, 0], inside[0, 1], k])]
             else:  # Each pixel of the blob to its nearest peak.
                 d = ((yy[None] - inside[:, 0, None, None]) ** 2
                      + (xx[None] - inside[:, 1, None, None]) ** 2)
