@@ -63,7 +63,7 @@ class Settings:
 BACKBONES = ("mnist", "vgg16")
 RECURRENCES = ("rnn", "lstm", "convlstm")
 DECODERS = ("deconv", "dynamic")
-STOP_INPUTS = ("state", "state_residual")
+STOP_INPUTS = ("state", "state_residual", "state_residual_centers")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,9 +100,9 @@ class ModelConfig(Settings):
         False, "Learned stop signal: a sigmoid on the recurrent state per step, trained with "
         "cross-entropy (not in the paper); replaces the peak threshold.")
     stop_input: str = setting(
-        "state", "What the stop head reads: the step's recurrent state, or 'state_residual': "
-        "also the log pixel sums of the category map left unexplained and of this step's map "
-        "(not in the paper).", choices=STOP_INPUTS)
+        "state", "The stop head reads the step's state; state_residual: also the pixel sums of "
+        "the map left and of the step's map; state_residual_centers: also the strongest centre "
+        "under each (not in the paper).", choices=STOP_INPUTS)
     instance_gated: bool = setting(
         False, "Instance maps as gated selections of the category map: sigmoid(cell output) * "
         "clip(category map, 0, 1) (not in the paper).")
@@ -131,6 +131,10 @@ class ModelConfig(Settings):
         False, "Give the instance network the image (at the maps' resolution) beside each "
         "category map, so it can tell strokes from clutter and see where touching digits meet "
         "(not in the paper).")
+    instance_centers: bool = setting(
+        False, "Give the instance network each category's centre heatmap (--center_head) "
+        "beside its map: the peaks say how many digits a merged blob holds (not in the paper; "
+        "stage 2 on true maps reads true centres).")
     instance_canvas: bool = setting(
         False, "With --instance_decoder=dynamic: each step also sees the sum of the maps "
         "emitted so far (gradient stopped) (not in the paper; after Ren & Zemel 2017).")
@@ -145,6 +149,12 @@ class ModelConfig(Settings):
             raise ValueError("instance_fine gates the category maps: it needs instance_gated")
         if self.instance_canvas and self.instance_decoder != "dynamic":
             raise ValueError("instance_canvas needs instance_decoder='dynamic'")
+        if self.stop_input == "state_residual_centers" and not self.instance_centers:
+            raise ValueError("stop_input='state_residual_centers' reads the centre maps the "
+                             "instance network is given: it needs --instance_centers")
+        if self.instance_centers and not self.center_head:
+            raise ValueError("instance_centers feeds the centre heatmaps to the instance "
+                             "network: it needs --center_head")
         if self.center_head and self.backbone == "vgg16":
             raise ValueError("center_head is built on the mnist backbone's category network; "
                              "pass --backbone=mnist or --nocenter_head")

@@ -12,6 +12,7 @@ from decompnet_tf import losses
 from decompnet_tf.config import LossConfig, ModelConfig
 from decompnet_tf.data.pipeline import prepare_example
 from decompnet_tf.detectors.components import blob_detections
+from decompnet_tf.detectors.decompnet import true_center_maps
 from decompnet_tf.detectors.peaks import PeaksDetector, peak_detections
 from decompnet_tf.engine.trainer import DecompTrainer
 from decompnet_tf.models.decompnet import DecompNet
@@ -174,3 +175,69 @@ def test_train_and_evaluate_with_the_centre_head(small_data_dir, trained_run, tm
                       "--detector=peaks", "--max_images=4", "--num_sheets=0")
     assert proc.returncode != 0 and "needs a model trained with --center_head" in proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_instance_centers_need_the_centre_head():
+    with pytest.raises(ValueError, match="--center_head"):
+        ModelConfig(**TINY, instance_centers=True)
+
+
+def test_the_instance_network_reads_the_centre_maps():
+    keras.utils.set_random_seed(1)
+    net = DecompNet(ModelConfig(**TINY, center_head=True, instance_centers=True))
+    net.build()
+    images = np.random.default_rng(0).random((2, *net.image_size, 1)).astype(np.float32)
+    out = net(images)
+    assert out["center_maps"].shape == out["category_maps"].shape
+    cats = out["category_maps"]
+    with pytest.raises(ValueError, match="centre maps"):
+        net.decompose(cats, images=images)
+    # The network's own centres give call()'s maps; other centres give other maps.
+    same = net.decompose(cats, images=images, center_maps=out["center_maps"])
+    np.testing.assert_allclose(same["instance_maps"], out["instance_maps"], atol=1e-5)
+    moved = net.decompose(cats, images=images, center_maps=1.0 - out["center_maps"])
+    assert np.abs(moved["instance_maps"] - out["instance_maps"]).max() > 1e-3
+
+
+def test_true_centre_maps_are_the_training_targets_of_each_class_first_boxes():
+    gts = [{"boxes": np.array([[0.1, 0.1, 0.3, 0.3], [0.5, 0.5, 0.9, 0.7],
+                               [0.6, 0.1, 0.8, 0.3]], np.float32),
+            "classes": np.array([1, 1, 1])}]
+    got = true_center_maps(gts, 2, (10, 10), max_per_class=2)
+    boxes = np.zeros((1, 2, 2, 4), np.float32)
+    boxes[0, 1] = gts[0]["boxes"][:2]  # The third box of class 1 is past max_per_class.
+    valid = np.array([[[0, 0], [1, 1]]], np.float32)
+    np.testing.assert_allclose(got, brute_heatmap(boxes, valid, 10, 10), atol=1e-5)
+    assert got[..., 0].max() == 0.0
+
+
+def test_stop_features_give_the_centre_under_the_step_and_under_what_is_left():
+    centers = np.zeros((2, 6, 6, 1), np.float32)
+    centers[:, 1, 1], centers[:, 4, 4] = 0.9, 0.6
+    left = np.zeros((2, 6, 6, 1), np.float32)
+    left[:, 0:3, 0:3] = left[:, 3:6, 3:6] = 1.0  # Two digits, one centre each.
+    step = np.zeros((2, 6, 6, 1), np.float32)
+    step[0, 0:3, 0:3] = 1.0  # Row 0 takes the first digit, row 1 a corner of the second.
+    step[1, 5, 5] = 1.0
+    features, rest = DecompNet._with_residual(np.zeros((2, 3), np.float32), left, step, centers)
+    np.testing.assert_allclose(features[:, 3:], [[np.log1p(18), np.log1p(9), 0.9, 0.9],
+                                                 [np.log1p(18), np.log1p(1), 0.0, 0.9]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(rest, np.maximum(left - step, 0))
+    with pytest.raises(ValueError, match="--instance_centers"):
+        ModelConfig(**TINY, stop_head=True, stop_input="state_residual_centers")
+
+
+@pytest.mark.parametrize("stage,source,stop", [(2, "truth", {}), (3, "network", {}), (
+    2, "truth", {"stop_head": True, "stop_input": "state_residual_centers"})])
+def test_a_training_step_with_the_centres_as_input(stage, source, stop):
+    keras.utils.set_random_seed(0)
+    images, targets = touching_squares(4, seed=1)
+    net = DecompNet(ModelConfig(**TINY, center_head=True, instance_centers=True, **stop))
+    net.build()
+    trainer = DecompTrainer(net, stage, LossConfig(), category_source=source)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    logs = trainer.fit(tf.data.Dataset.from_tensors((images, targets)).repeat(), epochs=1,
+                       steps_per_epoch=2, verbose=0).history
+    assert np.isfinite(logs["loss"][-1])
+    assert ("center" in logs) == (stage == 3)

@@ -9,6 +9,7 @@ import tensorflow as tf
 from decompnet_tf.config import CATEGORY_SOURCES, DataConfig, InferenceConfig
 from decompnet_tf.data.pipeline import category_maps, category_masks
 from decompnet_tf.models.decompnet import DecompNet
+from decompnet_tf.ops.centers import center_heatmap
 from decompnet_tf.postprocess import check_box_source, detections, emitted, with_scores
 
 
@@ -32,6 +33,22 @@ def true_category_maps(gts: list[dict], num_classes: int, map_size: tuple[int, i
     return tf.stack(out).numpy()
 
 
+def true_center_maps(gts: list[dict], num_classes: int, map_size: tuple[int, int],
+                     max_per_class: int) -> np.ndarray:
+    """The centre heads' target float32 [B, h, w, C] of `gts` (per image {"boxes": [n, 4]
+    normalised (ymin, xmin, ymax, xmax), "classes": int [n]}), each category's first
+    `max_per_class` boxes, as training draws them (`ops.centers.center_heatmap`)."""
+    boxes = np.zeros((len(gts), num_classes, max_per_class, 4), np.float32)
+    valid = np.zeros((len(gts), num_classes, max_per_class), np.float32)
+    for b, gt in enumerate(gts):
+        classes = np.asarray(gt["classes"])
+        for c in range(num_classes):
+            kept = np.asarray(gt["boxes"], np.float32).reshape(-1, 4)[classes == c]
+            kept = kept[:max_per_class]
+            boxes[b, c, :len(kept)], valid[b, c, :len(kept)] = kept, 1.0
+    return center_heatmap(tf.constant(boxes), tf.constant(valid), map_size).numpy()
+
+
 class DecompDetector:
     """A trained DecompNet as a `detectors.Detector`, also giving "peaks" and "emitted" bool
     [B, C, T]. With `category_source="truth"` it decomposes `true_category_maps`; `max_per_class`
@@ -47,10 +64,11 @@ class DecompDetector:
         self.max_per_class = max_per_class
         self._fn = tf.function(self._forward, reduce_retracing=True)
 
-    def _forward(self, images, category_maps):
+    def _forward(self, images, category_maps, center_maps):
         if self.category_source == "truth":
             raw = {"category_maps": category_maps,
-                   **self.net.decompose(category_maps, training=False, images=images)}
+                   **self.net.decompose(category_maps, training=False, images=images,
+                                        center_maps=center_maps)}
         else:
             raw = self.net(images, training=False)
         s = self.settings
@@ -64,14 +82,16 @@ class DecompDetector:
 
     def predict(self, images: np.ndarray, gts: list[dict] | None = None) -> dict:
         images = tf.constant(images, tf.float32)
+        # Unused maps are placeholders of the right shape: one traced function.
+        maps = centers = tf.zeros((images.shape[0], *self.net.map_size, self.net.num_classes))
         if self.category_source == "truth":
             if gts is None:
                 raise ValueError("a detector fed the true category maps needs the ground truth")
-            maps = tf.constant(true_category_maps(gts, self.net.num_classes, self.net.map_size,
-                                                  self.max_per_class))
-        else:  # Unused: a placeholder of the right shape keeps one traced function.
-            maps = tf.zeros((images.shape[0], *self.net.map_size, self.net.num_classes))
-        return {k: v.numpy() for k, v in self._fn(images, maps).items()}
+            args = (gts, self.net.num_classes, self.net.map_size, self.max_per_class)
+            maps = tf.constant(true_category_maps(*args))
+            if self.net.config.instance_centers:
+                centers = tf.constant(true_center_maps(*args))
+        return {k: v.numpy() for k, v in self._fn(images, maps, centers).items()}
 
     def describe(self) -> dict:
         s = self.settings

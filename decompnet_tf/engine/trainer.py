@@ -132,8 +132,13 @@ class DecompTrainer(BuildWithoutBatch, keras.Model):
         cat_maps = cat["category_maps"]
         if self.stage == 1:
             return self._category_term(cat, targets), cat
-        source = targets["category_target"] if self.category_source == "truth" else cat_maps
-        out = self.net.decompose(source, training=training, images=images)
+        truth = self.category_source == "truth"
+        source = targets["category_target"] if truth else cat_maps
+        centers = None
+        if self.net.config.instance_centers:
+            centers = (center_heatmap(targets["boxes"], targets["valid"], cat_maps.shape[1:3])
+                       if truth else cat["center_maps"])
+        out = self.net.decompose(source, training=training, images=images, center_maps=centers)
         pred = merge_categories(out["instance_maps"])  # [B*C, T, h, w]
         gt, valid, boxes = (merge_categories(targets[k]) for k in ("masks", "valid", "boxes"))
         tpu = isinstance(self.distribute_strategy, tf.distribute.TPUStrategy)

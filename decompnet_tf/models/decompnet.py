@@ -30,7 +30,8 @@ class DecompNet(keras.Model):
     "category_maps" [B, h, w, C]; "instance_maps" [B, C, T, h', w'] in emission order (h', w' =
     `instance_size`); "boxes" [B, C, T, 4] (ymin, xmin, ymax, xmax) normalised, and "boxes_xywh" as
     regressed (section 2.3); "peaks" [B, C, T], each map's maximum (the paper's stop signal); with
-    `stop_head` (not in the paper), "objectness" [B, C, T], a sigmoid on each step's top state.
+    `stop_head` (not in the paper), "objectness" [B, C, T], a sigmoid on each step's top state;
+    with `center_head`, "center_maps" [B, h, w, C].
 
     Args:
         config: a `ModelConfig`, or its fields as a dict (what `get_config` stores).
@@ -106,12 +107,14 @@ class DecompNet(keras.Model):
         self.box_regressor = BoxRegressor(cfg.box_hidden, cfg.box_dropout,
                                           name="box_regressor")
         self.category_net.build((None, *self.image_size, self.channels))
-        self.cell.build((None, *self.pooled_size, 1 + self.channels * cfg.instance_image))
+        self.cell.build((None, *self.pooled_size,
+                         1 + cfg.instance_centers + self.channels * cfg.instance_image))
         self.box_regressor.build((None, self.cell.top_state_size) if cfg.box_input == "state"
                                  else (None, *self.instance_size, 1))
         if cfg.stop_head:
             self.objectness = keras.layers.Dense(1, activation="sigmoid", name="stop_head")
-            residual = 2 if cfg.stop_input == "state_residual" else 0
+            residual = {"state": 0, "state_residual": 2, "state_residual_centers": 4}
+            residual = residual[cfg.stop_input]
             self.objectness.build((None, self.cell.top_state_size + residual))
         super().build((None, *self.image_size, self.channels))
 
@@ -131,14 +134,15 @@ class DecompNet(keras.Model):
 
     def call(self, images, training=None):
         self.check_images(images)
-        category_maps = self.category_net(images, training=training)["category_maps"]
-        return {"category_maps": category_maps,
-                **self.decompose(category_maps, training, images)}
+        cat = self.category_net(images, training=training)
+        return {**cat, **self.decompose(cat["category_maps"], training, images,
+                                        cat.get("center_maps"))}
 
-    def decompose(self, category_maps, training=None, images=None):
+    def decompose(self, category_maps, training=None, images=None, center_maps=None):
         """Category maps [B, h, w, C] -> `call`'s outputs but "category_maps".
 
-        `images` [B, H, W, channels] are needed with `instance_image` (the cell's context).
+        `images` [B, H, W, channels] are needed with `instance_image`, `center_maps` [B, h, w, C]
+        with `instance_centers` (the cell's context, channels after the map's).
         """
         cfg = self.config
         h, w = self.instance_size
@@ -151,6 +155,10 @@ class DecompNet(keras.Model):
                 m, cfg.instance_pool, cfg.instance_pool, padding="same")
 
         inputs = maps_to_batch(pool(category_maps))
+        if cfg.instance_centers:
+            if center_maps is None:
+                raise ValueError("instance_centers: decompose() needs the centre maps too")
+            inputs = ops.concatenate([inputs, maps_to_batch(pool(center_maps))], axis=-1)
         if cfg.instance_image:
             if images is None:
                 raise ValueError("instance_image: decompose() needs the images too")
@@ -161,9 +169,12 @@ class DecompNet(keras.Model):
         states = self.cell.get_initial_state(ops.shape(encoded["inputs"])[0])
         maps, objectness, queries = [], [], []
         full = maps_to_batch(category_maps) if cfg.instance_fine else None
-        if cfg.stop_head and cfg.stop_input == "state_residual":
+        residual = cfg.stop_head and cfg.stop_input != "state"
+        if residual:
             # What the earlier steps left of the category map, at the instance maps' size.
             left = ops.relu(full if cfg.instance_fine else inputs[..., :1])
+            centers = None if cfg.stop_input == "state_residual" else (
+                maps_to_batch(center_maps) if cfg.instance_fine else inputs[..., 1:2])
         for _ in range(t):
             # Fine maps: the cell's gate logits, upsampled, gate the full-resolution maps.
             out, states = self.cell.step(encoded, states, training=training,
@@ -175,8 +186,8 @@ class DecompNet(keras.Model):
             queries.append(self.cell.top_state(states))
             if cfg.stop_head:
                 stop_in = queries[-1]
-                if cfg.stop_input == "state_residual":
-                    stop_in, left = self._with_residual(stop_in, left, out)
+                if residual:
+                    stop_in, left = self._with_residual(stop_in, left, out, centers)
                 objectness.append(self.objectness(stop_in))
         maps = ops.stack(maps, axis=1)  # [B*C, T, h', w', 1]
         box_input = (ops.reshape(ops.stack(queries, axis=1), (-1, queries[0].shape[-1]))
@@ -191,15 +202,19 @@ class DecompNet(keras.Model):
         return out
 
     @staticmethod
-    def _with_residual(state, left, step_map):
+    def _with_residual(state, left, step_map, centers=None):
         """The stop head's input [state, log1p(mass left), log1p(step map's mass)] and what is left.
 
-        state [N, S]; left and step_map [N, h, w, 1].
+        state [N, S]; left, step_map and `centers` [N, h, w, 1]. With `centers`, also the
+        strongest centre under the step's map and under what was left: a fragment covers none.
         """
         step_map = ops.relu(step_map)  # Linear maps may dip below 0.
         mass = lambda m: ops.log1p(ops.sum(m, axis=(1, 2)))  # noqa: E731  [N, 1]
-        features = ops.concatenate([state, mass(left), mass(step_map)], axis=-1)
-        return features, ops.relu(left - step_map)
+        features = [state, mass(left), mass(step_map)]
+        if centers is not None:
+            under = lambda m: ops.max(centers * ops.clip(m, 0.0, 1.0), axis=(1, 2))  # noqa: E731
+            features += [under(step_map), under(left)]
+        return ops.concatenate(features, axis=-1), ops.relu(left - step_map)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
