@@ -32,6 +32,11 @@
 # read at stop 0.5 / masks 0.3 as that base was (eval val53);
 # epochs23: stage 2 alone for 3 and 7 epochs against s2_quick2's 5; stage 3 for 3 epochs from
 # each quick_all_images seed's stage-1/2 weights against that base's 5 (eval val53);
+# centers_in: stage 2 alone on the true maps with the true centre maps as the instance network's
+# input (--instance_centers), then also read by the stop head (state_residual_centers), against
+# s2_quick2; e2e_centers: the quick config end to end with the centre head and its maps as that
+# input (validation, calibration), read at stop 0.5 / masks 0.3 as quick_all_images was (val53),
+# and cut at the centre peaks (peaks);
 # each on the first 500 validation images. Summaries: runs/seeds/<arm>/summary_*.md.
 # The stage-alone proxies (s1, s2) read 5,000 training images, as their base rows did.
 set -euo pipefail
@@ -50,8 +55,8 @@ s1() {  # name, extra train.py flags
     --flagfile=$Q $FIVE_K --stages=1 --epochs=7 --learning_rates=0.001 --verbose=2 "${@:2}"
 }
 e2e() {  # name, extra train.py flags: the quick config end to end, then each seed's thresholds
-  python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$E2E_EVAL" -- \
-    --flagfile=$Q --verbose=2 "${@:2}"
+  python experiments/seeds.py --name="$1" --seeds="$SEEDS" --eval="$E2E_EVAL" \
+    ${E2EX[@]+"${E2EX[@]}"} -- --flagfile=$Q --verbose=2 "${@:2}"
   for s in ${SEEDS//,/ }; do
     d=runs/seeds/$1/seed$s
     [ -s "$d/calibration.txt" ] || python experiments/calibrate_thresholds.py \
@@ -182,9 +187,19 @@ for part in "${parts[@]}"; do
       s2 s2_e7 --epochs=7
       s3_all s3all_e3 --epochs=7,5,3
       ;;
+    centers_in)
+      s2 s2_centers_in --center_head --instance_centers
+      s2 s2_centers_stop --center_head --instance_centers --stop_input=state_residual_centers
+      ;;
+    e2e_centers)
+      V53="val53=${E2E_EVAL#validation=} --stop_threshold=0.5 --mask_threshold=0.3"
+      E2EX=("--eval=$V53" "--eval=peaks=${E2E_EVAL#validation=} --detector=peaks")
+      e2e quick_centers --center_head --instance_centers
+      E2EX=()
+      ;;
     e2e_s1lr)
       e2e quick_s1lr002 $FIVE_K --learning_rates=0.002,0.001,0.0005
       ;;
-    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, s1epochs, order, centers, s3rate_all, epochs23, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
+    *) echo "spread.sh: unknown part $part (s1, s2, e2e, s2now, schedule, fixed, more, era1, image, s1epochs, order, centers, s3rate_all, epochs23, centers_in, e2e_centers, e2e_s1lr, s3rate, e2e_all)" >&2; exit 2 ;;
   esac
 done
