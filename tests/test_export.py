@@ -2,11 +2,13 @@
 clear error. The model is small and untrained: parity does not need trained weights, and a stop
 threshold of 0 makes every instance map a detection, so every output is compared."""
 
+import dataclasses
 import os
 import subprocess
 import sys
 
 import cv2
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -206,6 +208,27 @@ def test_paper_architecture_tflite_matches_keras(tmp_path):
     ref = detections(with_scores(net(x, training=False)), 0.0, image_size=(100, 100))
     assert_same_detections(run_tflite(path, x), {k: ref[k].numpy() for k in OUTPUT_KEYS},
                            FLOAT_ATOL, "paper tflite")
+
+
+def test_centre_maps_as_inputs_serve_as_keras(tmp_path):
+    """--instance_centers and the stop head's centre features, through the SavedModel module and
+    TFLite."""
+    from decompnet_tf.models.decompnet import DecompNet
+
+    keras.utils.set_random_seed(2)
+    net = DecompNet(dataclasses.replace(TINY, center_head=True, instance_centers=True,
+                                        stop_input="state_residual_centers"))
+    net.build()
+    module = DetectorModule(net, InferenceConfig(stop_threshold=0.0))
+    path = str(tmp_path / "centres.tflite")
+    export_tflite(module, path)
+    image = _images((1, 100, 100, 1), seed=7)
+    x = image.astype(np.float32) / 255.0
+    ref = detections(with_scores(net(x, training=False)), 0.0, image_size=(100, 100))
+    ref = {k: ref[k].numpy() for k in OUTPUT_KEYS}
+    served = {k: v.numpy() for k, v in module.serve(tf.constant(image)).items()}
+    assert_same_detections(served, ref, FLOAT_ATOL, "centres, saved model function")
+    assert_same_detections(run_tflite(path, x), ref, FLOAT_ATOL, "centres, tflite")
 
 
 def test_versions(model_dir, tmp_path):
