@@ -42,9 +42,9 @@ def true_center_maps(gts: list[dict], num_classes: int, map_size: tuple[int, int
     valid = np.zeros((len(gts), num_classes, max_per_class), np.float32)
     for b, gt in enumerate(gts):
         classes = np.asarray(gt["classes"])
+        image_boxes = np.asarray(gt["boxes"], np.float32).reshape(-1, 4)
         for c in range(num_classes):
-            kept = np.asarray(gt["boxes"], np.float32).reshape(-1, 4)[classes == c]
-            kept = kept[:max_per_class]
+            kept = image_boxes[classes == c][:max_per_class]
             boxes[b, c, :len(kept)], valid[b, c, :len(kept)] = kept, 1.0
     return center_heatmap(tf.constant(boxes), tf.constant(valid), map_size).numpy()
 
