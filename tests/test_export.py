@@ -195,39 +195,39 @@ def test_tflite_models_match_keras(model_dir, exported):
         os.path.getsize(os.path.join(exported, "model.tflite")))
 
 
-def test_paper_architecture_tflite_matches_keras(tmp_path):
+def _untrained_export(config, path, seed):
+    """An untrained model of `config` as a DetectorModule (stop 0) and a float TFLite file at
+    `path`, a uint8 image [1, 100, 100, 1] from `seed`, and the Keras model's detections of it."""
     from decompnet_tf.models.decompnet import DecompNet
 
-    net = DecompNet(PAPER_TINY)
+    net = DecompNet(config)
     net.build()
     module = DetectorModule(net, InferenceConfig(stop_threshold=0.0))
-    path = str(tmp_path / "paper.tflite")
     export_tflite(module, path)
-    image = _images((1, 100, 100, 1), seed=6)
+    image = _images((1, 100, 100, 1), seed=seed)
     x = image.astype(np.float32) / 255.0
     ref = detections(with_scores(net(x, training=False)), 0.0, image_size=(100, 100))
-    assert_same_detections(run_tflite(path, x), {k: ref[k].numpy() for k in OUTPUT_KEYS},
-                           FLOAT_ATOL, "paper tflite")
+    return module, image, {k: ref[k].numpy() for k in OUTPUT_KEYS}
+
+
+def test_paper_architecture_tflite_matches_keras(tmp_path):
+    path = str(tmp_path / "paper.tflite")
+    _, image, ref = _untrained_export(PAPER_TINY, path, seed=6)
+    x = image.astype(np.float32) / 255.0
+    assert_same_detections(run_tflite(path, x), ref, FLOAT_ATOL, "paper tflite")
 
 
 def test_centre_maps_as_inputs_serve_as_keras(tmp_path):
     """--instance_centers and the stop head's centre features, through the SavedModel module and
     TFLite."""
-    from decompnet_tf.models.decompnet import DecompNet
-
     keras.utils.set_random_seed(2)
-    net = DecompNet(dataclasses.replace(TINY, center_head=True, instance_centers=True,
-                                        stop_input="state_residual_centers"))
-    net.build()
-    module = DetectorModule(net, InferenceConfig(stop_threshold=0.0))
     path = str(tmp_path / "centres.tflite")
-    export_tflite(module, path)
-    image = _images((1, 100, 100, 1), seed=7)
-    x = image.astype(np.float32) / 255.0
-    ref = detections(with_scores(net(x, training=False)), 0.0, image_size=(100, 100))
-    ref = {k: ref[k].numpy() for k in OUTPUT_KEYS}
+    module, image, ref = _untrained_export(
+        dataclasses.replace(TINY, center_head=True, instance_centers=True,
+                            stop_input="state_residual_centers"), path, seed=7)
     served = {k: v.numpy() for k, v in module.serve(tf.constant(image)).items()}
     assert_same_detections(served, ref, FLOAT_ATOL, "centres, saved model function")
+    x = image.astype(np.float32) / 255.0
     assert_same_detections(run_tflite(path, x), ref, FLOAT_ATOL, "centres, tflite")
 
 
